@@ -1,0 +1,282 @@
+//! The table allocator: one metadata record per frame, a free list threaded through the
+//! metadata, deferred (grace-period) free, poisoning, exact counters, custom hooks and
+//! allocation-failure injection.
+
+use crate::physmem::PhysMem;
+use crate::ErrorKind;
+
+/// Written over every word of a table when the grace period releases it: an invalid
+/// descriptor pattern nobody writes, so a walk through a freed table is recognisable.
+pub const POISON: u64 = 0x7f7f_7f7f_7f7f_7f7c;
+
+const NIL: u32 = u32::MAX;
+
+/// Where a frame is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameState {
+    /// Backed but on the free list (poisoned).
+    Free,
+    /// A table in use.
+    Live,
+    /// Unlinked, waiting for the grace period.
+    Deferred,
+    /// Part of a multi-frame (concatenated) root, described by its first frame.
+    Tail,
+}
+
+/// Who a table was allocated for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Default,
+    /// A custom allocator's table, with its cookie.
+    Custom(u64),
+}
+
+/// Per-frame metadata.
+#[derive(Clone, Copy, Debug)]
+pub struct TableMeta {
+    pub state: FrameState,
+    pub owner: Owner,
+    /// Lookup level of the table in this frame.
+    pub level: u8,
+    /// Frames the table spans (1, or the concatenation count for a root).
+    pub frames: u8,
+    /// Valid entries (leaves and tables) directly in this table.
+    pub live: u32,
+    /// Reservation pins (VA reservation, issue 5).
+    pub pins: u32,
+    /// Next frame on the free list.
+    next: u32,
+}
+
+/// Exact accounting, in tables (a concatenated root counts once).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Allocations ever made.
+    pub allocated: u64,
+    /// Tables in use.
+    pub live: u64,
+    /// Unlinked tables waiting for the grace period.
+    pub deferred: u64,
+    /// Tables released to the free list ever.
+    pub freed: u64,
+    /// Allocations refused (injected failure, custom hook).
+    pub failed: u64,
+}
+
+/// io-pgtable style custom allocator hooks: `alloc` decides whether a table may be taken
+/// (the frame itself comes from [`PhysMem`]), `free` is told when one is released.
+/// Both or neither; only formats with the custom-allocator capability take them.
+pub struct CustomAllocator {
+    pub alloc: Option<Box<dyn FnMut(u64, u64) -> bool>>,
+    pub free: Option<Box<dyn FnMut(u64, u64, u64)>>,
+    pub cookie: u64,
+}
+
+impl std::fmt::Debug for CustomAllocator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomAllocator")
+            .field("alloc", &self.alloc.is_some())
+            .field("free", &self.free.is_some())
+            .field("cookie", &self.cookie)
+            .finish()
+    }
+}
+
+/// Allocates table frames out of a [`PhysMem`].
+#[derive(Debug)]
+pub struct TableAllocator {
+    frame_shift: u32,
+    base: u64,
+    meta: Vec<TableMeta>,
+    free_head: u32,
+    deferred: Vec<u32>,
+    counters: Counters,
+    fail_nth: Option<u64>,
+    custom: Option<CustomAllocator>,
+}
+
+impl TableAllocator {
+    pub fn new(mem: &PhysMem, custom: Option<CustomAllocator>) -> TableAllocator {
+        TableAllocator {
+            frame_shift: mem.frame_size().trailing_zeros(),
+            base: mem.base(),
+            meta: Vec::new(),
+            free_head: NIL,
+            deferred: Vec::new(),
+            counters: Counters::default(),
+            fail_nth: None,
+            custom,
+        }
+    }
+
+    #[inline(always)]
+    fn frame(&self, pa: u64) -> usize {
+        ((pa - self.base) >> self.frame_shift) as usize
+    }
+
+    fn pa(&self, frame: u32) -> u64 {
+        self.base + ((frame as u64) << self.frame_shift)
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Makes the `n`-th allocation from now (1-based) fail with `nomem`; `None` disarms.
+    pub fn fail_nth(&mut self, n: Option<u64>) {
+        self.fail_nth = n.filter(|&n| n > 0);
+    }
+
+    /// Metadata of the table at `pa`, if `pa` is a backed frame.
+    pub fn meta(&self, pa: u64) -> Option<&TableMeta> {
+        if pa < self.base || (pa - self.base) & ((1 << self.frame_shift) - 1) != 0 {
+            return None;
+        }
+        self.meta.get(self.frame(pa))
+    }
+
+    #[inline(always)]
+    pub(crate) fn live_entries(&self, pa: u64) -> u32 {
+        self.meta[self.frame(pa)].live
+    }
+
+    #[inline(always)]
+    pub(crate) fn add_live(&mut self, pa: u64, delta: i32) {
+        let f = self.frame(pa);
+        self.meta[f].live = self.meta[f].live.wrapping_add_signed(delta);
+    }
+
+    /// Every table in use, as (address, metadata).
+    pub fn live_tables(&self) -> impl Iterator<Item = (u64, &TableMeta)> + '_ {
+        self.meta
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.state == FrameState::Live)
+            .map(|(i, m)| (self.pa(i as u32), m))
+    }
+
+    fn may_allocate(&mut self, size: u64) -> Result<Owner, ErrorKind> {
+        if let Some(n) = self.fail_nth {
+            if n == 1 {
+                self.fail_nth = None;
+                self.counters.failed += 1;
+                return Err(ErrorKind::Nomem);
+            }
+            self.fail_nth = Some(n - 1);
+        }
+        match &mut self.custom {
+            Some(CustomAllocator {
+                alloc: Some(alloc),
+                cookie,
+                ..
+            }) => {
+                if alloc(*cookie, size) {
+                    Ok(Owner::Custom(*cookie))
+                } else {
+                    self.counters.failed += 1;
+                    Err(ErrorKind::Nomem)
+                }
+            }
+            _ => Ok(Owner::Default),
+        }
+    }
+
+    /// A zeroed table for `level`, `frames` granules long, aligned to its size. Multi-frame
+    /// tables (concatenated roots) are always carved from fresh memory. The new table is
+    /// synced to the device view before it is returned, so it can be linked at once.
+    pub fn alloc(&mut self, mem: &mut PhysMem, level: u32, frames: u64) -> Result<u64, ErrorKind> {
+        let size = frames << self.frame_shift;
+        let owner = self.may_allocate(size)?;
+        let pa = if frames == 1 && self.free_head != NIL {
+            let f = self.free_head;
+            self.free_head = self.meta[f as usize].next;
+            let pa = self.pa(f);
+            mem.fill_both(pa, size, 0);
+            pa
+        } else {
+            // Pad with free frames up to the alignment of a multi-frame table.
+            while mem.frames() % frames != 0 {
+                let pad = mem.grow(1);
+                self.push_meta(FrameState::Free, Owner::Default, 0, 1);
+                let f = self.frame(pad) as u32;
+                self.meta[f as usize].next = self.free_head;
+                self.free_head = f;
+                mem.fill_both(pad, 1 << self.frame_shift, POISON);
+            }
+            let pa = mem.grow(frames);
+            self.push_meta(FrameState::Free, owner, level as u8, frames as u8);
+            for _ in 1..frames {
+                self.push_meta(FrameState::Tail, owner, level as u8, 0);
+            }
+            pa
+        };
+        let f = self.frame(pa);
+        self.meta[f] = TableMeta {
+            state: FrameState::Live,
+            owner,
+            level: level as u8,
+            frames: frames as u8,
+            live: 0,
+            pins: 0,
+            next: NIL,
+        };
+        self.counters.allocated += 1;
+        self.counters.live += 1;
+        Ok(pa)
+    }
+
+    fn push_meta(&mut self, state: FrameState, owner: Owner, level: u8, frames: u8) {
+        self.meta.push(TableMeta {
+            state,
+            owner,
+            level,
+            frames,
+            live: 0,
+            pins: 0,
+            next: NIL,
+        });
+    }
+
+    /// Unlinked table at `pa`: it waits for [`Self::grace_period`] before it can be reused.
+    pub fn free_deferred(&mut self, pa: u64) {
+        let f = self.frame(pa);
+        let m = &mut self.meta[f];
+        assert_eq!(m.state, FrameState::Live, "table {pa:#x} freed twice");
+        m.state = FrameState::Deferred;
+        self.deferred.push(f as u32);
+        self.counters.live -= 1;
+        self.counters.deferred += 1;
+    }
+
+    /// Ends the grace period: every deferred table is poisoned and goes to the free list.
+    pub fn grace_period(&mut self, mem: &mut PhysMem) {
+        let frame_size = 1u64 << self.frame_shift;
+        for f in std::mem::take(&mut self.deferred) {
+            let pa = self.pa(f);
+            let m = self.meta[f as usize];
+            mem.fill_both(pa, frame_size * m.frames as u64, POISON);
+            if let (
+                Owner::Custom(cookie),
+                Some(CustomAllocator {
+                    free: Some(free), ..
+                }),
+            ) = (m.owner, &mut self.custom)
+            {
+                free(cookie, pa, frame_size * m.frames as u64);
+            }
+            let m = &mut self.meta[f as usize];
+            m.state = FrameState::Free;
+            m.live = 0;
+            m.next = self.free_head;
+            self.free_head = f;
+            self.counters.deferred -= 1;
+            self.counters.freed += 1;
+        }
+    }
+
+    /// Frames waiting for the grace period.
+    pub fn deferred(&self) -> impl Iterator<Item = u64> + '_ {
+        self.deferred.iter().map(|&f| self.pa(f))
+    }
+}

@@ -1,0 +1,184 @@
+//! Level layout derived from a domain's configuration: start level, root size, concatenation,
+//! leaf sizes. Everything the walker needs as plain numbers, computed once per domain.
+
+use crate::config::{DomainConfig, FormatKind, Granule};
+
+/// Arm lookup levels are 0..=3; the last level is always 3.
+pub const LAST_LEVEL: u32 = 3;
+
+/// The per-domain level layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub granule: Granule,
+    /// log2(granule).
+    pub g: u32,
+    /// Index bits per full table (g - 3).
+    pub s: u32,
+    pub ias: u32,
+    pub oas: u32,
+    pub start_level: u32,
+    /// log2 of the number of entries in the root (concatenated roots included).
+    pub root_bits: u32,
+    /// Bit mask of levels (bit L) at which a leaf is allowed in this domain.
+    pub leaf_levels: u8,
+}
+
+/// Why a configuration cannot be a domain.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid domain configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    pub fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Inval
+    }
+}
+
+fn bad<T>(msg: String) -> Result<T, ConfigError> {
+    Err(ConfigError(msg))
+}
+
+/// PA size rounded up to the next size a PS/IPS field can encode.
+fn encodable_pa_size(oas: u32) -> u32 {
+    [32, 36, 40, 42, 44, 48]
+        .into_iter()
+        .find(|&p| p >= oas)
+        .unwrap_or(oas)
+}
+
+impl Geometry {
+    pub fn new(cfg: &DomainConfig) -> Result<Geometry, ConfigError> {
+        let fmt = cfg.format;
+        let (ias_range, oas_range, granules): (_, _, &[Granule]) = match fmt {
+            FormatKind::Arm64S1 | FormatKind::Arm64S2 => (32..=48, 32..=48, &Granule::ALL),
+            FormatKind::Arm32LpaeS1 => (32..=32, 32..=40, &[Granule::G4K]),
+            FormatKind::Arm32LpaeS2 => (32..=40, 32..=40, &[Granule::G4K]),
+        };
+        if !granules.contains(&cfg.granule) {
+            return bad(format!("{fmt} has no {} granule", cfg.granule));
+        }
+        if !ias_range.contains(&cfg.ias) {
+            return bad(format!("{fmt} takes IAS {ias_range:?}, not {}", cfg.ias));
+        }
+        if !oas_range.contains(&cfg.oas) {
+            return bad(format!("{fmt} takes OAS {oas_range:?}, not {}", cfg.oas));
+        }
+        if fmt.is_stage2() && cfg.ias > cfg.oas {
+            return bad(format!("stage 2 IAS {} exceeds OAS {}", cfg.ias, cfg.oas));
+        }
+        if cfg.phys_base % (16 * cfg.granule.size()) != 0 {
+            return bad(format!(
+                "phys_base {:#x} is not aligned to 16 granules",
+                cfg.phys_base
+            ));
+        }
+        let g = cfg.granule.shift();
+        let s = g - 3;
+        let shift = |l: u32| g + s * (3 - l);
+        let start_level = if fmt.is_stage2() {
+            let ps = encodable_pa_size(cfg.oas);
+            let encodable: &[u32] = match (fmt, cfg.granule) {
+                (FormatKind::Arm32LpaeS2, _) => &[1, 2],
+                (_, Granule::G4K) => &[0, 1, 2],
+                _ => &[1, 2, 3],
+            };
+            let pa_ok = |l: u32| match (cfg.granule, l) {
+                (Granule::G4K, 0) => ps >= 44,
+                (Granule::G16K, 1) => ps >= 42,
+                (Granule::G64K, 1) => ps >= 44,
+                _ => true,
+            };
+            let found = (0..=3u32).rev().find(|&l| {
+                encodable.contains(&l)
+                    && cfg.ias > shift(l)
+                    && cfg.ias - shift(l) <= s + 4
+                    && pa_ok(l)
+            });
+            match found {
+                Some(l) => l,
+                None => {
+                    return bad(format!(
+                        "no legal stage-2 start level for {} granule, IAS {}, OAS {}",
+                        cfg.granule, cfg.ias, cfg.oas
+                    ))
+                }
+            }
+        } else {
+            let levels = (cfg.ias - g).div_ceil(s);
+            4 - levels
+        };
+        let block_levels: u8 = match cfg.granule {
+            Granule::G4K => 0b1110,
+            Granule::G16K | Granule::G64K => 0b1100,
+        };
+        let at_or_below_start = !((1u8 << start_level) - 1) & 0xf;
+        Ok(Geometry {
+            granule: cfg.granule,
+            g,
+            s,
+            ias: cfg.ias,
+            oas: cfg.oas,
+            start_level,
+            root_bits: cfg.ias - shift(start_level),
+            leaf_levels: block_levels & at_or_below_start,
+        })
+    }
+
+    /// log2 of the span of one entry at `level`.
+    #[inline(always)]
+    pub fn shift(&self, level: u32) -> u32 {
+        self.g + self.s * (LAST_LEVEL - level)
+    }
+
+    /// log2 of the entries of a table at `level`.
+    #[inline(always)]
+    pub fn table_bits(&self, level: u32) -> u32 {
+        if level == self.start_level {
+            self.root_bits
+        } else {
+            self.s
+        }
+    }
+
+    /// Index of `iova` in the table at `level`.
+    #[inline(always)]
+    pub fn index(&self, iova: u64, level: u32) -> usize {
+        ((iova >> self.shift(level)) & ((1u64 << self.table_bits(level)) - 1)) as usize
+    }
+
+    /// Number of granule frames the root occupies (1, or 2..=16 when concatenated).
+    pub fn root_frames(&self) -> u64 {
+        1u64 << self.root_bits.saturating_sub(self.s)
+    }
+
+    pub fn leaf_allowed(&self, level: u32) -> bool {
+        self.leaf_levels & (1 << level) != 0
+    }
+
+    /// The level whose entries map `pgsize`, if this domain supports it as a leaf.
+    pub fn level_of_pgsize(&self, pgsize: u64) -> Option<u32> {
+        if !pgsize.is_power_of_two() {
+            return None;
+        }
+        let lg = pgsize.trailing_zeros();
+        (self.start_level..=LAST_LEVEL).find(|&l| self.shift(l) == lg && self.leaf_allowed(l))
+    }
+
+    /// Supported leaf sizes, ascending.
+    pub fn page_sizes(&self) -> Vec<u64> {
+        (self.start_level..=LAST_LEVEL)
+            .rev()
+            .filter(|&l| self.leaf_allowed(l))
+            .map(|l| 1u64 << self.shift(l))
+            .collect()
+    }
+
+    /// Input address space size in bytes.
+    pub fn ia_size(&self) -> u64 {
+        1u64 << self.ias
+    }
+
+    pub fn oa_size(&self) -> u64 {
+        1u64 << self.oas
+    }
+}

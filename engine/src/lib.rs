@@ -1,0 +1,25 @@
+//! ptfuzz-engine: the system under test.
+//!
+//! IOMMU page tables in Arm LPAE formats (stage 1 and 2, 4K/16K/64K granules), built in a
+//! simulated physical memory by one format-generic walker, with a table allocator (free
+//! lists, deferred free, poisoning, custom hooks, failure injection) and TLB maintenance
+//! through [`FlushOps`]. Semantics: `../shared/DESIGN.md` and `docs/SEMANTICS.md`.
+
+pub mod alloc;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod flush;
+pub mod format;
+pub mod geometry;
+pub mod physmem;
+pub mod prot;
+
+pub use alloc::{Counters, CustomAllocator, FrameState, Owner, TableAllocator, TableMeta};
+pub use config::{DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
+pub use domain::Domain;
+pub use error::{ErrorKind, MapError};
+pub use flush::{FlushEvent, FlushLog, FlushOps, Gather, NullFlush};
+pub use geometry::{ConfigError, Geometry};
+pub use physmem::PhysMem;
+pub use prot::Prot;

@@ -1,0 +1,177 @@
+//! A simulated physical address space holding page-table frames.
+//!
+//! Two views: what the CPU wrote, and what a non-coherent device walker can see. A write
+//! reaches the device view only through [`PhysMem::sync`], so a missing cache maintenance
+//! step in the engine shows up as a difference an oracle can observe.
+
+/// Frames of one granule each, from `base` upwards, grown on demand.
+#[derive(Clone, Debug)]
+pub struct PhysMem {
+    base: u64,
+    frame_shift: u32,
+    cpu: Vec<u64>,
+    /// `None` when the walker is coherent: the device then sees `cpu` directly.
+    dev: Option<Vec<u64>>,
+}
+
+impl PhysMem {
+    pub fn new(base: u64, frame_shift: u32, coherent: bool) -> PhysMem {
+        PhysMem {
+            base,
+            frame_shift,
+            cpu: Vec::new(),
+            dev: if coherent { None } else { Some(Vec::new()) },
+        }
+    }
+
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    pub fn frame_size(&self) -> u64 {
+        1 << self.frame_shift
+    }
+
+    pub fn is_coherent(&self) -> bool {
+        self.dev.is_none()
+    }
+
+    /// Number of frames backed so far.
+    pub fn frames(&self) -> u64 {
+        (self.cpu.len() as u64 * 8) >> self.frame_shift
+    }
+
+    /// One past the last backed physical address.
+    pub fn end(&self) -> u64 {
+        self.base + self.cpu.len() as u64 * 8
+    }
+
+    pub fn contains(&self, pa: u64, len: u64) -> bool {
+        pa >= self.base && pa.checked_add(len).is_some_and(|e| e <= self.end())
+    }
+
+    /// Backs `n` more zeroed frames; returns the address of the first.
+    pub fn grow(&mut self, n: u64) -> u64 {
+        let pa = self.end();
+        let words = self.cpu.len() + ((n << self.frame_shift) >> 3) as usize;
+        self.cpu.resize(words, 0);
+        if let Some(d) = &mut self.dev {
+            d.resize(words, 0);
+        }
+        pa
+    }
+
+    #[inline(always)]
+    fn word(&self, pa: u64) -> usize {
+        debug_assert!(pa % 8 == 0 && pa >= self.base);
+        ((pa - self.base) >> 3) as usize
+    }
+
+    /// The CPU view of the 8-byte word at `pa`.
+    #[inline(always)]
+    pub fn read(&self, pa: u64) -> u64 {
+        self.cpu[self.word(pa)]
+    }
+
+    /// Writes the CPU view only.
+    #[inline(always)]
+    pub fn write(&mut self, pa: u64, value: u64) {
+        let w = self.word(pa);
+        self.cpu[w] = value;
+    }
+
+    /// Writes the CPU view and makes the word visible to the device at once.
+    #[inline(always)]
+    pub fn write_sync(&mut self, pa: u64, value: u64) {
+        let w = self.word(pa);
+        self.cpu[w] = value;
+        if let Some(d) = &mut self.dev {
+            d[w] = value;
+        }
+    }
+
+    /// CPU view of `n` words from `pa`.
+    #[inline(always)]
+    pub fn words(&self, pa: u64, n: usize) -> &[u64] {
+        let w = self.word(pa);
+        &self.cpu[w..w + n]
+    }
+
+    #[inline(always)]
+    pub fn words_mut(&mut self, pa: u64, n: usize) -> &mut [u64] {
+        let w = self.word(pa);
+        &mut self.cpu[w..w + n]
+    }
+
+    /// Cleans `len` bytes from `pa` to the device view (a no-op when coherent).
+    #[inline(always)]
+    pub fn sync(&mut self, pa: u64, len: u64) {
+        if let Some(d) = &mut self.dev {
+            let w = ((pa - self.base) >> 3) as usize;
+            let n = (len >> 3) as usize;
+            d[w..w + n].copy_from_slice(&self.cpu[w..w + n]);
+        }
+    }
+
+    /// Fills `len` bytes from `pa` with `value` in both views (poisoning, zeroing).
+    pub fn fill_both(&mut self, pa: u64, len: u64, value: u64) {
+        let w = self.word(pa);
+        let n = (len >> 3) as usize;
+        self.cpu[w..w + n].fill(value);
+        if let Some(d) = &mut self.dev {
+            d[w..w + n].fill(value);
+        }
+    }
+
+    /// The device view of the word at `pa`, or `None` outside backed memory: what a
+    /// hardware walker (or an oracle standing in for one) reads.
+    pub fn read_device(&self, pa: u64) -> Option<u64> {
+        if pa % 8 != 0 || !self.contains(pa, 8) {
+            return None;
+        }
+        let w = self.word(pa);
+        Some(match &self.dev {
+            Some(d) => d[w],
+            None => self.cpu[w],
+        })
+    }
+
+    /// The whole device view, from `base`, e.g. to load into a guest's RAM.
+    pub fn device_view(&self) -> &[u64] {
+        self.dev.as_deref().unwrap_or(&self.cpu)
+    }
+
+    /// The whole CPU view, from `base`.
+    pub fn cpu_view(&self) -> &[u64] {
+        &self.cpu
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_sees_writes_only_after_sync() {
+        let mut m = PhysMem::new(0x1000_0000, 12, false);
+        let f = m.grow(1);
+        m.write(f + 8, 0xabc3);
+        assert_eq!(m.read(f + 8), 0xabc3);
+        assert_eq!(m.read_device(f + 8), Some(0));
+        m.sync(f, 4096);
+        assert_eq!(m.read_device(f + 8), Some(0xabc3));
+        m.write_sync(f + 16, 7);
+        assert_eq!(m.read_device(f + 16), Some(7));
+    }
+
+    #[test]
+    fn coherent_device_reads_cpu_view() {
+        let mut m = PhysMem::new(0, 12, true);
+        let f = m.grow(2);
+        m.write(f + 4096, 5);
+        assert_eq!(m.read_device(f + 4096), Some(5));
+        assert_eq!(m.read_device(f + 8192), None, "past the end");
+        assert_eq!(m.read_device(f + 4), None, "unaligned");
+        assert_eq!(m.frames(), 2);
+    }
+}
