@@ -19,6 +19,8 @@ pub struct Domain<F: FlushOps = NullFlush> {
     tables: TableAllocator,
     flush: F,
     root: u64,
+    /// Leaf attribute bits by [prot bits][level], computed once.
+    attrs: Box<[[u64; 4]; 64]>,
 }
 
 /// How an unmap walk ended.
@@ -63,7 +65,14 @@ impl<F: FlushOps> Domain<F> {
         let root = tables
             .alloc(&mut mem, geo.start_level, geo.root_frames())
             .map_err(|e| ConfigError(format!("cannot allocate the root table: {e}")))?;
+        let mut attrs = Box::new([[0u64; 4]; 64]);
+        for (bits, row) in attrs.iter_mut().enumerate() {
+            for (level, a) in row.iter_mut().enumerate() {
+                *a = fmt.leaf_attrs(Prot::from_bits_truncate(bits as u8), level as u32);
+            }
+        }
         Ok(Domain {
+            attrs,
             cfg,
             geo,
             fmt,
@@ -145,7 +154,7 @@ impl<F: FlushOps> Domain<F> {
         if !prot.readable() && !prot.writable() {
             return Ok(0);
         }
-        let attrs = self.fmt.leaf_attrs(prot, level);
+        let attrs = self.attrs[prot.bits() as usize][level as usize];
         let mut done = 0u64;
         while done < count {
             let va = iova + done * pgsize;
@@ -305,23 +314,36 @@ impl<F: FlushOps> Domain<F> {
             let base = va & !(span - 1);
             let next = base + span;
             if level == walk.page_level {
-                match entry {
-                    Entry::Invalid => walk.stopped = true,
-                    Entry::Leaf(_) => {
-                        self.mem.write_sync(slot, 0);
-                        self.tables.add_live(table, -1);
-                        self.flush.add_page(&mut walk.gather, va, span);
-                        bytes += span;
-                    }
-                    Entry::Table(child) => {
-                        if self.subtree_has_leaf(child, level + 1) {
-                            self.unlink_table(table, slot, child, level + 1, va, span);
+                // One run of pages inside this table.
+                let first = self.geo.index(va, level) as u64;
+                let n = (hi - va) >> shift;
+                let mut removed = 0;
+                for i in 0..n {
+                    let slot = table + 8 * (first + i);
+                    let page = va + (i << shift);
+                    match self.fmt.decode(self.mem.read(slot), level) {
+                        Entry::Invalid => walk.stopped = true,
+                        Entry::Leaf(_) => {
+                            self.mem.write_sync(slot, 0);
+                            removed += 1;
+                            self.flush.add_page(&mut walk.gather, page, span);
                             bytes += span;
-                        } else {
-                            walk.stopped = true;
+                        }
+                        Entry::Table(child) => {
+                            if self.subtree_has_leaf(child, level + 1) {
+                                self.unlink_table(table, slot, child, level + 1, page, span);
+                                bytes += span;
+                            } else {
+                                walk.stopped = true;
+                            }
                         }
                     }
+                    if walk.stopped {
+                        break;
+                    }
                 }
+                self.tables.add_live(table, -removed);
+                break;
             } else {
                 match entry {
                     Entry::Invalid | Entry::Leaf(_) => walk.stopped = true,

@@ -21,7 +21,15 @@ pub struct Geometry {
     pub root_bits: u32,
     /// Bit mask of levels (bit L) at which a leaf is allowed in this domain.
     pub leaf_levels: u8,
+    /// Per level: log2 of one entry's span.
+    shifts: [u32; 4],
+    /// Per level: index mask (entries - 1).
+    masks: [u64; 4],
+    /// Per log2(size): the level whose leaves have that size, or `NO_LEVEL`.
+    level_by_log2: [u8; 64],
 }
+
+const NO_LEVEL: u8 = u8::MAX;
 
 /// Why a configuration cannot be a domain.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -112,6 +120,15 @@ impl Geometry {
             Granule::G16K | Granule::G64K => 0b1100,
         };
         let at_or_below_start = !((1u8 << start_level) - 1) & 0xf;
+        let root_bits = cfg.ias - shift(start_level);
+        let leaf_levels = block_levels & at_or_below_start;
+        let mut level_by_log2 = [NO_LEVEL; 64];
+        for l in start_level..=LAST_LEVEL {
+            if leaf_levels & (1 << l) != 0 {
+                level_by_log2[shift(l) as usize] = l as u8;
+            }
+        }
+        let bits = |l: u32| if l == start_level { root_bits } else { s };
         Ok(Geometry {
             granule: cfg.granule,
             g,
@@ -119,15 +136,18 @@ impl Geometry {
             ias: cfg.ias,
             oas: cfg.oas,
             start_level,
-            root_bits: cfg.ias - shift(start_level),
-            leaf_levels: block_levels & at_or_below_start,
+            root_bits,
+            leaf_levels,
+            shifts: [shift(0), shift(1), shift(2), shift(3)],
+            masks: [0, 1, 2, 3].map(|l| (1u64 << bits(l)) - 1),
+            level_by_log2,
         })
     }
 
     /// log2 of the span of one entry at `level`.
     #[inline(always)]
     pub fn shift(&self, level: u32) -> u32 {
-        self.g + self.s * (LAST_LEVEL - level)
+        self.shifts[level as usize]
     }
 
     /// log2 of the entries of a table at `level`.
@@ -143,7 +163,7 @@ impl Geometry {
     /// Index of `iova` in the table at `level`.
     #[inline(always)]
     pub fn index(&self, iova: u64, level: u32) -> usize {
-        ((iova >> self.shift(level)) & ((1u64 << self.table_bits(level)) - 1)) as usize
+        ((iova >> self.shifts[level as usize]) & self.masks[level as usize]) as usize
     }
 
     /// Number of granule frames the root occupies (1, or 2..=16 when concatenated).
@@ -156,12 +176,15 @@ impl Geometry {
     }
 
     /// The level whose entries map `pgsize`, if this domain supports it as a leaf.
+    #[inline(always)]
     pub fn level_of_pgsize(&self, pgsize: u64) -> Option<u32> {
         if !pgsize.is_power_of_two() {
             return None;
         }
-        let lg = pgsize.trailing_zeros();
-        (self.start_level..=LAST_LEVEL).find(|&l| self.shift(l) == lg && self.leaf_allowed(l))
+        match self.level_by_log2[pgsize.trailing_zeros() as usize] {
+            NO_LEVEL => None,
+            l => Some(l as u32),
+        }
     }
 
     /// Supported leaf sizes, ascending.
