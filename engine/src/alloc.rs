@@ -94,10 +94,13 @@ pub struct TableAllocator {
     counters: Counters,
     fail_nth: Option<u64>,
     custom: Option<CustomAllocator>,
+    /// Tables must sit below 2^OAS, or a walker would take an address size fault.
+    limit: u64,
 }
 
 impl TableAllocator {
-    pub fn new(mem: &PhysMem, custom: Option<CustomAllocator>) -> TableAllocator {
+    /// An allocator whose tables all end at or below `limit` (2^OAS).
+    pub fn new(mem: &PhysMem, custom: Option<CustomAllocator>, limit: u64) -> TableAllocator {
         TableAllocator {
             frame_shift: mem.frame_size().trailing_zeros(),
             base: mem.base(),
@@ -107,6 +110,7 @@ impl TableAllocator {
             counters: Counters::default(),
             fail_nth: None,
             custom,
+            limit,
         }
     }
 
@@ -187,6 +191,11 @@ impl TableAllocator {
     /// synced to the device view before it is returned, so it can be linked at once.
     pub fn alloc(&mut self, mem: &mut PhysMem, level: u32, frames: u64) -> Result<u64, ErrorKind> {
         let size = frames << self.frame_shift;
+        let fresh_end = mem.end().next_multiple_of(size) + size;
+        if (frames > 1 || self.free_head == NIL) && fresh_end > self.limit {
+            self.counters.failed += 1;
+            return Err(ErrorKind::Nomem);
+        }
         let owner = self.may_allocate(size)?;
         let pa = if frames == 1 && self.free_head != NIL {
             let f = self.free_head;

@@ -1,6 +1,8 @@
 //! A page-table domain: the one generic walker that maps, unmaps and looks up, over the
 //! descriptor code of its [`Format`]. Semantics: docs/SEMANTICS.md.
 
+use std::cell::Cell;
+
 use crate::alloc::{Counters, CustomAllocator, TableAllocator};
 use crate::config::DomainConfig;
 use crate::flush::{FlushOps, Gather, NullFlush};
@@ -21,7 +23,13 @@ pub struct Domain<F: FlushOps = NullFlush> {
     root: u64,
     /// Leaf attribute bits by [prot bits][level], computed once.
     attrs: Box<[[u64; 4]; 64]>,
+    /// Software walk cache: per level, the table last walked to and the tag
+    /// (`iova >> shift(level - 1)`) of the span it covers. Tables only disappear by being
+    /// unlinked, which clears it, so a hit is always a linked table.
+    path: [Cell<(u64, u64)>; 4],
 }
+
+const NO_TAG: (u64, u64) = (u64::MAX, 0);
 
 /// How an unmap walk ended.
 struct UnmapWalk {
@@ -61,7 +69,15 @@ impl<F: FlushOps> Domain<F> {
             }
         }
         let mut mem = PhysMem::new(cfg.phys_base, geo.g, cfg.coherent);
-        let mut tables = TableAllocator::new(&mem, custom);
+        let mut tables = TableAllocator::new(&mem, custom, geo.oa_size());
+        let root_end = cfg.phys_base + (geo.root_frames() << geo.g);
+        if root_end > geo.oa_size() {
+            return Err(ConfigError(format!(
+                "the root table at {:#x} would end past 2^OAS ({:#x})",
+                cfg.phys_base,
+                geo.oa_size()
+            )));
+        }
         let root = tables
             .alloc(&mut mem, geo.start_level, geo.root_frames())
             .map_err(|e| ConfigError(format!("cannot allocate the root table: {e}")))?;
@@ -72,6 +88,7 @@ impl<F: FlushOps> Domain<F> {
             }
         }
         Ok(Domain {
+            path: [const { Cell::new(NO_TAG) }; 4],
             attrs,
             cfg,
             geo,
@@ -155,13 +172,23 @@ impl<F: FlushOps> Domain<F> {
             return Ok(0);
         }
         let attrs = self.attrs[prot.bits() as usize][level as usize];
+        if count == 1 {
+            // One page into a cached table: the common per-page call.
+            if let Some(table) = self.cached(iova, level) {
+                let slot = self.slot(table, iova, level);
+                if self.mem.read(slot) == 0 {
+                    self.mem.write_sync(slot, pa | attrs);
+                    self.tables.add_live(table, 1);
+                    return Ok(size);
+                }
+            }
+        }
         let mut done = 0u64;
         while done < count {
             let va = iova + done * pgsize;
-            let stop = |kind| Err(MapError::new(kind, done * pgsize));
             let table = match self.walk_alloc(va, level) {
                 Ok(t) => t,
-                Err(kind) => return stop(kind),
+                Err(kind) => return Err(MapError::new(kind, done * pgsize)),
             };
             let idx = self.geo.index(va, level) as u64;
             let run = (count - done).min(self.entries(level) - idx);
@@ -183,41 +210,77 @@ impl<F: FlushOps> Domain<F> {
                 done += written;
             }
             if written < run {
-                // The slot at `done` holds something: a leaf (exists) or a table.
-                let va = iova + done * pgsize;
-                let slot = table + 8 * (idx + written);
-                match self.fmt.decode(self.mem.read(slot), level) {
-                    Entry::Table(child) if !self.subtree_has_leaf(child, level + 1) => {
-                        self.unlink_table(table, slot, child, level + 1, va, pgsize);
-                        self.mem.write_sync(slot, (pa + done * pgsize) | attrs);
-                        self.tables.add_live(table, 1);
-                        done += 1;
-                    }
-                    _ => return Err(MapError::new(ErrorKind::Exists, done * pgsize)),
-                }
+                let slot = first + 8 * written;
+                let leaf = (pa + done * pgsize) | attrs;
+                self.map_over_occupied(table, slot, level, iova + done * pgsize, leaf)
+                    .map_err(|kind| MapError::new(kind, done * pgsize))?;
+                done += 1;
             }
         }
         Ok(size)
     }
 
+    /// The slot holds something: a leaf (`exists`), a table with leaves (`exists`), or an
+    /// empty table, which is unlinked and replaced by `leaf`.
+    #[cold]
+    #[inline(never)]
+    fn map_over_occupied(&mut self, table: u64, slot: u64, level: u32, va: u64, leaf: u64) -> Result<(), ErrorKind> {
+        match self.fmt.decode(self.mem.read(slot), level) {
+            Entry::Table(child) if !self.subtree_has_leaf(child, level + 1) => {
+                let span = 1u64 << self.geo.shift(level);
+                self.unlink_table(table, slot, child, level + 1, va, span);
+                self.mem.write_sync(slot, leaf);
+                self.tables.add_live(table, 1);
+                Ok(())
+            }
+            _ => Err(ErrorKind::Exists),
+        }
+    }
+
+    /// The cached table at `level` for `iova`, if the walk cache holds it.
+    #[inline(always)]
+    fn cached(&self, iova: u64, level: u32) -> Option<u64> {
+        let (tag, table) = self.path[level as usize].get();
+        (level > self.geo.start_level && tag == iova >> self.geo.shift(level - 1)).then_some(table)
+    }
+
+    #[inline(always)]
+    fn remember(&self, iova: u64, level: u32, table: u64) {
+        self.path[level as usize].set((iova >> self.geo.shift(level - 1), table));
+    }
+
+    fn forget_paths(&self) {
+        for p in &self.path {
+            p.set(NO_TAG);
+        }
+    }
+
     /// The table at `level` on the path to `iova`, allocating missing intermediate tables.
     #[inline]
     fn walk_alloc(&mut self, iova: u64, level: u32) -> Result<u64, ErrorKind> {
+        if let Some(t) = self.cached(iova, level) {
+            return Ok(t);
+        }
         let mut table = self.root;
         for l in self.geo.start_level..level {
             let slot = self.slot(table, iova, l);
             table = match self.fmt.decode(self.mem.read(slot), l) {
                 Entry::Table(next) => next,
                 Entry::Leaf(_) => return Err(ErrorKind::Exists),
-                Entry::Invalid => {
-                    let next = self.tables.alloc(&mut self.mem, l + 1, 1)?;
-                    self.mem.write_sync(slot, self.fmt.table(next));
-                    self.tables.add_live(table, 1);
-                    next
-                }
+                Entry::Invalid => self.link_new_table(table, slot, l + 1)?,
             };
+            self.remember(iova, l + 1, table);
         }
         Ok(table)
+    }
+
+    /// Allocates a table for `level` and links it at `slot` of `parent`.
+    #[inline(never)]
+    fn link_new_table(&mut self, parent: u64, slot: u64, level: u32) -> Result<u64, ErrorKind> {
+        let next = self.tables.alloc(&mut self.mem, level, 1)?;
+        self.mem.write_sync(slot, self.fmt.table(next));
+        self.tables.add_live(parent, 1);
+        Ok(next)
     }
 
     /// Whether any valid leaf lives in the table at `level` or below it.
@@ -254,6 +317,7 @@ impl<F: FlushOps> Domain<F> {
     fn unlink_table(&mut self, parent: u64, slot: u64, child: u64, child_level: u32, va: u64, span: u64) {
         self.mem.write_sync(slot, 0);
         self.tables.add_live(parent, -1);
+        self.forget_paths();
         self.flush.flush_walk(va, span, self.geo.granule.size());
         self.free_subtree(child, child_level);
     }
@@ -297,78 +361,111 @@ impl<F: FlushOps> Domain<F> {
             stopped: false,
             gather: Gather::new(),
         };
-        let bytes = self.unmap_in(self.root, self.geo.start_level, iova, end, &mut walk);
+        let parent_shift = page_level
+            .checked_sub(1)
+            .filter(|&l| l >= self.geo.start_level)
+            .map(|l| self.geo.shift(l));
+        let bytes = match parent_shift {
+            // Inside one page-level table without covering all of it: no table can be
+            // freed, so go straight to that table.
+            Some(ps) if iova >> ps == (end - 1) >> ps && end - iova < 1 << ps => {
+                match self.find_table(iova, page_level) {
+                    Some(table) => self.unmap_pages(table, page_level, iova, end, &mut walk),
+                    None => 0,
+                }
+            }
+            _ => self.unmap_in(self.root, self.geo.start_level, iova, end, &mut walk),
+        };
         self.flush.sync(&walk.gather);
         Ok(bytes)
     }
 
-    /// Unmaps `[lo, hi)` within `table` at `level`; returns the bytes counted.
-    fn unmap_in(&mut self, table: u64, level: u32, lo: u64, hi: u64, walk: &mut UnmapWalk) -> u64 {
+    /// The table at `level` on the path to `iova`, or `None` where the path ends earlier
+    /// (an invalid entry or a larger leaf).
+    #[inline]
+    fn find_table(&self, iova: u64, level: u32) -> Option<u64> {
+        if let Some(t) = self.cached(iova, level) {
+            return Some(t);
+        }
+        let mut table = self.root;
+        for l in self.geo.start_level..level {
+            match self.fmt.decode(self.mem.read(self.slot(table, iova, l)), l) {
+                Entry::Table(next) => table = next,
+                _ => return None,
+            }
+            self.remember(iova, l + 1, table);
+        }
+        Some(table)
+    }
+
+    /// Unmaps the pages of `[va, hi)`, all inside the table at `level`; the caller frees
+    /// tables whose whole span went.
+    fn unmap_pages(&mut self, table: u64, level: u32, va: u64, hi: u64, walk: &mut UnmapWalk) -> u64 {
         let shift = self.geo.shift(level);
         let span = 1u64 << shift;
+        let first = self.geo.index(va, level) as u64;
+        let n = (hi - va) >> shift;
         let mut bytes = 0;
-        let mut va = lo;
-        while va < hi {
-            let slot = self.slot(table, va, level);
-            let entry = self.fmt.decode(self.mem.read(slot), level);
-            let base = va & !(span - 1);
-            let next = base + span;
-            if level == walk.page_level {
-                // One run of pages inside this table.
-                let first = self.geo.index(va, level) as u64;
-                let n = (hi - va) >> shift;
-                let mut removed = 0;
-                for i in 0..n {
-                    let slot = table + 8 * (first + i);
-                    let page = va + (i << shift);
-                    match self.fmt.decode(self.mem.read(slot), level) {
-                        Entry::Invalid => walk.stopped = true,
-                        Entry::Leaf(_) => {
-                            self.mem.write_sync(slot, 0);
-                            removed += 1;
-                            self.flush.add_page(&mut walk.gather, page, span);
-                            bytes += span;
-                        }
-                        Entry::Table(child) => {
-                            if self.subtree_has_leaf(child, level + 1) {
-                                self.unlink_table(table, slot, child, level + 1, page, span);
-                                bytes += span;
-                            } else {
-                                walk.stopped = true;
-                            }
-                        }
-                    }
-                    if walk.stopped {
-                        break;
-                    }
+        let mut removed = 0;
+        for i in 0..n {
+            let slot = table + 8 * (first + i);
+            let page = va + (i << shift);
+            match self.fmt.decode(self.mem.read(slot), level) {
+                Entry::Invalid => walk.stopped = true,
+                Entry::Leaf(_) => {
+                    self.mem.write_sync(slot, 0);
+                    removed += 1;
+                    self.flush.add_page(&mut walk.gather, page, span);
+                    bytes += span;
                 }
-                self.tables.add_live(table, -removed);
-                break;
-            } else {
-                match entry {
-                    Entry::Invalid | Entry::Leaf(_) => walk.stopped = true,
-                    Entry::Table(child) => {
-                        let covered = va == base && hi >= next;
-                        let child_level = level + 1;
-                        if covered
-                            && child_level == LAST_LEVEL
-                            && self.tables.live_entries(child) as u64 == self.entries(child_level)
-                        {
-                            // A full last-level table unmapped whole: O(1), the walk
-                            // flush covers its leaves.
-                            self.unlink_table(table, slot, child, child_level, va, span);
-                            bytes += span;
-                        } else {
-                            bytes += self.unmap_in(child, child_level, va, hi.min(next), walk);
-                            if covered && !walk.stopped {
-                                self.unlink_table(table, slot, child, child_level, va, span);
-                            }
-                        }
+                Entry::Table(child) => {
+                    if self.subtree_has_leaf(child, level + 1) {
+                        self.unlink_table(table, slot, child, level + 1, page, span);
+                        bytes += span;
+                    } else {
+                        walk.stopped = true;
                     }
                 }
             }
             if walk.stopped {
                 break;
+            }
+        }
+        self.tables.add_live(table, -removed);
+        bytes
+    }
+
+    /// Unmaps `[lo, hi)` within `table` at `level`; returns the bytes counted.
+    fn unmap_in(&mut self, table: u64, level: u32, lo: u64, hi: u64, walk: &mut UnmapWalk) -> u64 {
+        if level == walk.page_level {
+            return self.unmap_pages(table, level, lo, hi, walk);
+        }
+        let span = 1u64 << self.geo.shift(level);
+        let child_level = level + 1;
+        let mut bytes = 0;
+        let mut va = lo;
+        while va < hi && !walk.stopped {
+            let slot = self.slot(table, va, level);
+            let next = (va & !(span - 1)) + span;
+            let Entry::Table(child) = self.fmt.decode(self.mem.read(slot), level) else {
+                // A hole, or a leaf larger than the pages being unmapped.
+                walk.stopped = true;
+                break;
+            };
+            let covered = va + span == next && hi >= next;
+            if covered
+                && child_level == LAST_LEVEL
+                && self.tables.live_entries(child) as u64 == self.entries(child_level)
+            {
+                // A full last-level table unmapped whole: O(1), the walk flush covers
+                // its leaves.
+                self.unlink_table(table, slot, child, child_level, va, span);
+                bytes += span;
+            } else {
+                bytes += self.unmap_in(child, child_level, va, hi.min(next), walk);
+                if covered && !walk.stopped {
+                    self.unlink_table(table, slot, child, child_level, va, span);
+                }
             }
             va = next;
         }
@@ -381,18 +478,27 @@ impl<F: FlushOps> Domain<F> {
         if iova >> self.geo.ias != 0 {
             return None;
         }
-        let mut table = self.root;
-        for level in self.geo.start_level..=LAST_LEVEL {
+        let (mut level, mut table) = (self.geo.start_level, self.root);
+        for l in (self.geo.start_level + 1..=LAST_LEVEL).rev() {
+            if let Some(t) = self.cached(iova, l) {
+                (level, table) = (l, t);
+                break;
+            }
+        }
+        loop {
             let pte = self.mem.read(self.slot(table, iova, level));
             match self.fmt.decode(pte, level) {
                 Entry::Invalid => return None,
-                Entry::Table(next) => table = next,
                 Entry::Leaf(oa) => {
                     let mask = (1u64 << self.geo.shift(level)) - 1;
                     return Some((oa & !mask) | (iova & mask));
                 }
+                Entry::Table(next) => {
+                    level += 1;
+                    self.remember(iova, level, next);
+                    table = next;
+                }
             }
         }
-        None
     }
 }

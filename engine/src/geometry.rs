@@ -46,14 +46,6 @@ fn bad<T>(msg: String) -> Result<T, ConfigError> {
     Err(ConfigError(msg))
 }
 
-/// PA size rounded up to the next size a PS/IPS field can encode.
-fn encodable_pa_size(oas: u32) -> u32 {
-    [32, 36, 40, 42, 44, 48]
-        .into_iter()
-        .find(|&p| p >= oas)
-        .unwrap_or(oas)
-}
-
 impl Geometry {
     pub fn new(cfg: &DomainConfig) -> Result<Geometry, ConfigError> {
         let fmt = cfg.format;
@@ -84,7 +76,7 @@ impl Geometry {
         let s = g - 3;
         let shift = |l: u32| g + s * (3 - l);
         let start_level = if fmt.is_stage2() {
-            let ps = encodable_pa_size(cfg.oas);
+            let ps = cfg.oas;
             let encodable: &[u32] = match (fmt, cfg.granule) {
                 (FormatKind::Arm32LpaeS2, _) => &[1, 2],
                 (_, Granule::G4K) => &[0, 1, 2],

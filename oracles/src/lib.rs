@@ -1,7 +1,13 @@
 //! Everything that judges the engine. Shares only the plain types in
 //! `ptfuzz_engine::{config, error, prot}` with it, never its page-table code, so an engine
-//! bug cannot be repeated here.
+//! bug cannot be repeated here. The walker additionally reads engine state through
+//! `Domain`'s public accessors (root, device view of memory, allocator metadata and
+//! counters: see `walker::view`), never through its format or geometry.
 
+pub mod divergence;
 pub mod model;
+pub mod walker;
 
+pub use divergence::Divergence;
 pub use model::Model;
+pub use walker::{check_domain, check_range};

@@ -104,12 +104,18 @@ impl DomainRules {
         } else {
             stage1_start(cfg.granule, cfg.ias).ok_or(ErrorKind::Inval)?
         };
-        Ok(DomainRules {
+        let rules = DomainRules {
             granule: cfg.granule,
             ias: cfg.ias,
             oas: cfg.oas,
             start_level,
-        })
+        };
+        // The root sits at phys_base and must be reachable: it has to end below 2^OAS.
+        let root_bytes = rules.root_tables() * cfg.granule.size();
+        if cfg.phys_base.checked_add(root_bytes).is_none_or(|end| end > 1u64 << cfg.oas) {
+            return Err(ErrorKind::Inval);
+        }
+        Ok(rules)
     }
 
     /// Bits resolved per level below the root.

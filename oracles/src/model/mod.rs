@@ -159,6 +159,25 @@ impl Model {
         self.leaves.iter().map(|(&a, l)| (a, l.pa, l.size, l.prot))
     }
 
+    /// The leaves overlapping `[lo, hi)`, ascending: (iova, pa, size, prot).
+    pub fn leaves_overlapping(
+        &self,
+        lo: u64,
+        hi: u64,
+    ) -> impl Iterator<Item = (u64, u64, u64, Prot)> + '_ {
+        // Only the last leaf starting below `lo` can reach into the range.
+        let first = self
+            .leaf_entry(lo)
+            .filter(|&(a, _)| a < lo && lo < hi)
+            .map(|(a, l)| (a, l.pa, l.size, l.prot));
+        let rest = (lo < hi)
+            .then(|| self.leaves.range(lo..hi))
+            .into_iter()
+            .flatten()
+            .map(|(&a, l)| (a, l.pa, l.size, l.prot));
+        first.into_iter().chain(rest)
+    }
+
     /// Clears everything (a "free everything" op).
     pub fn clear(&mut self) {
         self.leaves.clear();

@@ -1,0 +1,76 @@
+//! What one command actually returned, printed in the trace's `->` tail syntax so a failure
+//! reads like the line that would have passed.
+
+use std::fmt;
+
+use ptfuzz_engine::{ErrorKind, MapError};
+
+use crate::trace::Expect;
+
+/// The result of one command, from the engine or from the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Domain creation: accepted, or refused with a kind (always `inval` today).
+    Domain(Result<(), ErrorKind>),
+    Map(Result<u64, MapError>),
+    Unmap(Result<u64, ErrorKind>),
+    Lookup(Option<u64>),
+}
+
+impl Outcome {
+    /// Every expectation field this outcome determines. A lookup always succeeds, so it
+    /// also meets `ok`.
+    pub fn facts(&self) -> Expect {
+        let mut e = Expect::default();
+        match *self {
+            Outcome::Domain(r) => (e.ok, e.err) = (r.is_ok(), r.err()),
+            Outcome::Map(Ok(n)) => (e.ok, e.mapped) = (true, Some(n)),
+            Outcome::Map(Err(m)) => (e.err, e.mapped) = (Some(m.kind), Some(m.mapped)),
+            Outcome::Unmap(Ok(n)) => (e.ok, e.unmapped) = (true, Some(n)),
+            Outcome::Unmap(Err(k)) => (e.err, e.unmapped) = (Some(k), Some(0)),
+            Outcome::Lookup(pa) => (e.ok, e.pa, e.none) = (true, pa, pa.is_none()),
+        }
+        e
+    }
+}
+
+/// `ok mapped=0x200000`, `err=exists mapped=0`, `ok unmapped=0x1000`, `pa=0x40201234`,
+/// `none`, `err=inval`: parseable as an expectation that this outcome meets.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut e = self.facts();
+        if let Outcome::Lookup(_) = self {
+            e.ok = false; // implied; `pa=`/`none` is the whole answer
+        }
+        e.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_as_tail() {
+        let cases = [
+            (Outcome::Map(Ok(0x200000)), "ok mapped=0x200000"),
+            (
+                Outcome::Map(Err(MapError::new(ErrorKind::Exists, 0))),
+                "err=exists mapped=0",
+            ),
+            (Outcome::Unmap(Ok(0x1000)), "ok unmapped=0x1000"),
+            (
+                Outcome::Unmap(Err(ErrorKind::Range)),
+                "err=range unmapped=0",
+            ),
+            (Outcome::Lookup(Some(0x40201234)), "pa=0x40201234"),
+            (Outcome::Lookup(None), "none"),
+            (Outcome::Domain(Err(ErrorKind::Inval)), "err=inval"),
+            (Outcome::Domain(Ok(())), "ok"),
+        ];
+        for (o, s) in cases {
+            assert_eq!(o.to_string(), s);
+            assert!(o.facts().is_met_by(&o.facts()));
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Trace format v1 (DESIGN.md, "Trace format v1"): the readable form of every fuzz input and
+//! every saved crash. One command a line, with an optional `-> …` expectation tail.
+//!
+//! [`parse`](parse::parse) and the `Display` impls in [`print`] are inverses, so a trace
+//! printed from an input replays exactly as that input ran.
+
+pub mod parse;
+pub mod print;
+
+use ptfuzz_engine::{DomainConfig, ErrorKind, Prot};
+
+pub use parse::{parse, parse_number, ParseError, ParseErrorKind};
+
+/// A parsed trace: commands only; comments and blank lines are not kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    pub lines: Vec<TraceLine>,
+}
+
+/// One command, the 1-based line it came from (0 if built in memory), and its expectation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceLine {
+    pub line: usize,
+    pub command: Command,
+    pub expect: Option<Expect>,
+}
+
+/// One operation of the op language. Domains are named so a trace can drive several.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Domain {
+        name: String,
+        cfg: DomainConfig,
+    },
+    Map {
+        dom: String,
+        iova: u64,
+        pa: u64,
+        pgsize: u64,
+        count: u64,
+        prot: Prot,
+    },
+    Unmap {
+        dom: String,
+        iova: u64,
+        pgsize: u64,
+        count: u64,
+    },
+    Lookup {
+        dom: String,
+        iova: u64,
+    },
+}
+
+impl Command {
+    /// The command word as written in a trace.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Command::Domain { .. } => "domain",
+            Command::Map { .. } => "map",
+            Command::Unmap { .. } => "unmap",
+            Command::Lookup { .. } => "lookup",
+        }
+    }
+
+    /// The domain the command declares or acts on.
+    pub fn domain(&self) -> &str {
+        match self {
+            Command::Domain { name: d, .. }
+            | Command::Map { dom: d, .. }
+            | Command::Unmap { dom: d, .. }
+            | Command::Lookup { dom: d, .. } => d,
+        }
+    }
+}
+
+/// A stated expectation: every field that is set is checked, every field left out is not.
+///
+/// The same type describes an actual result with all its fields set (see
+/// `crate::outcome::Outcome::facts`), so checking is field-by-field comparison.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expect {
+    pub ok: bool,
+    pub err: Option<ErrorKind>,
+    pub mapped: Option<u64>,
+    pub unmapped: Option<u64>,
+    pub pa: Option<u64>,
+    pub none: bool,
+}
+
+impl Expect {
+    /// True if no field is set (a tail that checks nothing).
+    pub fn is_empty(&self) -> bool {
+        *self == Expect::default()
+    }
+
+    /// Whether `actual` (an outcome's full facts) has every field this expectation sets.
+    pub fn is_met_by(&self, actual: &Expect) -> bool {
+        fn eq<T: PartialEq>(want: Option<T>, got: Option<T>) -> bool {
+            want.is_none() || want == got
+        }
+        (!self.ok || actual.ok)
+            && (!self.none || actual.none)
+            && eq(self.err, actual.err)
+            && eq(self.mapped, actual.mapped)
+            && eq(self.unmapped, actual.unmapped)
+            && eq(self.pa, actual.pa)
+    }
+}

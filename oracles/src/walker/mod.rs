@@ -1,0 +1,119 @@
+//! The independent table walker: decodes the device view of the engine's tables with its own
+//! descriptor code (written from ARM-FACTS.md, never from the engine's `format`/`geometry`)
+//! and checks it against the reference model and the allocator's metadata.
+//!
+//! - `params`: granule, sizes, start level, indexing (concatenated roots as one flat array);
+//! - `descriptor`: LPAE descriptor types, block levels, output address, RES0, faults;
+//! - `attrs`: decoded stage-1 / stage-2 leaf attributes and the ones a prot implies;
+//! - `translate`: one input address through a memory-read callback;
+//! - `leaves`: model leaves and unmapped samples against the walk;
+//! - `structure`: every reachable table against the allocator, counters and model;
+//! - `view`: the engine state the structure walk reads (device view, frame metadata).
+
+pub mod attrs;
+pub mod descriptor;
+mod leaves;
+pub mod params;
+pub mod structure;
+#[cfg(test)]
+mod structure_tests;
+#[cfg(test)]
+mod tests;
+pub mod translate;
+pub mod view;
+
+use ptfuzz_engine::{Domain, FlushOps};
+
+pub use crate::divergence::Divergence;
+use crate::model::Model;
+pub use attrs::{LeafAttrs, S1Attrs, S2Attrs};
+pub use descriptor::{decode, Descriptor, FaultKind};
+use leaves::{Walker, ORACLE};
+pub use params::WalkParams;
+pub use structure::StructureStats;
+pub use translate::{translate, Fault, Translation};
+pub use view::{FrameInfo, TableView};
+
+/// The walk parameters of `dom`, after checking the model describes the same domain.
+fn params<F: FlushOps>(dom: &Domain<F>, model: &Model) -> Result<WalkParams, Divergence> {
+    let cfg = dom.config();
+    let r = model.rules();
+    if (r.granule, r.ias, r.oas) != (cfg.granule, cfg.ias, cfg.oas) {
+        return Err(Divergence::new(
+            ORACLE,
+            format!(
+                "model is for granule {} ias {} oas {}, domain is {} ias {} oas {}",
+                r.granule, r.ias, r.oas, cfg.granule, cfg.ias, cfg.oas
+            ),
+        ));
+    }
+    Ok(WalkParams::for_domain(cfg, r))
+}
+
+fn walker<'a, F: FlushOps>(
+    dom: &'a Domain<F>,
+    p: &'a WalkParams,
+) -> Walker<'a, impl Fn(u64) -> Option<u64> + 'a> {
+    let mem = dom.mem();
+    Walker {
+        p,
+        root: dom.root(),
+        read: move |pa| mem.read_device(pa),
+    }
+}
+
+/// Checks every leaf of the model translates (at its first byte, last byte, and a middle
+/// offset) to the model's pa with the attributes the model's prot implies per SEMANTICS.md
+/// "Descriptors" and with the model's leaf size; checks `samples` (and the neighbours just
+/// below/above each model leaf, when not mapped in the model) against the model: unmapped
+/// ones must give a translation fault; and checks the structure: every table reachable from
+/// the root is Live in the allocator metadata at the right level, reachable once, not
+/// poisoned; every Live table is reachable; each table's `live` count equals its valid
+/// entries; every valid leaf is a model leaf; counters are consistent.
+pub fn check_domain<F: FlushOps>(
+    dom: &Domain<F>,
+    model: &Model,
+    samples: &[u64],
+) -> Result<(), Divergence> {
+    let p = params(dom, model)?;
+    let w = walker(dom, &p);
+    for leaf in model.leaves() {
+        w.check_leaf(model, leaf)?;
+    }
+    for &iova in samples {
+        w.check_iova(model, iova)?;
+    }
+    structure::check_structure(dom, &p, model)?;
+    Ok(())
+}
+
+/// Cheaper variant for per-op use: only the model leaves overlapping `[lo, hi)` (and their
+/// neighbours) plus `samples`; no structure walk.
+pub fn check_range<F: FlushOps>(
+    dom: &Domain<F>,
+    model: &Model,
+    lo: u64,
+    hi: u64,
+    samples: &[u64],
+) -> Result<(), Divergence> {
+    let p = params(dom, model)?;
+    let w = walker(dom, &p);
+    for leaf in model.leaves_overlapping(lo, hi) {
+        w.check_leaf(model, leaf)?;
+    }
+    for &iova in samples {
+        w.check_iova(model, iova)?;
+    }
+    Ok(())
+}
+
+/// Translates one address of `dom` through its device view (for other oracles and tools).
+pub fn translate_domain<F: FlushOps>(
+    dom: &Domain<F>,
+    model: &Model,
+    iova: u64,
+) -> Result<Result<Translation, Fault>, Divergence> {
+    let p = params(dom, model)?;
+    let mem = dom.mem();
+    Ok(translate(&p, dom.root(), iova, |pa| mem.read_device(pa)))
+}

@@ -1,0 +1,298 @@
+//! Tables -> model and allocator: walks every table reachable from the root once and checks
+//! it against the allocator's metadata, the counters and the model.
+
+use std::collections::HashSet;
+
+use ptfuzz_engine::alloc::{FrameState, POISON};
+
+use super::attrs::LeafAttrs;
+use super::descriptor::{decode, Descriptor};
+use super::leaves::ORACLE;
+use super::params::WalkParams;
+use super::view::TableView;
+use crate::divergence::Divergence;
+use crate::model::Model;
+
+/// What the structure walk found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StructureStats {
+    /// Reachable tables (a concatenated root counts once).
+    pub tables: u64,
+    /// Valid leaf descriptors.
+    pub leaves: u64,
+}
+
+fn diverge(what: String) -> Divergence {
+    Divergence::new(ORACLE, what)
+}
+
+/// The device view of the `n` words of the table at `pa`.
+fn words<T: TableView>(t: &T, pa: u64, n: u64) -> Result<&[u64], Divergence> {
+    t.device_words(pa, n).ok_or_else(|| {
+        let (base, end) = t.mem_range();
+        diverge(format!(
+            "table at pa {pa:#x} ({n} entries) is outside memory [{base:#x}, {end:#x})"
+        ))
+    })
+}
+
+/// Walks every table reachable from the root (device view), once each, in
+/// O(tables x entries per table), and checks:
+/// - the root is a Live table of the start level spanning its concatenated frames (the others
+///   Tail), aligned to its size, with nothing written in its frame beyond its entries;
+/// - every table descriptor points to a Live single-frame table of the next level, reached
+///   only once, holding no poison; no descriptor is malformed (RES0 bits, L3 `01`, a block
+///   where the granule allows none, OA beyond OAS) or has table attribute bits;
+/// - each table's metadata `live` count equals its valid entries;
+/// - every leaf is exactly a model leaf (start, size, pa, attributes), and their numbers agree;
+/// - counters: allocated == live + deferred + freed, live == reachable tables == Live frames,
+///   deferred == the deferred list; every Live frame is reachable (no leak);
+/// - every Free frame still holds only poison (nothing wrote into a freed table).
+pub fn check_structure<T: TableView>(
+    t: &T,
+    p: &WalkParams,
+    model: &Model,
+) -> Result<StructureStats, Divergence> {
+    let granule = 1u64 << p.g;
+    let root = t.root();
+    let root_tables = (p.root_entries() >> p.stride()).max(1);
+
+    let root_bytes = root_tables * granule;
+    if (root + root_bytes - 1) >> p.oas != 0 {
+        return Err(diverge(format!(
+            "root {root:#x}..{:#x} lies at or beyond 2^OAS = {:#x}: address size fault",
+            root + root_bytes,
+            1u64 << p.oas
+        )));
+    }
+    if !root.is_multiple_of(root_bytes) {
+        return Err(diverge(format!(
+            "root {root:#x} is not aligned to its size {root_bytes:#x}"
+        )));
+    }
+    match t.frame(root) {
+        Some(m)
+            if m.state == FrameState::Live
+                && m.level as u32 == p.start_level
+                && m.frames as u64 == root_tables => {}
+        m => {
+            return Err(diverge(format!(
+            "root {root:#x}: expected a Live L{} table of {root_tables} frame(s), metadata {m:?}",
+            p.start_level
+        )))
+        }
+    }
+    for k in 1..root_tables {
+        let pa = root + k * granule;
+        match t.frame(pa) {
+            Some(m) if m.state == FrameState::Tail => {}
+            m => {
+                return Err(diverge(format!(
+                    "root {root:#x}: frame {k} at {pa:#x} should be a Tail, metadata {m:?}"
+                )))
+            }
+        }
+    }
+    let frame = words(t, root, granule / 8)?;
+    let n = p.root_entries() as usize;
+    if let Some(i) = frame.iter().skip(n).position(|&w| w != 0) {
+        let i = n + i;
+        return Err(diverge(format!(
+            "root {root:#x} has {n} entries but the word at pa {:#x} beyond them is {:#018x}",
+            root + 8 * i as u64,
+            frame[i]
+        )));
+    }
+
+    let counters = t.counters();
+    let mut seen: HashSet<u64> = HashSet::with_capacity(counters.live as usize + 1);
+    seen.insert(root);
+    let mut stats = StructureStats::default();
+    // (table pa, level, iova of its first entry)
+    let mut stack = vec![(root, p.start_level, 0u64)];
+    while let Some((table, level, base)) = stack.pop() {
+        stats.tables += 1;
+        let shift = p.shift(level);
+        let mut valid = 0u32;
+        for (i, &d) in words(t, table, p.entries_at(level))?.iter().enumerate() {
+            if d == 0 {
+                continue;
+            }
+            let pa = table + 8 * i as u64;
+            let iova = base + ((i as u64) << shift);
+            if d == POISON {
+                return Err(diverge(format!(
+                    "L{level} table {table:#x} (iova {iova:#x}) holds poison at pa {pa:#x}: \
+                     a freed table is reachable"
+                )));
+            }
+            let desc = decode(p, level, d).map_err(|k| {
+                diverge(format!(
+                    "L{level} descriptor at pa {pa:#x} (iova {iova:#x}) = {d:#018x}: {k} \
+                     (the engine must never write it)"
+                ))
+            })?;
+            match desc {
+                Descriptor::Invalid => {}
+                Descriptor::Table { addr, extra } => {
+                    valid += 1;
+                    if extra != 0 {
+                        return Err(diverge(format!(
+                            "L{level} table descriptor at pa {pa:#x} (iova {iova:#x}) = {d:#018x} \
+                             has attribute/ignored bits {extra:#x} set"
+                        )));
+                    }
+                    check_child(t, level + 1, addr, pa, iova)?;
+                    if !seen.insert(addr) {
+                        return Err(diverge(format!(
+                            "table {addr:#x} is reachable twice (again from pa {pa:#x}, iova {iova:#x})"
+                        )));
+                    }
+                    stack.push((addr, level + 1, iova));
+                }
+                Descriptor::Leaf { oa, attrs } => {
+                    valid += 1;
+                    stats.leaves += 1;
+                    check_found_leaf(p, model, level, iova, oa, attrs, pa, d)?;
+                }
+            }
+        }
+        let meta_live = t.frame(table).map(|m| m.live);
+        if meta_live != Some(valid) {
+            return Err(diverge(format!(
+                "L{level} table {table:#x} (iova {base:#x}) has {valid} valid entries, metadata \
+                 live count {meta_live:?}"
+            )));
+        }
+    }
+
+    let model_leaves = model.leaves().count() as u64;
+    if stats.leaves != model_leaves {
+        return Err(diverge(format!(
+            "tables hold {} leaves, model has {model_leaves}",
+            stats.leaves
+        )));
+    }
+    check_allocator(t, p, &seen)?;
+    Ok(stats)
+}
+
+/// A table descriptor's target: a Live single-frame table of the next level.
+fn check_child<T: TableView>(
+    t: &T,
+    level: u32,
+    addr: u64,
+    from: u64,
+    iova: u64,
+) -> Result<(), Divergence> {
+    match t.frame(addr) {
+        Some(m) if m.state == FrameState::Live && m.level as u32 == level && m.frames == 1 => {
+            Ok(())
+        }
+        m => Err(diverge(format!(
+            "descriptor at pa {from:#x} (iova {iova:#x}) points to {addr:#x}, expected a Live \
+             L{level} table, metadata {m:?}"
+        ))),
+    }
+}
+
+/// A leaf found in the tables is exactly a model leaf.
+#[allow(clippy::too_many_arguments)]
+fn check_found_leaf(
+    p: &WalkParams,
+    model: &Model,
+    level: u32,
+    iova: u64,
+    oa: u64,
+    attrs: LeafAttrs,
+    pa: u64,
+    d: u64,
+) -> Result<(), Divergence> {
+    let size = 1u64 << p.shift(level);
+    let here = || {
+        format!(
+            "L{level} leaf at iova {iova:#x} size {size:#x} -> pa {oa:#x} {attrs} \
+             (descriptor at pa {pa:#x} = {d:#018x})"
+        )
+    };
+    match model.leaf_at(iova) {
+        None => Err(diverge(format!(
+            "{}: the model has no mapping there",
+            here()
+        ))),
+        Some((start, mpa, msize, prot)) => {
+            let want = LeafAttrs::expected(prot, p.stage2);
+            if start != iova || msize != size || mpa != oa || want != attrs {
+                Err(diverge(format!(
+                    "{}: the model has leaf {start:#x}+{msize:#x} -> pa {mpa:#x} {want} (prot {prot})",
+                    here()
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Counters add up, every Live table was reached, deferred tables are listed, and free
+/// frames still hold nothing but poison.
+fn check_allocator<T: TableView>(
+    t: &T,
+    p: &WalkParams,
+    seen: &HashSet<u64>,
+) -> Result<(), Divergence> {
+    let c = t.counters();
+    if c.allocated != c.live + c.deferred + c.freed {
+        return Err(diverge(format!(
+            "counters inconsistent: allocated {} != live {} + deferred {} + freed {}",
+            c.allocated, c.live, c.deferred, c.freed
+        )));
+    }
+    let mut live = 0u64;
+    for pa in t.live_tables() {
+        live += 1;
+        if !seen.contains(&pa) {
+            let level = t.frame(pa).map(|m| m.level);
+            return Err(diverge(format!(
+                "leak: Live table {pa:#x} (level {level:?}) is not reachable from the root"
+            )));
+        }
+    }
+    if c.live != seen.len() as u64 {
+        return Err(diverge(format!(
+            "counters say {} live tables, {} are reachable",
+            c.live,
+            seen.len()
+        )));
+    }
+    if live != c.live {
+        return Err(diverge(format!(
+            "{live} tables are Live in the metadata, counters say {}",
+            c.live
+        )));
+    }
+    let deferred = t.deferred_count();
+    if deferred != c.deferred {
+        return Err(diverge(format!(
+            "{deferred} tables wait for the grace period, counters say {}",
+            c.deferred
+        )));
+    }
+    let granule = 1u64 << p.g;
+    let (mut frame, _) = t.mem_range();
+    while let Some(m) = t.frame(frame) {
+        if m.state == FrameState::Free {
+            let w = words(t, frame, granule / 8)?;
+            if let Some(i) = w.iter().position(|&x| x != POISON) {
+                return Err(diverge(format!(
+                    "free frame {frame:#x}: word at pa {:#x} is {:#018x}, expected poison \
+                     {POISON:#x} (written after free)",
+                    frame + 8 * i as u64,
+                    w[i]
+                )));
+            }
+        }
+        frame += granule;
+    }
+    Ok(())
+}
