@@ -2,6 +2,7 @@
 //! metadata, deferred (grace-period) free, poisoning, exact counters, custom hooks and
 //! allocation-failure injection.
 
+use crate::events::{next_seq, AllocEvent};
 use crate::physmem::PhysMem;
 use crate::ErrorKind;
 
@@ -96,6 +97,8 @@ pub struct TableAllocator {
     custom: Option<CustomAllocator>,
     /// Tables must sit below 2^OAS, or a walker would take an address size fault.
     limit: u64,
+    /// When logging: what happened, in order.
+    log: Option<Vec<AllocEvent>>,
 }
 
 impl TableAllocator {
@@ -111,6 +114,7 @@ impl TableAllocator {
             fail_nth: None,
             custom,
             limit,
+            log: None,
         }
     }
 
@@ -121,6 +125,28 @@ impl TableAllocator {
 
     fn pa(&self, frame: u32) -> u64 {
         self.base + ((frame as u64) << self.frame_shift)
+    }
+
+    /// Starts (or stops) recording allocator events.
+    pub fn set_logging(&mut self, on: bool) {
+        self.log = on.then(Vec::new);
+    }
+
+    /// Takes the events recorded so far.
+    pub fn take_log(&mut self) -> Vec<AllocEvent> {
+        self.log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn record(&mut self, ev: impl FnOnce(u64) -> AllocEvent) {
+        if let Some(log) = &mut self.log {
+            log.push(ev(next_seq()));
+        }
+    }
+
+    fn refuse(&mut self) -> ErrorKind {
+        self.counters.failed += 1;
+        self.record(|seq| AllocEvent::Fail { seq });
+        ErrorKind::Nomem
     }
 
     pub fn counters(&self) -> Counters {
@@ -164,8 +190,7 @@ impl TableAllocator {
         if let Some(n) = self.fail_nth {
             if n == 1 {
                 self.fail_nth = None;
-                self.counters.failed += 1;
-                return Err(ErrorKind::Nomem);
+                return Err(self.refuse());
             }
             self.fail_nth = Some(n - 1);
         }
@@ -178,8 +203,7 @@ impl TableAllocator {
                 if alloc(*cookie, size) {
                     Ok(Owner::Custom(*cookie))
                 } else {
-                    self.counters.failed += 1;
-                    Err(ErrorKind::Nomem)
+                    Err(self.refuse())
                 }
             }
             _ => Ok(Owner::Default),
@@ -193,8 +217,7 @@ impl TableAllocator {
         let size = frames << self.frame_shift;
         let fresh_end = mem.end().next_multiple_of(size) + size;
         if (frames > 1 || self.free_head == NIL) && fresh_end > self.limit {
-            self.counters.failed += 1;
-            return Err(ErrorKind::Nomem);
+            return Err(self.refuse());
         }
         let owner = self.may_allocate(size)?;
         let pa = if frames == 1 && self.free_head != NIL {
@@ -232,6 +255,8 @@ impl TableAllocator {
         };
         self.counters.allocated += 1;
         self.counters.live += 1;
+        let (level, frames) = (level as u8, frames as u8);
+        self.record(|seq| AllocEvent::Alloc { seq, pa, level, frames, owner });
         Ok(pa)
     }
 
@@ -256,6 +281,7 @@ impl TableAllocator {
         self.deferred.push(f as u32);
         self.counters.live -= 1;
         self.counters.deferred += 1;
+        self.record(|seq| AllocEvent::Defer { seq, pa });
     }
 
     /// Ends the grace period: every deferred table is poisoned and goes to the free list.
@@ -281,6 +307,7 @@ impl TableAllocator {
             self.free_head = f;
             self.counters.deferred -= 1;
             self.counters.freed += 1;
+            self.record(|seq| AllocEvent::Release { seq, pa });
         }
     }
 

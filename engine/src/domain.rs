@@ -132,6 +132,55 @@ impl<F: FlushOps> Domain<F> {
     pub fn fail_nth_alloc(&mut self, n: Option<u64>) {
         self.tables.fail_nth(n);
     }
+    /// Records device-visible writes and allocator events from now on (for the oracles).
+    pub fn set_event_logging(&mut self, on: bool) {
+        self.mem.set_logging(on);
+        self.tables.set_logging(on);
+    }
+    pub fn take_device_log(&mut self) -> Vec<crate::events::DeviceWrite> {
+        self.mem.take_log()
+    }
+    pub fn take_alloc_log(&mut self) -> Vec<crate::events::AllocEvent> {
+        self.tables.take_log()
+    }
+
+    /// Frees everything: every root entry is cleared, the whole TLB invalidated, then every
+    /// table below the root deferred for freeing. The root stays.
+    pub fn clear(&mut self) {
+        let level = self.geo.start_level;
+        let n = self.entries(level);
+        let mut children = Vec::new();
+        for i in 0..n {
+            let slot = self.root + 8 * i;
+            match self.fmt.decode(self.mem.read(slot), level) {
+                Entry::Invalid => continue,
+                Entry::Table(child) => children.push(child),
+                Entry::Leaf(_) => {}
+            }
+            self.mem.write_sync(slot, 0);
+        }
+        let live = self.tables.live_entries(self.root);
+        self.tables.add_live(self.root, -(live as i32));
+        self.forget_paths();
+        self.flush.flush_all();
+        for child in children {
+            self.free_subtree(child, level + 1);
+        }
+    }
+
+    /// Cleans every live table to the device view (a no-op for a correct engine, whose
+    /// writes are already synced; kept as an op so fuzzing can interleave it).
+    pub fn sync_all(&mut self) {
+        let tables: Vec<(u64, u64)> = self
+            .tables
+            .live_tables()
+            .map(|(pa, m)| (pa, (m.frames as u64) << self.geo.g))
+            .collect();
+        for (pa, len) in tables {
+            self.mem.sync(pa, len);
+        }
+    }
+
     /// Ends the RCU-style grace period: deferred tables are poisoned and become reusable.
     pub fn grace_period(&mut self) {
         self.tables.grace_period(&mut self.mem);

@@ -9,6 +9,7 @@ pub mod alloc;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod flush;
 pub mod format;
 pub mod geometry;
@@ -19,6 +20,7 @@ pub use alloc::{Counters, CustomAllocator, FrameState, Owner, TableAllocator, Ta
 pub use config::{DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
 pub use domain::Domain;
 pub use error::{ErrorKind, MapError};
+pub use events::{AllocEvent, DeviceWrite, OrderedFlushLog};
 pub use flush::{FlushEvent, FlushLog, FlushOps, Gather, NullFlush};
 pub use geometry::{ConfigError, Geometry};
 pub use physmem::PhysMem;

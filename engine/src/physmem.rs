@@ -4,6 +4,8 @@
 //! reaches the device view only through [`PhysMem::sync`], so a missing cache maintenance
 //! step in the engine shows up as a difference an oracle can observe.
 
+use crate::events::{next_seq, DeviceWrite};
+
 /// Frames of one granule each, from `base` upwards, grown on demand.
 #[derive(Clone, Debug)]
 pub struct PhysMem {
@@ -12,6 +14,10 @@ pub struct PhysMem {
     cpu: Vec<u64>,
     /// `None` when the walker is coherent: the device then sees `cpu` directly.
     dev: Option<Vec<u64>>,
+    /// When logging: every device-visible change. A coherent domain's shadow holds the
+    /// device view as of the last sync point, so changes are logged where the engine
+    /// publishes them.
+    log: Option<(Vec<DeviceWrite>, Vec<u64>)>,
 }
 
 impl PhysMem {
@@ -21,6 +27,7 @@ impl PhysMem {
             frame_shift,
             cpu: Vec::new(),
             dev: if coherent { None } else { Some(Vec::new()) },
+            log: None,
         }
     }
 
@@ -58,7 +65,40 @@ impl PhysMem {
         if let Some(d) = &mut self.dev {
             d.resize(words, 0);
         }
+        if let Some((_, shadow)) = &mut self.log {
+            shadow.resize(words, 0);
+        }
         pa
+    }
+
+    /// Starts (or stops) recording device-visible changes.
+    pub fn set_logging(&mut self, on: bool) {
+        self.log = on.then(|| (Vec::new(), self.device_view().to_vec()));
+    }
+
+    /// Takes the device writes recorded so far.
+    pub fn take_log(&mut self) -> Vec<DeviceWrite> {
+        self.log.as_mut().map(|(l, _)| std::mem::take(l)).unwrap_or_default()
+    }
+
+    /// Records the words of `[w, w + n)` whose device view is about to change to `cpu`.
+    #[cold]
+    fn log_range(&mut self, w: usize, n: usize) {
+        let Some((log, shadow)) = &mut self.log else {
+            return;
+        };
+        let old = self.dev.as_deref().unwrap_or(shadow);
+        let mut changes = Vec::new();
+        for i in w..w + n {
+            if old[i] != self.cpu[i] {
+                changes.push((i, old[i], self.cpu[i]));
+            }
+        }
+        for (i, o, n) in changes {
+            let pa = self.base + 8 * i as u64;
+            log.push(DeviceWrite { seq: next_seq(), pa, old: o, new: n });
+            shadow[i] = n;
+        }
     }
 
     #[inline(always)]
@@ -85,6 +125,9 @@ impl PhysMem {
     pub fn write_sync(&mut self, pa: u64, value: u64) {
         let w = self.word(pa);
         self.cpu[w] = value;
+        if self.log.is_some() {
+            self.log_range(w, 1);
+        }
         if let Some(d) = &mut self.dev {
             d[w] = value;
         }
@@ -106,9 +149,12 @@ impl PhysMem {
     /// Cleans `len` bytes from `pa` to the device view (a no-op when coherent).
     #[inline(always)]
     pub fn sync(&mut self, pa: u64, len: u64) {
+        let w = ((pa - self.base) >> 3) as usize;
+        let n = (len >> 3) as usize;
+        if self.log.is_some() {
+            self.log_range(w, n);
+        }
         if let Some(d) = &mut self.dev {
-            let w = ((pa - self.base) >> 3) as usize;
-            let n = (len >> 3) as usize;
             d[w..w + n].copy_from_slice(&self.cpu[w..w + n]);
         }
     }
@@ -118,6 +164,9 @@ impl PhysMem {
         let w = self.word(pa);
         let n = (len >> 3) as usize;
         self.cpu[w..w + n].fill(value);
+        if self.log.is_some() {
+            self.log_range(w, n);
+        }
         if let Some(d) = &mut self.dev {
             d[w..w + n].fill(value);
         }

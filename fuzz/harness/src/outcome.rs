@@ -15,6 +15,8 @@ pub enum Outcome {
     Map(Result<u64, MapError>),
     Unmap(Result<u64, ErrorKind>),
     Lookup(Option<u64>),
+    /// An op with nothing to return (grace, fail_nth, clear, sync).
+    Done,
 }
 
 impl Outcome {
@@ -29,6 +31,7 @@ impl Outcome {
             Outcome::Unmap(Ok(n)) => (e.ok, e.unmapped) = (true, Some(n)),
             Outcome::Unmap(Err(k)) => (e.err, e.unmapped) = (Some(k), Some(0)),
             Outcome::Lookup(pa) => (e.ok, e.pa, e.none) = (true, pa, pa.is_none()),
+            Outcome::Done => e.ok = true,
         }
         e
     }

@@ -2,17 +2,14 @@
 //! the same outcome from both (else a divergence), and the engine's outcome must meet the
 //! line's stated expectation. The first failing line stops the file.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use ptfuzz_engine::{Domain, DomainConfig};
-use ptfuzz_oracles::Model;
+use ptfuzz_oracles::Divergence;
 
+use crate::exec::{CheckedDomain, Created};
 use crate::outcome::Outcome;
-use crate::target::Target;
 use crate::trace::{self, Command, Expect, ParseError, Trace, TraceLine};
 
 /// What a passing replay did.
@@ -50,6 +47,8 @@ pub enum FailureKind {
     Undeclared(String),
     /// The engine or the model panicked.
     Panic { who: &'static str, msg: String },
+    /// Engine and model agree on the result, but an oracle caught the engine's state.
+    Oracle(Divergence),
 }
 
 impl fmt::Display for FailureKind {
@@ -71,6 +70,7 @@ impl fmt::Display for FailureKind {
             }
             FailureKind::Undeclared(name) => write!(f, "domain {name} not declared"),
             FailureKind::Panic { who, msg } => write!(f, "{who} panicked: {msg}"),
+            FailureKind::Oracle(d) => write!(f, "{d}"),
         }
     }
 }
@@ -86,22 +86,10 @@ pub enum FileError {
     Failed(#[from] Failure),
 }
 
-/// A declared domain: both implementations, or the line on which its creation was refused.
+/// A declared domain: checked engine and model, or the line on which it was refused.
 enum Slot {
-    Live(Box<(Domain, Model)>),
+    Live(Box<CheckedDomain>),
     Refused(usize),
-}
-
-/// Runs `f`, turning a panic into a failure so one crashing trace does not hide the others.
-fn guarded<T>(who: &'static str, f: impl FnOnce() -> T) -> Result<T, FailureKind> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".into());
-        FailureKind::Panic { who, msg }
-    })
 }
 
 /// Compares engine and model, then the engine against the expectation.
@@ -122,53 +110,74 @@ fn judge(engine: Outcome, model: Outcome, expected: Option<Expect>) -> Result<()
     }
 }
 
-/// Replays a parsed trace; `file` labels failures.
+/// Replays a parsed trace; `file` labels failures. Every domain gets a final full check.
 pub fn replay(file: &str, trace: &Trace) -> Result<Stats, Failure> {
-    let mut domains: HashMap<&str, Slot> = HashMap::new();
+    let mut domains: Vec<(&str, Slot)> = Vec::new();
     let mut ops = 0;
+    let fail = |tl: &TraceLine, kind| Failure {
+        file: file.into(),
+        line: tl.line,
+        command: tl.command.clone(),
+        kind: Box::new(kind),
+    };
     for tl in &trace.lines {
         let step = match &tl.command {
-            Command::Domain { name, cfg } => create(cfg, tl).map(|slot| {
-                domains.insert(name, slot);
-            }),
+            Command::Domain {
+                name,
+                cfg,
+                custom_alloc,
+            } => create(cfg, *custom_alloc, tl).map(|slot| domains.push((name, slot))),
             cmd => {
                 ops += 1;
-                run_op(domains.get_mut(cmd.domain()), tl)
+                let slot = domains
+                    .iter_mut()
+                    .rev()
+                    .find(|(n, _)| *n == cmd.domain())
+                    .map(|(_, s)| s);
+                run_op(slot, tl)
             }
         };
-        step.map_err(|kind| Failure {
-            file: file.into(),
-            line: tl.line,
-            command: tl.command.clone(),
-            kind: Box::new(kind),
-        })?;
+        step.map_err(|kind| fail(tl, kind))?;
+    }
+    for (name, slot) in &mut domains {
+        if let Slot::Live(d) = slot {
+            if let Err(div) = d.check_all() {
+                let last = trace.lines.iter().rev().find(|l| l.command.domain() == *name);
+                return Err(fail(last.expect("a declared domain has a line"), FailureKind::Oracle(div)));
+            }
+        }
     }
     Ok(Stats { ops })
 }
 
 /// Creates engine domain and model; both must accept or both refuse. A domain line
 /// without a tail must be accepted: a refusal is only fine when the trace expects it.
-fn create(cfg: &DomainConfig, tl: &TraceLine) -> Result<Slot, FailureKind> {
-    let engine = guarded("engine", || Domain::new(*cfg))?;
-    let model = guarded("model", || Model::new(cfg))?;
-    let e = Outcome::Domain(engine.as_ref().map(|_| ()).map_err(|c| c.kind()));
-    let m = Outcome::Domain(model.as_ref().map(|_| ()).map_err(|k| *k));
+fn create(cfg: &ptfuzz_engine::DomainConfig, custom_alloc: bool, tl: &TraceLine) -> Result<Slot, FailureKind> {
     let ok = Expect {
         ok: true,
         ..Expect::default()
     };
-    judge(e, m, Some(tl.expect.unwrap_or(ok)))?;
-    Ok(match (engine, model) {
-        (Ok(d), Ok(m)) => Slot::Live(Box::new((d, m))),
-        _ => Slot::Refused(tl.line),
-    })
+    let expected = Some(tl.expect.unwrap_or(ok));
+    match crate::exec::checked::guarded("engine", || CheckedDomain::create(cfg, custom_alloc))? {
+        Created::Both(d) => {
+            let o = Outcome::Domain(Ok(()));
+            judge(o, o, expected)?;
+            Ok(Slot::Live(d))
+        }
+        Created::Refused(_) => {
+            let o = Outcome::Domain(Err(ptfuzz_engine::ErrorKind::Inval));
+            judge(o, o, expected)?;
+            Ok(Slot::Refused(tl.line))
+        }
+        Created::Disagree { engine, model } => judge(engine, model, expected).map(|_| unreachable!()),
+    }
 }
 
-/// Runs one map/unmap/lookup on both implementations of its domain and judges it.
+/// Runs one op on its domain (engine, model, oracles) and judges it.
 fn run_op(slot: Option<&mut Slot>, tl: &TraceLine) -> Result<(), FailureKind> {
     let cmd = &tl.command;
-    let (engine, model) = match slot {
-        Some(Slot::Live(pair)) => &mut **pair,
+    let d = match slot {
+        Some(Slot::Live(d)) => d,
         Some(Slot::Refused(line)) => {
             return Err(FailureKind::RefusedDomain {
                 name: cmd.domain().into(),
@@ -178,9 +187,15 @@ fn run_op(slot: Option<&mut Slot>, tl: &TraceLine) -> Result<(), FailureKind> {
         // Only reachable for a trace built in memory: the parser rejects these.
         None => return Err(FailureKind::Undeclared(cmd.domain().into())),
     };
-    let e = guarded("engine", || engine.apply(cmd))?.expect("op command");
-    let m = guarded("model", || model.apply(cmd))?.expect("op command");
-    judge(e, m, tl.expect)
+    let outcome = d.apply(cmd).map_err(|k| match k {
+        FailureKind::Divergence { engine, model, .. } => FailureKind::Divergence {
+            engine,
+            model,
+            expected: tl.expect,
+        },
+        k => k,
+    })?;
+    judge(outcome, outcome, tl.expect)
 }
 
 /// Reads, parses and replays one file.
@@ -235,7 +250,7 @@ mod tests {
 
     #[test]
     fn panics_become_failures() {
-        let k = guarded("engine", || panic!("boom {}", 1)).unwrap_err();
+        let k = crate::exec::checked::guarded("engine", || panic!("boom {}", 1)).unwrap_err();
         assert_eq!(
             k,
             FailureKind::Panic {

@@ -1,10 +1,15 @@
 //! Reference model: the mapping state as a sparse ordered map from leaf start IOVA to
-//! (pa, size, prot). It knows nothing of tables or descriptors; it computes the result every
-//! map/unmap/lookup must return under docs/SEMANTICS.md.
+//! (pa, size, prot), plus the abstract set of table nodes `(level, base)` the engine must
+//! have allocated (see `tables.rs`). It knows nothing of descriptors; it computes the result
+//! every map/unmap/lookup must return under docs/SEMANTICS.md, including where an injected
+//! or address-limit allocation failure stops a map, and the allocator's counters.
 
 pub mod domain_rules;
+mod tables;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tables_tests;
 
 use std::collections::BTreeMap;
 
@@ -13,6 +18,11 @@ use ptfuzz_engine::error::{ErrorKind, MapError};
 use ptfuzz_engine::prot::Prot;
 
 pub use domain_rules::DomainRules;
+pub use tables::ModelCounters;
+use tables::Tables;
+
+/// A removed leaf: (iova, pa, size, prot).
+pub type RemovedLeaf = (u64, u64, u64, Prot);
 
 /// One mapped leaf (its start IOVA is the map key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,17 +38,96 @@ pub struct Model {
     rules: DomainRules,
     sizes: Vec<u64>,
     leaves: BTreeMap<u64, Leaf>,
+    tables: Tables,
+    /// Leaves removed (by unmap or clear) since the last `take_removed_leaves`.
+    removed: Vec<RemovedLeaf>,
+    log_on: bool,
 }
 
 impl Model {
     /// `Err(Inval)` for every configuration docs/SEMANTICS.md refuses.
     pub fn new(cfg: &DomainConfig) -> Result<Model, ErrorKind> {
         let rules = DomainRules::new(cfg)?;
+        // Table frames follow the root from phys_base; one that would end above 2^OAS is an
+        // allocation failure. DomainRules::new checked the root itself fits.
+        let granule = cfg.granule.size();
+        let frames_below_oas = ((1u64 << rules.oas) - cfg.phys_base) / granule;
+        let frame_cap = frames_below_oas - rules.root_tables();
+        let tables = Tables::new(rules.start_level, |l| rules.level_shift(l), frame_cap);
         Ok(Model {
             sizes: rules.page_sizes(),
             rules,
             leaves: BTreeMap::new(),
+            tables,
+            removed: Vec::new(),
+            log_on: true,
         })
+    }
+
+    /// Arms "the n-th table allocation attempt from now (1-based) fails"; `None` or
+    /// `Some(0)` disarms. Each attempt counts down; the failing one disarms.
+    pub fn fail_nth(&mut self, n: Option<u64>) {
+        self.tables.set_fail_nth(n);
+    }
+
+    /// Expected allocator counters.
+    pub fn counters(&self) -> ModelCounters {
+        self.tables.counters()
+    }
+
+    /// The grace period: tables freed so far are released.
+    pub fn grace_period(&mut self) {
+        self.tables.grace_period();
+    }
+
+    /// Every non-root table as (lookup level, base iova), ascending by level, then base.
+    pub fn tables(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.tables.iter()
+    }
+
+    /// Number of non-root tables.
+    pub fn table_count(&self) -> u64 {
+        self.tables.len()
+    }
+
+    /// Whether the table node `(level, base)` exists.
+    pub fn has_table(&self, level: u32, base: u64) -> bool {
+        level > self.rules.start_level && level <= 3 && self.tables.contains(level, base)
+    }
+
+    /// Bytes of input address space a table at `level` (> start level) spans.
+    pub fn table_span(&self, level: u32) -> u64 {
+        1u64 << self.rules.level_shift(level - 1)
+    }
+
+    /// Tables freed (unlinked) since the last call, as (level, base, span): each needs a walk
+    /// invalidation of its span. Within one freeing step ordered by level, then base.
+    pub fn take_freed_tables(&mut self) -> Vec<(u32, u64, u64)> {
+        self.tables.take_freed()
+    }
+
+    /// Leaves removed by unmap or clear since the last call, as (iova, pa, size, prot), in
+    /// the order they were removed.
+    pub fn take_removed_leaves(&mut self) -> Vec<RemovedLeaf> {
+        std::mem::take(&mut self.removed)
+    }
+
+    /// Turns the freed-table and removed-leaf logs on (the default) or off (a consumer that
+    /// never takes them saves the work and the memory). Turning off drops what was logged.
+    pub fn set_removal_logging(&mut self, on: bool) {
+        self.log_on = on;
+        if !on {
+            self.removed = Vec::new();
+        }
+        self.tables.set_logging(on);
+    }
+
+    /// Lookup level whose entry maps `pgsize` bytes (pgsize is a supported page size).
+    fn leaf_level(&self, pgsize: u64) -> u32 {
+        let shift = pgsize.trailing_zeros();
+        (self.rules.start_level..=3)
+            .find(|&l| self.rules.level_shift(l) == shift)
+            .expect("supported page size has a level")
     }
 
     /// The validated domain facts (start level, root size) for other oracles.
@@ -96,14 +185,28 @@ impl Model {
         if !prot.readable() && !prot.writable() {
             return Ok(0);
         }
+        let level = self.leaf_level(pgsize);
+        let mut seen = [u64::MAX; 4];
         // Both ranges were checked above, so every page offset below is in range.
         for k in 0..count {
             let off = k * pgsize;
-            if self.overlaps(iova + off, pgsize) {
+            let a = iova + off;
+            // A leaf overlapping the page either is larger and covers it (the walk meets it
+            // before allocating anything), or lies at the page's level or below, in which case
+            // every node on the way to the slot exists already (a leaf's enclosing nodes
+            // exist): in both cases `exists` with no allocation.
+            if self.overlaps(a, pgsize) {
                 return Err(MapError::new(ErrorKind::Exists, off));
             }
+            self.tables
+                .ensure_path(a, level, &mut seen)
+                .map_err(|_| MapError::new(ErrorKind::Nomem, off))?;
+            // An empty table at the slot (no leaf overlaps) is replaced: it and its subtree go.
+            if level < 3 && self.tables.contains(level + 1, a) {
+                self.tables.free_inside(a, a + pgsize, level + 1);
+            }
             self.leaves.insert(
-                iova + off,
+                a,
                 Leaf {
                     pa: pa + off,
                     size: pgsize,
@@ -115,9 +218,19 @@ impl Model {
     }
 
     /// Ok(bytes) even when stopped by a hole or a larger leaf; Err only for argument errors.
+    /// Afterwards every table whose whole span lies inside `[iova, iova + bytes)` is freed.
     pub fn unmap(&mut self, iova: u64, pgsize: u64, count: u64) -> Result<u64, ErrorKind> {
         self.check_pages(iova, pgsize, count)?;
         Self::range_size(iova, pgsize, count, self.ias_end())?;
+        let done = self.unmap_pages(iova, pgsize, count);
+        if done > 0 {
+            self.tables.free_inside(iova, iova + done, 0);
+        }
+        Ok(done)
+    }
+
+    /// The page walk of unmap: the bytes counted.
+    fn unmap_pages(&mut self, iova: u64, pgsize: u64, count: u64) -> u64 {
         for k in 0..count {
             let start = iova + k * pgsize;
             let end = start + pgsize;
@@ -125,18 +238,22 @@ impl Model {
             // than the page that overlaps it covers it (block splitting is not done: stop).
             if let Some((_, l)) = self.leaf_entry(start) {
                 if l.size > pgsize {
-                    return Ok(k * pgsize);
+                    return k * pgsize;
                 }
             }
-            let inside: Vec<u64> = self.leaves.range(start..end).map(|(&a, _)| a).collect();
-            if inside.is_empty() {
-                return Ok(k * pgsize); // a hole
-            }
-            for a in inside {
+            let mut any = false;
+            while let Some((&a, &l)) = self.leaves.range(start..end).next() {
                 self.leaves.remove(&a);
+                if self.log_on {
+                    self.removed.push((a, l.pa, l.size, l.prot));
+                }
+                any = true;
+            }
+            if !any {
+                return k * pgsize; // a hole
             }
         }
-        Ok(count * pgsize)
+        count * pgsize
     }
 
     /// Output address of the byte `iova`, or None (also at or beyond 2^IAS).
@@ -178,9 +295,15 @@ impl Model {
         first.into_iter().chain(rest)
     }
 
-    /// Clears everything (a "free everything" op).
+    /// Clears everything (a "free everything" op): every leaf is removed and every table
+    /// freed (the root stays).
     pub fn clear(&mut self) {
-        self.leaves.clear();
+        let leaves = std::mem::take(&mut self.leaves);
+        if self.log_on {
+            self.removed
+                .extend(leaves.into_iter().map(|(a, l)| (a, l.pa, l.size, l.prot)));
+        }
+        self.tables.free_all();
     }
 
     /// The leaf containing `iova`: the last one starting at or before it, if it reaches it.

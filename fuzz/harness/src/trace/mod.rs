@@ -28,9 +28,11 @@ pub struct TraceLine {
 /// One operation of the op language. Domains are named so a trace can drive several.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
+    /// `alloc=custom` installs custom table-allocator hooks (io-pgtable style).
     Domain {
         name: String,
         cfg: DomainConfig,
+        custom_alloc: bool,
     },
     Map {
         dom: String,
@@ -50,6 +52,14 @@ pub enum Command {
         dom: String,
         iova: u64,
     },
+    /// End the grace period: deferred tables are released (poisoned, reusable).
+    Grace { dom: String },
+    /// Make the n-th table allocation from now fail (`n=0` disarms).
+    FailNth { dom: String, n: u64 },
+    /// Free everything: all mappings and all tables but the root.
+    Clear { dom: String },
+    /// Clean every live table to the device view.
+    Sync { dom: String },
 }
 
 impl Command {
@@ -60,6 +70,10 @@ impl Command {
             Command::Map { .. } => "map",
             Command::Unmap { .. } => "unmap",
             Command::Lookup { .. } => "lookup",
+            Command::Grace { .. } => "grace",
+            Command::FailNth { .. } => "fail_nth",
+            Command::Clear { .. } => "clear",
+            Command::Sync { .. } => "sync",
         }
     }
 
@@ -69,7 +83,11 @@ impl Command {
             Command::Domain { name: d, .. }
             | Command::Map { dom: d, .. }
             | Command::Unmap { dom: d, .. }
-            | Command::Lookup { dom: d, .. } => d,
+            | Command::Lookup { dom: d, .. }
+            | Command::Grace { dom: d }
+            | Command::FailNth { dom: d, .. }
+            | Command::Clear { dom: d }
+            | Command::Sync { dom: d } => d,
         }
     }
 }

@@ -47,6 +47,8 @@ pub enum ParseErrorKind {
     BadGranule(String),
     #[error("coherent must be yes or no, not '{0}'")]
     BadCoherent(String),
+    #[error("alloc must be default or custom, not '{0}'")]
+    BadAlloc(String),
     #[error("domain {0} not declared")]
     UndeclaredDomain(String),
     #[error("domain {0} already declared")]
@@ -95,6 +97,10 @@ pub fn parse(file: &str, text: &str) -> Result<Trace, ParseError> {
             "map" => "map",
             "unmap" => "unmap",
             "lookup" => "lookup",
+            "grace" => "grace",
+            "fail_nth" => "fail_nth",
+            "clear" => "clear",
+            "sync" => "sync",
             w => return Err(err(None, ParseErrorKind::UnknownCommand(w.into()))),
         };
         let toks: Vec<&str> = toks.collect();
@@ -135,7 +141,7 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
             let a = Args::new(
                 rest,
                 &["fmt", "granule", "ias", "oas"],
-                &["coherent", "base"],
+                &["coherent", "base", "alloc"],
             )?;
             let fmt = a.req("fmt")?;
             let format = FormatKind::from_name(fmt)
@@ -155,7 +161,16 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
                 .map(num)
                 .transpose()?
                 .unwrap_or(DEFAULT_PHYS_BASE);
-            Command::Domain { name: dom, cfg }
+            let custom_alloc = match a.opt("alloc") {
+                None | Some("default") => false,
+                Some("custom") => true,
+                Some(v) => return Err(ParseErrorKind::BadAlloc(v.into())),
+            };
+            Command::Domain {
+                name: dom,
+                cfg,
+                custom_alloc,
+            }
         }
         "map" => {
             let a = Args::new(rest, &["iova", "pa", "pgsize", "count", "prot"], &[])?;
@@ -182,11 +197,23 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
                 count: a.num("count")?,
             }
         }
-        _ => {
+        "lookup" => {
             let a = Args::new(rest, &["iova"], &[])?;
             Command::Lookup {
                 dom,
                 iova: a.num("iova")?,
+            }
+        }
+        "fail_nth" => Command::FailNth {
+            n: Args::new(rest, &["n"], &[])?.num("n")?,
+            dom,
+        },
+        w => {
+            Args::new(rest, &[], &[])?;
+            match w {
+                "grace" => Command::Grace { dom },
+                "clear" => Command::Clear { dom },
+                _ => Command::Sync { dom },
             }
         }
     })

@@ -23,7 +23,11 @@ impl fmt::Display for Hex {
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::Domain { name, cfg } => {
+            Command::Domain {
+                name,
+                cfg,
+                custom_alloc,
+            } => {
                 write!(
                     f,
                     "domain {name} fmt={} granule={} ias={} oas={}",
@@ -34,6 +38,9 @@ impl fmt::Display for Command {
                 }
                 if cfg.phys_base != DEFAULT_PHYS_BASE {
                     write!(f, " base={}", Hex(cfg.phys_base))?;
+                }
+                if *custom_alloc {
+                    f.write_str(" alloc=custom")?;
                 }
                 Ok(())
             }
@@ -65,6 +72,10 @@ impl fmt::Display for Command {
                 )
             }
             Command::Lookup { dom, iova } => write!(f, "lookup {dom} iova={}", Hex(*iova)),
+            Command::FailNth { dom, n } => write!(f, "fail_nth {dom} n={n}"),
+            Command::Grace { dom } | Command::Clear { dom } | Command::Sync { dom } => {
+                write!(f, "{} {dom}", self.word())
+            }
         }
     }
 }

@@ -1,0 +1,195 @@
+//! A domain under differential test: the engine, the model, and the oracles watching them.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
+use ptfuzz_oracles::{check_domain, check_range, Divergence, Model};
+
+use crate::outcome::Outcome;
+use crate::replay::FailureKind;
+use crate::trace::Command;
+
+/// Calls seen by the custom allocator hooks: (allocations granted, frees).
+type HookCounts = Rc<Cell<(u64, u64)>>;
+
+/// The engine and the model of one domain, checked after every command.
+pub struct CheckedDomain {
+    engine: Domain<OrderedFlushLog>,
+    model: Model,
+    hooks: Option<HookCounts>,
+    /// Commands applied so far (the op index of divergences).
+    ops: usize,
+}
+
+/// Whether engine and model accepted the configuration, and the pair if both did.
+pub enum Created {
+    Both(Box<CheckedDomain>),
+    /// Both refused, with the engine's reason.
+    Refused(String),
+    /// One accepted, the other refused.
+    Disagree { engine: Outcome, model: Outcome },
+}
+
+fn custom_hooks(counts: &HookCounts) -> CustomAllocator {
+    let (a, f) = (counts.clone(), counts.clone());
+    CustomAllocator {
+        alloc: Some(Box::new(move |_cookie, _size| {
+            let (n, m) = a.get();
+            a.set((n + 1, m));
+            true
+        })),
+        free: Some(Box::new(move |_cookie, _pa, _size| {
+            let (n, m) = f.get();
+            f.set((n, m + 1));
+        })),
+        cookie: 0xc00c1e,
+    }
+}
+
+impl CheckedDomain {
+    pub fn create(cfg: &DomainConfig, custom_alloc: bool) -> Created {
+        let hooks = custom_alloc.then(HookCounts::default);
+        let engine = Domain::with_flush(*cfg, OrderedFlushLog::default(), hooks.as_ref().map(custom_hooks));
+        let model = Model::new(cfg);
+        match (engine, model) {
+            (Ok(mut engine), Ok(model)) => {
+                engine.set_event_logging(true);
+                Created::Both(Box::new(CheckedDomain {
+                    engine,
+                    model,
+                    hooks,
+                    ops: 0,
+                }))
+            }
+            (Err(e), Err(_)) => Created::Refused(e.to_string()),
+            (e, m) => Created::Disagree {
+                engine: Outcome::Domain(e.map(|_| ()).map_err(|c| c.kind())),
+                model: Outcome::Domain(m.map(|_| ())),
+            },
+        }
+    }
+
+    pub fn engine(&self) -> &Domain<OrderedFlushLog> {
+        &self.engine
+    }
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Applies one op command to both sides, compares outcomes, then runs the oracles.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Outcome, FailureKind> {
+        self.ops += 1;
+        let (engine, model) = self.run_both(cmd)?;
+        if engine != model {
+            return Err(FailureKind::Divergence {
+                engine,
+                model,
+                expected: None,
+            });
+        }
+        self.check_after(cmd).map_err(FailureKind::Oracle)?;
+        Ok(engine)
+    }
+
+    fn run_both(&mut self, cmd: &Command) -> Result<(Outcome, Outcome), FailureKind> {
+        let (e, m) = (&mut self.engine, &mut self.model);
+        Ok(match *cmd {
+            Command::Map { iova, pa, pgsize, count, prot, .. } => (
+                Outcome::Map(guarded("engine", || e.map(iova, pa, pgsize, count, prot))?),
+                Outcome::Map(guarded("model", || m.map(iova, pa, pgsize, count, prot))?),
+            ),
+            Command::Unmap { iova, pgsize, count, .. } => (
+                Outcome::Unmap(guarded("engine", || e.unmap(iova, pgsize, count))?),
+                Outcome::Unmap(guarded("model", || m.unmap(iova, pgsize, count))?),
+            ),
+            Command::Lookup { iova, .. } => (
+                Outcome::Lookup(guarded("engine", || e.lookup(iova))?),
+                Outcome::Lookup(guarded("model", || m.lookup(iova))?),
+            ),
+            Command::Grace { .. } => {
+                guarded("engine", || e.grace_period())?;
+                (Outcome::Done, Outcome::Done)
+            }
+            Command::FailNth { n, .. } => {
+                guarded("engine", || e.fail_nth_alloc(Some(n)))?;
+                (Outcome::Done, Outcome::Done)
+            }
+            Command::Clear { .. } => {
+                guarded("engine", || e.clear())?;
+                guarded("model", || m.clear())?;
+                (Outcome::Done, Outcome::Done)
+            }
+            Command::Sync { .. } => {
+                guarded("engine", || e.sync_all())?;
+                (Outcome::Done, Outcome::Done)
+            }
+            Command::Domain { .. } => unreachable!("domain lines create, they are not applied"),
+        })
+    }
+
+    /// The oracles after one command: the range it touched (plus neighbours) through the
+    /// independent walker; everything after commands that touch everything.
+    fn check_after(&mut self, cmd: &Command) -> Result<(), Divergence> {
+        // Logs are drained every op so they stay small.
+        self.engine.flush_ops_mut().events.clear();
+        self.engine.take_device_log();
+        self.engine.take_alloc_log();
+        let ia_end = 1u64 << self.engine.config().ias;
+        let range = |iova: u64, pgsize: u64, count: u64| {
+            let end = pgsize
+                .checked_mul(count)
+                .and_then(|s| iova.checked_add(s))
+                .map_or(ia_end, |e| e.min(ia_end));
+            (iova.min(ia_end), end)
+        };
+        let (lo, hi) = match *cmd {
+            Command::Map { iova, pgsize, count, .. } | Command::Unmap { iova, pgsize, count, .. } => {
+                range(iova, pgsize, count)
+            }
+            Command::Lookup { iova, .. } => range(iova, 1, 1),
+            Command::Grace { .. } | Command::Clear { .. } | Command::Sync { .. } => {
+                return self.check_all();
+            }
+            Command::FailNth { .. } | Command::Domain { .. } => return Ok(()),
+        };
+        let g = self.engine.config().granule.size();
+        let samples = [lo.wrapping_sub(g), hi, lo + (hi - lo) / 2];
+        check_range(&self.engine, &self.model, lo, hi, &samples)
+    }
+
+    /// Everything: every leaf, the table structure, the counters, the custom hooks.
+    pub fn check_all(&mut self) -> Result<(), Divergence> {
+        check_domain(&self.engine, &self.model, &[])?;
+        if let Some(h) = &self.hooks {
+            let c = self.engine.counters();
+            let (allocs, frees) = h.get();
+            if allocs != c.allocated || frees != c.freed {
+                return Err(Divergence {
+                    oracle: "alloc-hooks",
+                    what: format!(
+                        "custom hooks saw {allocs} allocations and {frees} frees, counters say {} and {}",
+                        c.allocated, c.freed
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn ops(&self) -> usize {
+        self.ops
+    }
+}
+
+/// Runs `f`, turning a panic into a failure so one crash does not hide the rest of a run.
+pub(crate) fn guarded<T>(who: &'static str, f: impl FnOnce() -> T) -> Result<T, FailureKind> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        FailureKind::Panic { who, msg }
+    })
+}

@@ -1,0 +1,92 @@
+//! The op language: what `arbitrary` decodes fuzz bytes into. Ops name addresses and sizes
+//! abstractly (a pool of interesting values, the n-th live mapping, a raw number) and are
+//! resolved against the model's state when they run, so most ops hit table edges or live
+//! mappings instead of empty space. The resolved commands are the trace.
+
+mod pools;
+mod resolve;
+
+use arbitrary::{Arbitrary, Unstructured};
+
+pub use pools::Pools;
+pub use resolve::resolve_config;
+pub(crate) use resolve::Resolver;
+
+/// At most this many ops run per input (longer inputs are cut).
+pub const MAX_OPS: usize = 64;
+/// At most this many pages per map or unmap, so one input stays cheap.
+pub const MAX_PAGES: u64 = 1024;
+
+/// A whole fuzz input: one domain and the ops run on it.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub config: ConfigChoice,
+    pub ops: Vec<Op>,
+}
+
+/// Ops are decoded densely, one after another until the bytes run out (arbitrary's own
+/// `Vec` spends a continue-bit per element, so random bytes would carry about one op).
+impl<'a> Arbitrary<'a> for Input {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let config = u.arbitrary()?;
+        let n = u.arbitrary_len::<Op>()?.min(MAX_OPS);
+        let ops = (0..n).map(|_| u.arbitrary()).collect::<arbitrary::Result<_>>()?;
+        Ok(Input { config, ops })
+    }
+
+    fn arbitrary_take_rest(mut u: Unstructured<'a>) -> arbitrary::Result<Self> {
+        let config = u.arbitrary()?;
+        let mut ops = Vec::new();
+        while !u.is_empty() && ops.len() < MAX_OPS {
+            ops.push(u.arbitrary()?);
+        }
+        Ok(Input { config, ops })
+    }
+}
+
+/// Domain configuration; always resolved to one the engine must accept.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub struct ConfigChoice {
+    pub format: u8,
+    pub granule: u8,
+    pub ias: u8,
+    pub oas: u8,
+    pub coherent: bool,
+    pub custom_alloc: bool,
+}
+
+/// An address: mostly from the pool of interesting values, or the n-th live mapping
+/// (as syzkaller's iommufd descriptions do) plus a page offset, rarely anything at all.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub enum Addr {
+    Pool(u8),
+    Live { n: u8, pages: i8 },
+    Raw(u64),
+}
+
+/// A page size: mostly one the domain supports, sometimes any power of two or anything.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub enum Size {
+    Legal(u8),
+    Pow2(u8),
+    Raw(u64),
+}
+
+/// A page count: mostly small, sometimes enough to cross a table, rarely anything.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub enum Count {
+    Small(u8),
+    Span(u16),
+    Raw(u64),
+}
+
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub enum Op {
+    Map { iova: Addr, pa: Addr, size: Size, count: Count, prot: u8 },
+    Unmap { iova: Addr, size: Size, count: Count },
+    Lookup { iova: Addr, offset: u32 },
+    Sync,
+    Grace,
+    FailNth(u8),
+    Clear,
+}

@@ -1,0 +1,222 @@
+//! The abstract table tree of the model: which non-root tables exist, as NODES
+//! `(level, base)`, plus the allocator's accounting (counters, `fail_nth`, the 2^OAS
+//! placement limit). Written from docs/SEMANTICS.md and the allocator's documented counting
+//! rules, never from the engine's walker or descriptors: a node is only a level and the
+//! span of input addresses it translates.
+//!
+//! A node at lookup level `l` (start_level + 1 ..= 3) spans `2^level_shift(l - 1)` bytes (one
+//! entry of its parent) from `base`, aligned to that span. The root always exists and is not
+//! a node. Invariant (kept by the model): a node's parent node exists (for levels below
+//! start_level + 1), and every leaf's enclosing nodes exist.
+
+use std::collections::BTreeSet;
+
+/// Expected allocator counters, with the engine's meanings (tables, a concatenated root
+/// counting once). Always `allocated == live + deferred + freed`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ModelCounters {
+    /// Allocations ever made, including the root.
+    pub allocated: u64,
+    /// Tables in use: nodes + the root.
+    pub live: u64,
+    /// Tables freed since the last grace period.
+    pub deferred: u64,
+    /// Tables released ever by grace periods.
+    pub freed: u64,
+    /// Allocation attempts refused (injected failure or the 2^OAS limit).
+    pub failed: u64,
+}
+
+/// A table allocation the model predicts to fail (the map stops with `nomem`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocFailed;
+
+/// The set of nodes and the accounting around it.
+#[derive(Clone, Debug)]
+pub(crate) struct Tables {
+    start_level: u32,
+    /// `span_shift[l]`: log2 of the span of a node at level `l` (valid for l > start).
+    span_shift: [u32; 4],
+    /// `nodes[l]`: bases of the nodes at level `l`.
+    nodes: [BTreeSet<u64>; 4],
+    count: u64,
+    counters: ModelCounters,
+    /// Attempts left until the one that fails (1 = the next one); None = disarmed.
+    fail_nth: Option<u64>,
+    /// Frames for non-root tables that fit below 2^OAS after the root.
+    frame_cap: u64,
+    /// Non-root frames ever carved from memory (released ones are reused first).
+    frames_backed: u64,
+    /// Nodes freed since the last `take_freed`: (level, base, span).
+    freed_log: Vec<(u32, u64, u64)>,
+    log_on: bool,
+}
+
+impl Tables {
+    /// `level_shift(l)`: log2 of one entry's span at level `l`; `frame_cap`: single-frame
+    /// tables that fit between the root's end and 2^OAS.
+    pub(crate) fn new(start_level: u32, level_shift: impl Fn(u32) -> u32, frame_cap: u64) -> Self {
+        let mut span_shift = [0; 4];
+        for (l, s) in span_shift.iter_mut().enumerate().skip(start_level as usize + 1) {
+            *s = level_shift(l as u32 - 1);
+        }
+        Tables {
+            start_level,
+            span_shift,
+            nodes: Default::default(),
+            count: 0,
+            // The root is allocated when the domain is created.
+            counters: ModelCounters {
+                allocated: 1,
+                live: 1,
+                ..ModelCounters::default()
+            },
+            fail_nth: None,
+            frame_cap,
+            frames_backed: 0,
+            freed_log: Vec::new(),
+            log_on: true,
+        }
+    }
+
+    /// Node levels: start_level + 1 ..= 3.
+    fn levels(&self) -> std::ops::RangeInclusive<u32> {
+        self.start_level + 1..=3
+    }
+
+    /// Span in bytes of a node at `level` (> start level).
+    pub(crate) fn span(&self, level: u32) -> u64 {
+        1 << self.span_shift[level as usize]
+    }
+
+    pub(crate) fn counters(&self) -> ModelCounters {
+        self.counters
+    }
+
+    pub(crate) fn set_fail_nth(&mut self, n: Option<u64>) {
+        self.fail_nth = n.filter(|&n| n > 0);
+    }
+
+    pub(crate) fn set_logging(&mut self, on: bool) {
+        self.log_on = on;
+        if !on {
+            self.freed_log = Vec::new();
+        }
+    }
+
+    pub(crate) fn contains(&self, level: u32, base: u64) -> bool {
+        self.nodes[level as usize].contains(&base)
+    }
+
+    /// Every node, by level then base.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.levels()
+            .flat_map(move |l| self.nodes[l as usize].iter().map(move |&b| (l, b)))
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// One allocation attempt, in the allocator's order: the 2^OAS limit (when no released
+    /// frame can be reused) refuses before the injected failure is consulted; then
+    /// `fail_nth` counts the attempt down.
+    fn allocate(&mut self, level: u32, base: u64) -> Result<(), AllocFailed> {
+        let reusable = self.frames_backed - self.count - self.counters.deferred;
+        if reusable == 0 && self.frames_backed >= self.frame_cap {
+            self.counters.failed += 1;
+            return Err(AllocFailed);
+        }
+        if let Some(n) = self.fail_nth {
+            if n == 1 {
+                self.fail_nth = None;
+                self.counters.failed += 1;
+                return Err(AllocFailed);
+            }
+            self.fail_nth = Some(n - 1);
+        }
+        if reusable == 0 {
+            self.frames_backed += 1;
+        }
+        let fresh = self.nodes[level as usize].insert(base);
+        debug_assert!(fresh, "node L{level} {base:#x} allocated twice");
+        self.count += 1;
+        self.counters.allocated += 1;
+        self.counters.live += 1;
+        Ok(())
+    }
+
+    /// Makes sure every node on the way from the root to a leaf at `leaf_level` covering
+    /// `iova` exists, allocating the missing ones top-down. `seen[l]` caches the base last
+    /// ensured at level `l` during one map call (u64::MAX: none), so a run of pages in one
+    /// table costs one check per level change. On failure the nodes allocated before stay.
+    pub(crate) fn ensure_path(
+        &mut self,
+        iova: u64,
+        leaf_level: u32,
+        seen: &mut [u64; 4],
+    ) -> Result<(), AllocFailed> {
+        for l in self.start_level + 1..=leaf_level {
+            let base = iova & !(self.span(l) - 1);
+            if seen[l as usize] == base {
+                continue;
+            }
+            if !self.contains(l, base) {
+                self.allocate(l, base)?;
+            }
+            seen[l as usize] = base;
+        }
+        Ok(())
+    }
+
+    /// Frees (defers) every node at `min_level` or deeper whose whole span lies inside
+    /// `[lo, hi)`; returns how many. One range query per level.
+    pub(crate) fn free_inside(&mut self, lo: u64, hi: u64, min_level: u32) -> u64 {
+        let mut n = 0;
+        for l in min_level.max(self.start_level + 1)..=3 {
+            let span = self.span(l);
+            if hi.saturating_sub(lo) < span {
+                continue;
+            }
+            // Bases are aligned to the span: base >= lo and base + span <= hi.
+            let last = hi - span;
+            let set = &mut self.nodes[l as usize];
+            let gone: Vec<u64> = set.range(lo..=last).copied().collect();
+            for &b in &gone {
+                set.remove(&b);
+            }
+            if self.log_on {
+                self.freed_log.extend(gone.iter().map(|&b| (l, b, span)));
+            }
+            n += gone.len() as u64;
+        }
+        self.count -= n;
+        self.counters.live -= n;
+        self.counters.deferred += n;
+        n
+    }
+
+    /// Frees every node.
+    pub(crate) fn free_all(&mut self) {
+        for l in self.levels() {
+            let set = std::mem::take(&mut self.nodes[l as usize]);
+            if self.log_on {
+                let span = self.span(l);
+                self.freed_log.extend(set.into_iter().map(|b| (l, b, span)));
+            }
+        }
+        self.counters.live -= self.count;
+        self.counters.deferred += self.count;
+        self.count = 0;
+    }
+
+    /// The grace period: deferred tables are released (and become reusable frames).
+    pub(crate) fn grace_period(&mut self) {
+        self.counters.freed += self.counters.deferred;
+        self.counters.deferred = 0;
+    }
+
+    pub(crate) fn take_freed(&mut self) -> Vec<(u32, u64, u64)> {
+        std::mem::take(&mut self.freed_log)
+    }
+}

@@ -1,0 +1,106 @@
+//! Table frames as the oracle learns them from the logs: where each table sits in the
+//! translation (level, first IOVA), whether it is reachable, and a shadow of its valid
+//! words (so that unlinking a table makes every entry below it stale, and linking a table
+//! filled before it was linked places its children too).
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Life of one table frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Allocated, not reachable from the root (yet): nothing in it can be cached.
+    Unplaced,
+    /// Reachable from the root (the root itself, or linked by a table descriptor).
+    Linked,
+    /// Its parent entry was cleared (or a table above it was unlinked); `invalidated` once
+    /// an invalidation covering that parent entry has been seen.
+    Unlinked { invalidated: bool },
+    /// Freed, waiting for the grace period (`seq` of the Defer).
+    Deferred { seq: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// Size in bytes.
+    pub len: u64,
+    pub state: State,
+    /// Lookup level and first IOVA, meaningful once placed (Linked / Unlinked).
+    pub level: u32,
+    pub base: u64,
+    /// Valid (bit 0 set) words by index.
+    pub words: HashMap<u32, u64>,
+}
+
+impl Frame {
+    pub fn new(len: u64, state: State) -> Frame {
+        Frame {
+            len,
+            state,
+            level: 0,
+            base: 0,
+            words: HashMap::new(),
+        }
+    }
+
+    pub fn placed(&self) -> bool {
+        matches!(self.state, State::Linked | State::Unlinked { .. })
+    }
+}
+
+/// Every frame the oracle knows, by start address.
+#[derive(Debug, Default)]
+pub struct Frames {
+    map: BTreeMap<u64, Frame>,
+}
+
+impl Frames {
+    /// The frame containing `pa`, with its start.
+    pub fn find(&self, pa: u64) -> Option<(u64, &Frame)> {
+        let (&start, f) = self.map.range(..=pa).next_back()?;
+        (pa - start < f.len).then_some((start, f))
+    }
+
+    pub fn find_mut(&mut self, pa: u64) -> Option<(u64, &mut Frame)> {
+        let (&start, f) = self.map.range_mut(..=pa).next_back()?;
+        (pa - start < f.len).then_some((start, f))
+    }
+
+    /// The frame starting exactly at `pa`.
+    pub fn at_mut(&mut self, pa: u64) -> Option<&mut Frame> {
+        self.map.get_mut(&pa)
+    }
+
+    pub fn get(&self, pa: u64) -> Option<&Frame> {
+        self.map.get(&pa)
+    }
+
+    /// Frames overlapping `[pa, pa + len)`, with their starts.
+    pub fn overlapping(&self, pa: u64, len: u64) -> impl Iterator<Item = (u64, &Frame)> + '_ {
+        let end = pa.saturating_add(len);
+        let before = self.find(pa).filter(|&(s, _)| s < pa);
+        before
+            .into_iter()
+            .chain(self.map.range(pa..end).map(|(&s, f)| (s, f)))
+    }
+
+    /// Replaces whatever overlaps `[pa, pa + f.len)` by `f`.
+    pub fn insert(&mut self, pa: u64, f: Frame) {
+        let starts: Vec<u64> = self.overlapping(pa, f.len).map(|(s, _)| s).collect();
+        for s in starts {
+            self.map.remove(&s);
+        }
+        self.map.insert(pa, f);
+    }
+
+    pub fn remove(&mut self, pa: u64) -> Option<Frame> {
+        self.map.remove(&pa)
+    }
+
+    /// The frame at `pa`, created (`len` bytes, Unplaced) when unknown.
+    pub fn entry(&mut self, pa: u64, len: u64) -> &mut Frame {
+        if !self.map.contains_key(&pa) {
+            self.insert(pa, Frame::new(len, State::Unplaced));
+        }
+        self.map.get_mut(&pa).expect("just inserted")
+    }
+}

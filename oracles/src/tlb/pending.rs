@@ -1,0 +1,116 @@
+//! Breaks not yet invalidated: cached entries (worst case) whose descriptor was cleared or
+//! became unreachable. Indexed by slot and, per level, by IOVA, so that an invalidation
+//! finds the entries it covers in O(log n + hits): within one level all entries have the
+//! same span, so the ones overlapping a range have their base in one contiguous key range.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::entry::EntryKind;
+
+/// One cached entry that is no longer what the tables say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Break {
+    /// Sequence number of the event that made it stale.
+    pub seq: u64,
+    /// Physical address of the descriptor word.
+    pub slot: u64,
+    pub kind: EntryKind,
+    pub level: u32,
+    /// First IOVA of the entry's span.
+    pub iova: u64,
+    /// log2 of the entry's span.
+    pub shift: u32,
+    /// The descriptor value the cache may still hold.
+    pub old: u64,
+    /// Set when the entry itself was not written but a table above it was unlinked: the
+    /// slot of that table's (cleared) parent entry.
+    pub under: Option<u64>,
+}
+
+impl Break {
+    pub fn span(&self) -> u64 {
+        1u64 << self.shift
+    }
+
+    /// Last IOVA of the span (inclusive).
+    pub fn last(&self) -> u64 {
+        self.iova.saturating_add(self.span() - 1)
+    }
+}
+
+/// What an invalidation covers.
+#[derive(Clone, Copy, Debug)]
+pub enum Cover {
+    /// Leaf and table entries overlapping `[lo, hi]` (Leaf=0).
+    Walk { lo: u64, hi: u64 },
+    /// Leaf entries overlapping `[lo, hi]` at `level`, or at any level when `None` (Leaf=1).
+    Leaves { lo: u64, hi: u64, level: Option<u32> },
+}
+
+#[derive(Debug, Default)]
+pub struct Pending {
+    by_slot: HashMap<u64, Break>,
+    /// Per level 0..=3: (iova, slot).
+    by_level: [BTreeSet<(u64, u64)>; 4],
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.by_slot.is_empty()
+    }
+
+    pub fn get(&self, slot: u64) -> Option<&Break> {
+        self.by_slot.get(&slot)
+    }
+
+    /// Records `b` unless its slot already has a pending break (the older one is what a
+    /// cache may still hold).
+    pub fn insert(&mut self, b: Break) {
+        if let std::collections::hash_map::Entry::Vacant(v) = self.by_slot.entry(b.slot) {
+            v.insert(b);
+            self.by_level[b.level as usize & 3].insert((b.iova, b.slot));
+        }
+    }
+
+    /// Removes and returns every break `c` covers.
+    pub fn remove_covered(&mut self, c: Cover, shift_of: impl Fn(u32) -> u32) -> Vec<Break> {
+        let (lo, hi) = match c {
+            Cover::Walk { lo, hi } | Cover::Leaves { lo, hi, .. } => (lo, hi),
+        };
+        let mut out = Vec::new();
+        for level in 0..4u32 {
+            if let Cover::Leaves { level: Some(l), .. } = c {
+                if l != level {
+                    continue;
+                }
+            }
+            let set = &mut self.by_level[level as usize];
+            if set.is_empty() {
+                continue;
+            }
+            let span_m1 = 1u64.checked_shl(shift_of(level)).map_or(u64::MAX, |s| s - 1);
+            let from = lo.saturating_sub(span_m1);
+            let hits: Vec<(u64, u64)> = set.range((from, 0)..=(hi, u64::MAX)).copied().collect();
+            for key in hits {
+                let b = self.by_slot[&key.1];
+                if matches!(c, Cover::Leaves { .. }) && b.kind != EntryKind::Leaf {
+                    continue;
+                }
+                set.remove(&key);
+                self.by_slot.remove(&key.1);
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// Removes and returns everything (a full invalidation, or the end of an op).
+    pub fn take_all(&mut self) -> Vec<Break> {
+        for s in &mut self.by_level {
+            s.clear();
+        }
+        let mut v: Vec<Break> = self.by_slot.drain().map(|(_, b)| b).collect();
+        v.sort_by_key(|b| (b.seq, b.slot));
+        v
+    }
+}
