@@ -75,7 +75,7 @@ fn unmap_refused(s: &mut Setup, args: (u64, u64, u64), want: Result<u64, ErrorKi
 
 #[test]
 fn map_inval_changes_nothing() {
-    for e in sample() {
+    for e in drive_configs() {
         let mut s = populated(&e);
         let ia = e.ia_size();
         for &pg in &e.page_sizes() {
@@ -151,7 +151,7 @@ fn map_range_uses_oas_for_the_output() {
 
 #[test]
 fn map_without_read_or_write_maps_nothing() {
-    for e in sample() {
+    for e in drive_configs() {
         let mut s = populated(&e);
         for bits in 0u8..64 {
             let prot = Prot::from_bits_truncate(bits);
@@ -246,7 +246,7 @@ fn map_stops_midway_and_keeps_earlier_pages() {
 
 #[test]
 fn unmap_inval_and_range_change_nothing() {
-    for e in sample() {
+    for e in drive_configs() {
         let mut s = populated(&e);
         let ia = e.ia_size();
         for &pg in &e.page_sizes() {

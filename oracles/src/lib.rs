@@ -6,8 +6,10 @@
 
 pub mod divergence;
 pub mod model;
+pub mod tlb;
 pub mod walker;
 
 pub use divergence::Divergence;
 pub use model::Model;
+pub use tlb::TlbOracle;
 pub use walker::{check_domain, check_range};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ptfuzz_harness::campaign::{self, print::print_files, Budget, Config};
 
 #[derive(Parser)]
 #[command(
@@ -23,17 +24,41 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Swarm-fuzz on the stable toolchain: deduplicate, minimise and save crashes as
+    /// traces, write report.json and report.html; non-zero exit if any crash was found.
+    Fuzz {
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Stop after this many inputs instead (same seed and count = same campaign).
+        #[arg(long, conflicts_with = "seconds")]
+        inputs: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Report directory [default: reports/<UTC timestamp>-seed<SEED>]
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Decode raw fuzzer files (libFuzzer/AFL crashes or corpus entries), execute them and
+    /// print their traces; non-zero exit if any file does not decode or fails.
+    Print {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    match Cli::parse().cmd {
-        Cmd::Replay { files } => {
-            let failed = ptfuzz_harness::replay_files(&files, &mut std::io::stdout().lock())?;
-            Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+    let failed = match Cli::parse().cmd {
+        Cmd::Replay { files } => ptfuzz_harness::replay_files(&files, &mut std::io::stdout().lock())?,
+        Cmd::Fuzz { seconds, inputs, seed, out } => {
+            let budget = inputs.map_or(Budget::Seconds(seconds), Budget::Inputs);
+            let out = out.unwrap_or_else(|| campaign::default_out(seed));
+            let report = campaign::run(&Config::new(seed, budget, out.clone()))?;
+            print!("{}", report.summary());
+            println!("report: {}", out.join("report.html").display());
+            report.crashes.len()
         }
-    }
+        Cmd::Print { files } => print_files(&files, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?,
+    };
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -7,9 +7,9 @@
 pub mod domain_rules;
 mod tables;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod tables_tests;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 

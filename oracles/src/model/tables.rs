@@ -57,7 +57,11 @@ impl Tables {
     /// tables that fit between the root's end and 2^OAS.
     pub(crate) fn new(start_level: u32, level_shift: impl Fn(u32) -> u32, frame_cap: u64) -> Self {
         let mut span_shift = [0; 4];
-        for (l, s) in span_shift.iter_mut().enumerate().skip(start_level as usize + 1) {
+        for (l, s) in span_shift
+            .iter_mut()
+            .enumerate()
+            .skip(start_level as usize + 1)
+        {
             *s = level_shift(l as u32 - 1);
         }
         Tables {

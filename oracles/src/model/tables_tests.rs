@@ -53,12 +53,16 @@ fn check_invariants(m: &Model) {
     for (a, _, size, _) in m.leaves() {
         let level = m.leaf_level(size);
         for l in start + 1..=level {
-            assert!(m.has_table(l, a & !(m.table_span(l) - 1)), "leaf {a:#x} lacks L{l}");
+            assert!(
+                m.has_table(l, a & !(m.table_span(l) - 1)),
+                "leaf {a:#x} lacks L{l}"
+            );
         }
         // No table under a leaf.
         for l in level + 1..=3 {
             assert!(
-                !m.tables().any(|(tl, tb)| tl == l && tb >= a && tb < a + size),
+                !m.tables()
+                    .any(|(tl, tb)| tl == l && tb >= a && tb < a + size),
                 "table under leaf {a:#x}"
             );
         }
@@ -77,7 +81,10 @@ fn first_map_in_4k_48_allocates_three_tables() {
     let mut m = s1_4k();
     assert_eq!(m.map(0x40_0000_1000, 0, K4, 1, RW), Ok(K4));
     assert_eq!(c(&m), (4, 4, 0, 0, 0));
-    assert_eq!(tables(&m), [(1, 0), (2, 0x40_0000_0000), (3, 0x40_0000_0000)]);
+    assert_eq!(
+        tables(&m),
+        [(1, 0), (2, 0x40_0000_0000), (3, 0x40_0000_0000)]
+    );
     assert_eq!(m.table_span(1), 1 << 39);
     assert_eq!(m.table_span(2), G1);
     assert_eq!(m.table_span(3), M2);
@@ -95,10 +102,19 @@ fn first_map_in_4k_48_allocates_three_tables() {
     assert_eq!(c(&m), (10, 10, 0, 0, 0));
     check_invariants(&m);
     // Argument errors, no-permission and `exists` allocate nothing.
-    assert_eq!(m.map(0x200_0000_0000, 0, K4, 0, RW), err(ErrorKind::Inval, 0));
+    assert_eq!(
+        m.map(0x200_0000_0000, 0, K4, 0, RW),
+        err(ErrorKind::Inval, 0)
+    );
     assert_eq!(m.map(0x200_0000_0000, 0, K4, 1, Prot::EXEC), Ok(0));
-    assert_eq!(m.map(0x100_0000_0000, 0, K4, 1, RW), err(ErrorKind::Exists, 0));
-    assert_eq!(m.map(0x40_0000_0000, 0, G1, 1, RW), err(ErrorKind::Exists, 0));
+    assert_eq!(
+        m.map(0x100_0000_0000, 0, K4, 1, RW),
+        err(ErrorKind::Exists, 0)
+    );
+    assert_eq!(
+        m.map(0x40_0000_0000, 0, G1, 1, RW),
+        err(ErrorKind::Exists, 0)
+    );
     assert_eq!(c(&m), (10, 10, 0, 0, 0));
 }
 
@@ -116,9 +132,9 @@ fn fewer_levels_for_other_geometries() {
         (Arm64S2, G4K, 40, 48, K4, 2),   // L1, 2 concatenated tables
         (Arm64S2, G4K, 40, 48, M2, 1),
         (Arm64S2, G4K, 40, 48, G1, 0),
-        (Arm64S2, G4K, 32, 48, K4, 1), // L2, 4 concatenated tables
-        (Arm64S2, G16K, 48, 48, K16, 2), // L1, 2 concatenated tables
-        (Arm64S2, G64K, 32, 48, K64, 0), // L3, 8 concatenated tables
+        (Arm64S2, G4K, 32, 48, K4, 1),    // L2, 4 concatenated tables
+        (Arm64S2, G16K, 48, 48, K16, 2),  // L1, 2 concatenated tables
+        (Arm64S2, G64K, 32, 48, K64, 0),  // L3, 8 concatenated tables
         (Arm64S2, G64K, 34, 48, M512, 0), // L2
         (Arm64S2, G64K, 34, 48, K64, 1),
         (Arm32LpaeS1, G4K, 32, 40, K4, 2),
@@ -161,7 +177,11 @@ fn fail_nth_at_each_allocation_of_a_three_table_map() {
     m.fail_nth(Some(4));
     assert_eq!(m.map(a, 0, K4, 1, RW), Ok(K4));
     assert_eq!(c(&m), (4, 4, 0, 0, 0));
-    assert_eq!(m.map(a + K4, 0, K4, 1, RW), Ok(K4), "no allocation: no attempt");
+    assert_eq!(
+        m.map(a + K4, 0, K4, 1, RW),
+        Ok(K4),
+        "no allocation: no attempt"
+    );
     assert_eq!(m.map(a + M2, 0, K4, 1, RW), err(ErrorKind::Nomem, 0));
     assert_eq!(c(&m), (4, 4, 0, 0, 1));
     assert_eq!(m.map(a + M2, 0, K4, 1, RW), Ok(K4));
@@ -181,7 +201,10 @@ fn fail_nth_in_the_middle_of_a_map_crossing_a_table_boundary() {
     m.fail_nth(Some(4));
     // Pages 0, 1 need L1, L2, L3@0; page 2 (at 2M) needs L3@2M: the 4th attempt fails.
     let a = M2 - 2 * K4;
-    assert_eq!(m.map(a, 0x1000_0000, K4, 4, RW), err(ErrorKind::Nomem, 2 * K4));
+    assert_eq!(
+        m.map(a, 0x1000_0000, K4, 4, RW),
+        err(ErrorKind::Nomem, 2 * K4)
+    );
     assert_eq!(c(&m), (4, 4, 0, 0, 1));
     assert_eq!(tables(&m), [(1, 0), (2, 0), (3, 0)]);
     assert_eq!(m.lookup(a + K4 + 5), Some(0x1000_1005));
@@ -192,7 +215,10 @@ fn fail_nth_in_the_middle_of_a_map_crossing_a_table_boundary() {
     // Blocks: 2M pages crossing a 1G boundary fail on the new L2 table.
     let mut m = s1_4k();
     m.fail_nth(Some(3));
-    assert_eq!(m.map(G1 - 2 * M2, 0, M2, 3, RW), err(ErrorKind::Nomem, 2 * M2));
+    assert_eq!(
+        m.map(G1 - 2 * M2, 0, M2, 3, RW),
+        err(ErrorKind::Nomem, 2 * M2)
+    );
     assert_eq!(tables(&m), [(1, 0), (2, 0)]);
     assert_eq!(c(&m), (3, 3, 0, 0, 1));
     check_invariants(&m);
@@ -243,7 +269,11 @@ fn empty_table_at_the_slot_is_replaced_and_freed() {
     assert_eq!(c(&m).1, before.1 - 3);
     assert_eq!(
         m.take_freed_tables(),
-        [(3, 4 * G1, M2), (3, 4 * G1 + M2, M2), (3, 4 * G1 + 2 * M2, M2)]
+        [
+            (3, 4 * G1, M2),
+            (3, 4 * G1 + M2, M2),
+            (3, 4 * G1 + 2 * M2, M2)
+        ]
     );
     check_invariants(&m);
 }
@@ -289,7 +319,10 @@ fn unmap_frees_exactly_the_tables_whose_whole_span_was_removed() {
     assert_eq!(m.take_freed_tables(), [(3, G1 + M2, M2)]);
     assert!(m.has_table(3, G1), "span [G1, G1+2M) was not unmapped");
     check_invariants(&m);
-    assert_eq!(m.take_removed_leaves(), [(G1, 0, K4, RW), (G1 + M2 + K4, 0, K4, RW)]);
+    assert_eq!(
+        m.take_removed_leaves(),
+        [(G1, 0, K4, RW), (G1 + M2 + K4, 0, K4, RW)]
+    );
 }
 
 #[test]
@@ -306,14 +339,20 @@ fn grace_period_and_clear() {
     assert_eq!(c(&m), (6, 5, 0, 1, 0));
     assert_eq!(
         m.take_removed_leaves(),
-        [(G1, 0x5000, K4, Prot::READ), (G1 + K4, 0x6000, K4, Prot::READ)]
+        [
+            (G1, 0x5000, K4, Prot::READ),
+            (G1 + K4, 0x6000, K4, Prot::READ)
+        ]
     );
     m.take_freed_tables();
     m.clear();
     assert_eq!(c(&m), (6, 1, 4, 1, 0));
     assert_eq!(tables(&m), []);
     assert_eq!(m.take_removed_leaves(), [(0, 0, K4, RW)]);
-    assert_eq!(m.take_freed_tables(), [(1, 0, 1 << 39), (2, 0, G1), (2, G1, G1), (3, 0, M2)]);
+    assert_eq!(
+        m.take_freed_tables(),
+        [(1, 0, 1 << 39), (2, 0, G1), (2, G1, G1), (3, 0, M2)]
+    );
     m.grace_period();
     assert_eq!(c(&m), (6, 1, 0, 5, 0));
     assert_eq!(m.map(0, 0, K4, 1, RW), Ok(K4));
@@ -346,9 +385,17 @@ fn tables_above_oas_fail_without_consuming_fail_nth() {
     assert_eq!(m.unmap(0, M2, 1), Ok(M2));
     assert_eq!(c(&m), (16, 15, 1, 0, 1));
     assert_eq!(m.map(G1, 0, K4, 1, RW), err(ErrorKind::Nomem, 0));
-    assert_eq!(c(&m), (16, 15, 1, 0, 2), "still the limit; the injection still armed");
+    assert_eq!(
+        c(&m),
+        (16, 15, 1, 0, 2),
+        "still the limit; the injection still armed"
+    );
     m.grace_period();
-    assert_eq!(m.map(G1, 0, K4, 1, RW), err(ErrorKind::Nomem, 0), "now the injection");
+    assert_eq!(
+        m.map(G1, 0, K4, 1, RW),
+        err(ErrorKind::Nomem, 0),
+        "now the injection"
+    );
     assert_eq!(c(&m), (16, 15, 0, 1, 3));
     // L2@1G takes the released frame, L3@1G hits the limit again.
     assert_eq!(m.map(G1, 0, K4, 1, RW), err(ErrorKind::Nomem, 0));

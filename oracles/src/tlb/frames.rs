@@ -14,7 +14,7 @@ pub enum State {
     Linked,
     /// Its parent entry was cleared (or a table above it was unlinked); `invalidated` once
     /// an invalidation covering that parent entry has been seen.
-    Unlinked { invalidated: bool },
+    Unlinked { seq: u64, invalidated: bool },
     /// Freed, waiting for the grace period (`seq` of the Defer).
     Deferred { seq: u64 },
 }
@@ -40,10 +40,6 @@ impl Frame {
             base: 0,
             words: HashMap::new(),
         }
-    }
-
-    pub fn placed(&self) -> bool {
-        matches!(self.state, State::Linked | State::Unlinked { .. })
     }
 }
 
@@ -96,11 +92,19 @@ impl Frames {
         self.map.remove(&pa)
     }
 
-    /// The frame at `pa`, created (`len` bytes, Unplaced) when unknown.
-    pub fn entry(&mut self, pa: u64, len: u64) -> &mut Frame {
-        if !self.map.contains_key(&pa) {
-            self.insert(pa, Frame::new(len, State::Unplaced));
+    /// The frame at `pa`, created (`len` bytes, Unplaced) when unknown; `None` when `pa`
+    /// lies inside another frame (a table descriptor pointing into the middle of one).
+    pub fn entry(&mut self, pa: u64, len: u64) -> Option<&mut Frame> {
+        match self.find(pa) {
+            Some((s, _)) if s != pa => return None,
+            Some(_) => {}
+            None => {
+                if self.overlapping(pa, len).next().is_some() {
+                    return None;
+                }
+                self.map.insert(pa, Frame::new(len, State::Unplaced));
+            }
         }
-        self.map.get_mut(&pa).expect("just inserted")
+        self.map.get_mut(&pa)
     }
 }

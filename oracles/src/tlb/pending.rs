@@ -44,7 +44,11 @@ pub enum Cover {
     /// Leaf and table entries overlapping `[lo, hi]` (Leaf=0).
     Walk { lo: u64, hi: u64 },
     /// Leaf entries overlapping `[lo, hi]` at `level`, or at any level when `None` (Leaf=1).
-    Leaves { lo: u64, hi: u64, level: Option<u32> },
+    Leaves {
+        lo: u64,
+        hi: u64,
+        level: Option<u32>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -55,10 +59,6 @@ pub struct Pending {
 }
 
 impl Pending {
-    pub fn is_empty(&self) -> bool {
-        self.by_slot.is_empty()
-    }
-
     pub fn get(&self, slot: u64) -> Option<&Break> {
         self.by_slot.get(&slot)
     }
@@ -88,7 +88,9 @@ impl Pending {
             if set.is_empty() {
                 continue;
             }
-            let span_m1 = 1u64.checked_shl(shift_of(level)).map_or(u64::MAX, |s| s - 1);
+            let span_m1 = 1u64
+                .checked_shl(shift_of(level))
+                .map_or(u64::MAX, |s| s - 1);
             let from = lo.saturating_sub(span_m1);
             let hits: Vec<(u64, u64)> = set.range((from, 0)..=(hi, u64::MAX)).copied().collect();
             for key in hits {

@@ -4,7 +4,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
-use ptfuzz_oracles::{check_domain, check_range, Divergence, Model};
+use ptfuzz_oracles::walker::WalkParams;
+use ptfuzz_oracles::{check_domain, check_range, Divergence, Model, TlbOracle};
 
 use crate::outcome::Outcome;
 use crate::replay::FailureKind;
@@ -18,6 +19,7 @@ pub struct CheckedDomain {
     engine: Domain<OrderedFlushLog>,
     model: Model,
     hooks: Option<HookCounts>,
+    tlb: TlbOracle,
     /// Commands applied so far (the op index of divergences).
     ops: usize,
 }
@@ -53,12 +55,17 @@ impl CheckedDomain {
         let engine = Domain::with_flush(*cfg, OrderedFlushLog::default(), hooks.as_ref().map(custom_hooks));
         let model = Model::new(cfg);
         match (engine, model) {
-            (Ok(mut engine), Ok(model)) => {
+            (Ok(mut engine), Ok(mut model)) => {
                 engine.set_event_logging(true);
+                model.set_removal_logging(false);
+                let r = model.rules();
+                let params = WalkParams::new(r.granule, r.ias, r.oas, r.start_level, cfg.format.is_stage2());
+                let tlb = TlbOracle::new(cfg, engine.root(), &params);
                 Created::Both(Box::new(CheckedDomain {
                     engine,
                     model,
                     hooks,
+                    tlb,
                     ops: 0,
                 }))
             }
@@ -109,10 +116,12 @@ impl CheckedDomain {
             ),
             Command::Grace { .. } => {
                 guarded("engine", || e.grace_period())?;
+                guarded("model", || m.grace_period())?;
                 (Outcome::Done, Outcome::Done)
             }
             Command::FailNth { n, .. } => {
                 guarded("engine", || e.fail_nth_alloc(Some(n)))?;
+                guarded("model", || m.fail_nth(Some(n)))?;
                 (Outcome::Done, Outcome::Done)
             }
             Command::Clear { .. } => {
@@ -131,10 +140,9 @@ impl CheckedDomain {
     /// The oracles after one command: the range it touched (plus neighbours) through the
     /// independent walker; everything after commands that touch everything.
     fn check_after(&mut self, cmd: &Command) -> Result<(), Divergence> {
-        // Logs are drained every op so they stay small.
-        self.engine.flush_ops_mut().events.clear();
-        self.engine.take_device_log();
-        self.engine.take_alloc_log();
+        // Every write, flush and free of this op, in order: nothing stale may survive it.
+        self.tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
+        self.check_counters()?;
         let ia_end = 1u64 << self.engine.config().ias;
         let range = |iova: u64, pgsize: u64, count: u64| {
             let end = pgsize
@@ -156,6 +164,26 @@ impl CheckedDomain {
         let g = self.engine.config().granule.size();
         let samples = [lo.wrapping_sub(g), hi, lo + (hi - lo) / 2];
         check_range(&self.engine, &self.model, lo, hi, &samples)
+    }
+
+    /// The allocator's counters against the model's prediction of every table.
+    fn check_counters(&self) -> Result<(), Divergence> {
+        let e = self.engine.counters();
+        let m = self.model.counters();
+        let pairs = [
+            ("allocated", e.allocated, m.allocated),
+            ("live", e.live, m.live),
+            ("deferred", e.deferred, m.deferred),
+            ("freed", e.freed, m.freed),
+            ("failed", e.failed, m.failed),
+        ];
+        match pairs.iter().find(|(_, a, b)| a != b) {
+            None => Ok(()),
+            Some((name, a, b)) => Err(Divergence::new(
+                "counters",
+                format!("table counter `{name}`: engine {a}, model {b} (after op {})", self.ops - 1),
+            )),
+        }
     }
 
     /// Everything: every leaf, the table structure, the counters, the custom hooks.

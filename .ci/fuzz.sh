@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Bounded fuzzing for CI: cargo-fuzz (libFuzzer) and AFL++ (cargo-afl) on the `pagetable`
+# target, seeded from corpus/pagetable. Facts behind every choice: ../shared/FUZZ-TOOLING.md.
+#
+#   .ci/fuzz.sh install      cargo-fuzz 0.13.2 and cargo-afl 0.18.2, when missing
+#   .ci/fuzz.sh libfuzzer    build, then fuzz PTFUZZ_FUZZ_SECONDS (default 60)
+#   .ci/fuzz.sh afl          build, then fuzz PTFUZZ_AFL_SECONDS (default 30)
+#   .ci/fuzz.sh [all]        the three in order
+#
+# Options: --sanitizer none|address (or PTFUZZ_FUZZ_SANITIZER; default address = ASan, which
+# needs nightly, or stable with RUSTC_BOOTSTRAP=1; `none` works on plain stable and is ~10x
+# faster). Any crash fails: a non-zero exit from the fuzzer, or any crash file it left. Crash
+# files are copied to reports/ci-crashes/ and never written into corpus/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+FUZZ_SECONDS=${PTFUZZ_FUZZ_SECONDS:-60}
+AFL_SECONDS=${PTFUZZ_AFL_SECONDS:-30}
+SANITIZER=${PTFUZZ_FUZZ_SANITIZER:-address}
+TARGET=pagetable
+FUZZ_DIR=fuzz/libfuzzer
+SEEDS=corpus/pagetable
+SCRATCH=target/fuzz-ci          # scratch corpora, artifacts, logs (the repository's target/)
+CRASHES=reports/ci-crashes      # where found crashes are kept
+
+what=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --sanitizer) SANITIZER=$2; shift 2 ;;
+    --sanitizer=*) SANITIZER=${1#*=}; shift ;;
+    install|libfuzzer|afl|all) what+=("$1"); shift ;;
+    *) echo "usage: $0 [install|libfuzzer|afl|all]... [--sanitizer none|address]" >&2; exit 2 ;;
+  esac
+done
+[ ${#what[@]} -gt 0 ] || what=(all)
+
+step() {   # like .ci/run's stage: name, then the command; prints how long it took
+  local name=$1; shift
+  echo "::: fuzz step '$name': $*"
+  local t0=$SECONDS
+  "$@"
+  echo "::: fuzz step '$name' took $((SECONDS - t0)) s"
+}
+
+# Crash files found by a fuzzer: keep them, tell how to read them, fail.
+report_crashes() {   # engine, files...
+  local engine=$1; shift
+  mkdir -p "$CRASHES/$engine"
+  echo "!!! $engine found $# crash file(s); copies in $CRASHES/$engine/:"
+  local f
+  for f in "$@"; do
+    cp "$f" "$CRASHES/$engine/"
+    echo "!!!   $CRASHES/$engine/$(basename "$f")  ($(wc -c <"$f") bytes)"
+    echo "!!!     print as a trace: cargo run --release -- print '$CRASHES/$engine/$(basename "$f")'"
+  done
+  echo "!!! the panic message above names the op, the oracle and the trace"
+}
+
+install_tools() {
+  if command -v cargo-fuzz >/dev/null; then
+    echo "cargo-fuzz present: $(cargo fuzz --version)"
+  else
+    step install-cargo-fuzz cargo install --locked cargo-fuzz --version 0.13.2
+  fi
+  if command -v cargo-afl >/dev/null; then
+    echo "cargo-afl present: $(cargo afl --version 2>/dev/null | head -1)"
+  else
+    # Builds AFL++ from the crate during install (needs make and a C compiler, no network).
+    step install-cargo-afl cargo install --locked cargo-afl --version 0.18.2
+  fi
+}
+
+# How to run cargo fuzz: nightly where installed, else stable with RUSTC_BOOTSTRAP=1 (and a
+# target dir of its own), and `--sanitizer none` on plain stable as the last resort.
+FUZZ_CARGO=(cargo)
+FUZZ_ENV=()
+FUZZ_TARGET_DIR=$FUZZ_DIR/target
+choose_toolchain() {
+  if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    FUZZ_CARGO=(cargo +nightly)
+    FUZZ_ENV=()
+    FUZZ_TARGET_DIR=$FUZZ_DIR/target
+  elif [ "$SANITIZER" = none ]; then
+    FUZZ_CARGO=(cargo)
+    FUZZ_ENV=()
+    FUZZ_TARGET_DIR=$FUZZ_DIR/target/stable
+  else
+    FUZZ_CARGO=(cargo)
+    FUZZ_ENV=(RUSTC_BOOTSTRAP=1)
+    FUZZ_TARGET_DIR=$FUZZ_DIR/target/bootstrap
+  fi
+  echo "cargo fuzz toolchain: $(env "${FUZZ_ENV[@]}" "${FUZZ_CARGO[@]}" rustc --version | head -1)" \
+    "${FUZZ_ENV[*]} sanitizer=$SANITIZER target-dir=$FUZZ_TARGET_DIR"
+}
+
+fuzz_flags() {   # the flags build and run share, so run does not rebuild
+  echo --fuzz-dir "$FUZZ_DIR" --target-dir "$FUZZ_TARGET_DIR" --sanitizer "$SANITIZER" \
+    --release --debug-assertions
+}
+
+libfuzzer_build() {
+  # shellcheck disable=SC2046
+  if ! env "${FUZZ_ENV[@]}" "${FUZZ_CARGO[@]}" fuzz build $(fuzz_flags) "$TARGET"; then
+    if [ "$SANITIZER" = none ]; then return 1; fi
+    echo "!!! the $SANITIZER build failed on this toolchain; falling back to --sanitizer none"
+    SANITIZER=none
+    choose_toolchain
+    # shellcheck disable=SC2046
+    env "${FUZZ_ENV[@]}" "${FUZZ_CARGO[@]}" fuzz build $(fuzz_flags) "$TARGET"
+  fi
+}
+
+libfuzzer_run() {
+  local corpus=$SCRATCH/libfuzzer/corpus/$TARGET art=$SCRATCH/libfuzzer/artifacts/$TARGET
+  local log=$SCRATCH/libfuzzer/$TARGET.log
+  rm -rf "$corpus" "$art"
+  mkdir -p "$corpus" "$art"
+  cp "$SEEDS"/* "$corpus"/
+  echo "seeds: $(ls "$SEEDS" | wc -l) files from $SEEDS; fuzzing $FUZZ_SECONDS s; full log: $log"
+  local rc=0
+  # The log keeps every line; the console skips libFuzzer's per-input NEW/REDUCE lines.
+  # shellcheck disable=SC2046
+  env "${FUZZ_ENV[@]}" "${FUZZ_CARGO[@]}" fuzz run $(fuzz_flags) "$TARGET" "$corpus" -- \
+    -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -artifact_prefix="$ROOT/$art/" \
+    -max_len=4096 -timeout=20 -rss_limit_mb=2560 2>&1 \
+    | tee "$log" | grep --line-buffered -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE)' \
+    || rc=${PIPESTATUS[0]}
+  local execs eps
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  echo "libFuzzer ($SANITIZER): ${execs:-?} execs, ${eps:-?} exec/s, corpus $(ls "$corpus" | wc -l) files, exit $rc"
+  local found=()
+  shopt -s nullglob
+  found=("$art"/crash-* "$art"/leak-* "$art"/timeout-* "$art"/oom-*)
+  shopt -u nullglob
+  if [ ${#found[@]} -gt 0 ]; then
+    report_crashes libfuzzer "${found[@]}"
+    return 1
+  fi
+  if [ "$rc" -ne 0 ]; then
+    echo "!!! cargo fuzz run exited $rc without leaving a crash file; see $log"
+    return 1
+  fi
+}
+
+afl_build() {
+  cargo afl build --release --manifest-path fuzz/afl/Cargo.toml --target-dir target/afl
+}
+
+afl_run() {
+  local out=$SCRATCH/afl/out bin=target/afl/release/$TARGET
+  rm -rf "$out"
+  mkdir -p "$SCRATCH/afl"
+  echo "seeds: $(ls "$SEEDS" | wc -l) files from $SEEDS (read only); fuzzing $AFL_SECONDS s"
+  local rc=0
+  AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+    cargo afl fuzz -i "$SEEDS" -o "$out" -V "$AFL_SECONDS" "$bin" || rc=$?
+  local stats=$out/default/fuzzer_stats
+  if [ -f "$stats" ]; then
+    local k
+    for k in execs_done execs_per_sec corpus_count saved_crashes saved_hangs; do
+      printf '%s ' "$(grep "^$k " "$stats" | tr -s ' ')"
+    done
+    echo
+    echo "AFL: $(sed -n 's/^execs_done *: *//p' "$stats") execs," \
+      "$(sed -n 's/^execs_per_sec *: *//p' "$stats") exec/s (last), exit $rc"
+  fi
+  local found=()
+  shopt -s nullglob
+  found=("$out"/default/crashes/id:*)
+  shopt -u nullglob
+  if [ ${#found[@]} -gt 0 ]; then
+    echo "!!! replay one under the harness to see its panic message (the trace):"
+    echo "!!!   $bin < '${found[0]}'"
+    report_crashes afl "${found[@]}"
+    return 1
+  fi
+  if [ "$rc" -ne 0 ]; then
+    echo "!!! cargo afl fuzz exited $rc without a crash file (a seed that crashes or hangs fails here)"
+    return 1
+  fi
+}
+
+for w in "${what[@]}"; do
+  case $w in
+    install) install_tools ;;
+    libfuzzer)
+      choose_toolchain
+      step libfuzzer-build libfuzzer_build
+      step libfuzzer-run libfuzzer_run ;;
+    afl)
+      step afl-build afl_build
+      step afl-run afl_run ;;
+    all)
+      install_tools
+      choose_toolchain
+      step libfuzzer-build libfuzzer_build
+      step libfuzzer-run libfuzzer_run
+      step afl-build afl_build
+      step afl-run afl_run ;;
+  esac
+done

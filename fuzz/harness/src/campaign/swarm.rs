@@ -1,0 +1,138 @@
+//! Swarm input generation: every batch of inputs draws new op-kind weights, some of them
+//! zero. A batch without lookups or without clears reaches states (deep tables, long runs
+//! of maps) that one fixed mix of ops rarely does; that is swarm testing (Groce et al.).
+//!
+//! Inputs are drawn straight from a seeded RNG, not decoded from bytes, so the i-th input
+//! of a seed is always the same one and no fuzzing engine is needed.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::input::{Addr, ConfigChoice, Count, Input, Op, Size, MAX_OPS};
+
+/// Inputs drawn with one set of weights.
+pub const BATCH: usize = 256;
+
+/// The op kinds generated, in the order of the weights.
+pub const KINDS: [&str; 7] = ["map", "unmap", "lookup", "sync", "grace", "fail_nth", "clear"];
+
+/// A deterministic stream of inputs for one seed.
+pub struct Swarm {
+    rng: StdRng,
+    weights: [u32; KINDS.len()],
+    left: usize,
+}
+
+impl Swarm {
+    pub fn new(seed: u64) -> Swarm {
+        Swarm {
+            rng: StdRng::seed_from_u64(seed),
+            weights: [0; KINDS.len()],
+            left: 0,
+        }
+    }
+
+    /// The current op-kind weights (for the progress display and tests).
+    pub fn weights(&self) -> [u32; KINDS.len()] {
+        self.weights
+    }
+
+    /// The next input: one random domain configuration and 1..=MAX_OPS ops.
+    pub fn next_input(&mut self) -> Input {
+        if self.left == 0 {
+            self.draw_weights();
+            self.left = BATCH;
+        }
+        self.left -= 1;
+        let r = &mut self.rng;
+        let config = ConfigChoice {
+            format: r.random(),
+            granule: r.random(),
+            ias: r.random(),
+            oas: r.random(),
+            coherent: r.random(),
+            custom_alloc: r.random(),
+        };
+        let n = self.rng.random_range(1..=MAX_OPS);
+        let ops = (0..n).map(|_| self.op()).collect();
+        Input { config, ops }
+    }
+
+    /// Each kind is off with probability 1/4, else weighted 1..=16; never all off.
+    fn draw_weights(&mut self) {
+        for w in &mut self.weights {
+            *w = if self.rng.random_ratio(1, 4) { 0 } else { self.rng.random_range(1..=16) };
+        }
+        if self.weights.iter().all(|&w| w == 0) {
+            self.weights[0] = 1;
+        }
+    }
+
+    fn op(&mut self) -> Op {
+        let total: u32 = self.weights.iter().sum();
+        let mut pick = self.rng.random_range(0..total);
+        let kind = self
+            .weights
+            .iter()
+            .position(|&w| {
+                let hit = pick < w;
+                pick = pick.saturating_sub(w);
+                hit
+            })
+            .expect("pick < total");
+        let r = &mut self.rng;
+        match KINDS[kind] {
+            "map" => Op::Map {
+                iova: addr(r),
+                pa: addr(r),
+                size: size(r),
+                count: count(r),
+                prot: r.random(),
+            },
+            "unmap" => Op::Unmap {
+                iova: addr(r),
+                size: size(r),
+                count: count(r),
+            },
+            "lookup" => Op::Lookup {
+                iova: addr(r),
+                offset: r.random(),
+            },
+            "sync" => Op::Sync,
+            "grace" => Op::Grace,
+            "fail_nth" => Op::FailNth(r.random()),
+            _ => Op::Clear,
+        }
+    }
+}
+
+/// The biases the op language's enums document: an interesting value from the pool most of
+/// the time, a live mapping often, any number rarely.
+fn addr(r: &mut StdRng) -> Addr {
+    match r.random_range(0..20) {
+        0..=13 => Addr::Pool(r.random()),
+        14..=18 => Addr::Live {
+            n: r.random(),
+            pages: r.random(),
+        },
+        _ => Addr::Raw(r.random()),
+    }
+}
+
+/// Mostly a size the domain supports.
+fn size(r: &mut StdRng) -> Size {
+    match r.random_range(0..20) {
+        0..=16 => Size::Legal(r.random()),
+        17..=18 => Size::Pow2(r.random()),
+        _ => Size::Raw(r.random()),
+    }
+}
+
+/// Mostly a few pages, sometimes enough to cross a table.
+fn count(r: &mut StdRng) -> Count {
+    match r.random_range(0..20) {
+        0..=15 => Count::Small(r.random()),
+        16..=18 => Count::Span(r.random()),
+        _ => Count::Raw(r.random()),
+    }
+}

@@ -1,0 +1,174 @@
+//! Invalidations, the allocator's events (table free, reuse) and the end of an op.
+
+use ptfuzz_engine::{AllocEvent, FlushEvent};
+
+use super::entry::{ttl_level, EntryKind};
+use super::frames::{Frame, State};
+use super::pending::Cover;
+use super::{TlbOracle, ORACLE};
+use crate::divergence::Divergence;
+
+impl TlbOracle {
+    pub(super) fn flush(&mut self, f: &FlushEvent) {
+        let removed = match *f {
+            FlushEvent::All => {
+                self.stats.all += 1;
+                self.pending.take_all()
+            }
+            FlushEvent::Walk { iova, size, .. } => {
+                self.stats.walks += 1;
+                if size == 0 {
+                    return;
+                }
+                let cover = Cover::Walk {
+                    lo: iova,
+                    hi: iova.saturating_add(size - 1),
+                };
+                let p = self.p;
+                self.pending.remove_covered(cover, |l| p.shift(l))
+            }
+            FlushEvent::Leaves { start, end, pgsize } => {
+                self.stats.leaves += 1;
+                if end < start {
+                    return;
+                }
+                let cover = Cover::Leaves {
+                    lo: start,
+                    hi: end,
+                    level: ttl_level(&self.p, pgsize),
+                };
+                let p = self.p;
+                self.pending.remove_covered(cover, |l| p.shift(l))
+            }
+        };
+        for b in removed {
+            if let EntryKind::Table(child) = b.kind {
+                if let Some(f) = self.frames.at_mut(child) {
+                    if let State::Unlinked { seq, .. } = f.state {
+                        f.state = State::Unlinked {
+                            seq,
+                            invalidated: true,
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn alloc(&mut self, op: usize, seq: u64, a: &AllocEvent) -> Result<(), Divergence> {
+        match *a {
+            AllocEvent::Alloc { pa, frames, .. } => {
+                let len = u64::from(frames.max(1)) * self.granule;
+                let mut err = None;
+                let mut keep_root = false;
+                for (s, f) in self.frames.overlapping(pa, len) {
+                    if let State::Deferred { seq: dseq } = f.state {
+                        err.get_or_insert_with(|| {
+                            Divergence::new(
+                                ORACLE,
+                                format!(
+                                    "table {s:#x} reused before the grace period in op {op}: allocated again at seq {seq} (frame {pa:#x}, {frames} frame(s)) after it was deferred at seq {dseq} and not released"
+                                ),
+                            )
+                        });
+                    }
+                    keep_root |= s == self.root;
+                }
+                if !keep_root {
+                    // A frame allocated over the live root is the allocator's bug (the walker
+                    // reports it); the oracle keeps following the root.
+                    self.frames.insert(pa, Frame::new(len, State::Unplaced));
+                }
+                err.map_or(Ok(()), Err)
+            }
+            AllocEvent::Defer { pa, .. } => self.defer(op, seq, pa),
+            AllocEvent::Release { pa, .. } => {
+                if let Some(f) = self.frames.get(pa) {
+                    if matches!(f.state, State::Deferred { .. }) {
+                        self.frames.remove(pa);
+                    }
+                }
+                Ok(())
+            }
+            AllocEvent::Fail { .. } => Ok(()),
+        }
+    }
+
+    fn defer(&mut self, op: usize, seq: u64, pa: u64) -> Result<(), Divergence> {
+        let granule = self.granule;
+        let is_root = pa == self.root;
+        let table_span = |s: &Self, f: &Frame| -> String {
+            let lo = f.base;
+            let hi = lo as u128 + s.table_span(f.level) - 1;
+            format!("IOVA span [{lo:#x}, {hi:#x}], level {}", f.level)
+        };
+        let Some(f) = self.frames.get(pa) else {
+            self.frames
+                .insert(pa, Frame::new(granule, State::Deferred { seq }));
+            return Ok(());
+        };
+        let why = match f.state {
+            State::Linked if is_root => Some(format!(
+                "the root table {pa:#x} deferred at seq {seq} in op {op} while the domain uses it"
+            )),
+            State::Linked => Some(format!(
+                "table {pa:#x} ({}) freed before the walk invalidation that covers it, op {op}: deferred at seq {seq} while its parent entry is still valid",
+                table_span(self, f)
+            )),
+            State::Unlinked {
+                seq: useq,
+                invalidated: false,
+            } => Some(format!(
+                "table {pa:#x} ({}) freed before the walk invalidation that covers it, op {op}: unlinked at seq {useq}, deferred at seq {seq}, no Walk or All covering its parent entry in between",
+                table_span(self, f)
+            )),
+            State::Unlinked {
+                invalidated: true, ..
+            }
+            | State::Unplaced
+            | State::Deferred { .. } => None,
+        };
+        if f.state != State::Unplaced {
+            self.stats.defers_checked += 1;
+        }
+        let len = f.len;
+        if !is_root {
+            self.frames
+                .insert(pa, Frame::new(len, State::Deferred { seq }));
+        }
+        why.map_or(Ok(()), |w| Err(Divergence::new(ORACLE, w)))
+    }
+
+    /// Every break still pending at the end of an op is a stale cache entry.
+    pub(super) fn end_op(&mut self, op: usize) -> Result<(), Divergence> {
+        let left = self.pending.take_all();
+        let Some(b) = left.first() else {
+            return Ok(());
+        };
+        let under = match b.under {
+            Some(top) => format!(
+                " (it was not written itself: the table entry at {top:#x} above it was cleared at seq {})",
+                b.seq
+            ),
+            None => format!(" (at seq {})", b.seq),
+        };
+        let more = if left.len() > 1 {
+            format!("; {} more stale entries", left.len() - 1)
+        } else {
+            String::new()
+        };
+        Err(Divergence::new(
+            ORACLE,
+            format!(
+                "stale translation at IOVA {:#x} after op {op}: {} at level {} (descriptor {:#x} at {:#x}, IOVA span [{:#x}, {:#x}]) was cleared without an invalidation covering it{under}{more}",
+                b.iova,
+                b.kind.name(),
+                b.level,
+                b.old,
+                b.slot,
+                b.iova,
+                b.last(),
+            ),
+        ))
+    }
+}

@@ -1,0 +1,175 @@
+//! The worst-case TLB / walk-cache oracle (DESIGN.md "Oracles", ARM-FACTS §6/§7,
+//! SEMANTICS.md "TLB maintenance").
+//!
+//! It assumes every valid descriptor the device could reach may be cached: leaves in a TLB,
+//! table descriptors in a walk cache. So every change of a reachable valid descriptor must
+//! be invalidated before the op ends, and a table may only be freed after the invalidation
+//! of its parent entry. It replays, in sequence order, the three logs the engine keeps
+//! (device-visible table writes, allocator events, flush requests) and checks:
+//!
+//! - break-before-make: a valid word is never replaced by a different valid word, and a
+//!   cleared word is not made valid again before an invalidation covers it;
+//! - invalidation: every cleared entry, and every entry below an unlinked table, is covered
+//!   by a later `All`, by a `Walk` overlapping its span (leaf or table), or by a `Leaves`
+//!   overlapping its span (leaves only, and only at the level its page size names: the TTL
+//!   hint, ARM-FACTS §7) before the op ends;
+//! - table free: a table is deferred only after its parent entry was cleared and that break
+//!   invalidated (`Walk` or `All`: a `Leaves` invalidation never covers a walk-cache entry);
+//! - grace period: a deferred frame is not allocated again before it is released.
+//!
+//! It learns where each table sits from the writes themselves: a table descriptor written at
+//! slot i of a table at (level l, base b) places the child at (l + 1, b + i * span(l)); the
+//! root (a flat array at the start level, also when concatenated) is known from the start.
+//! Descriptor decoding is the walker's (`crate::walker`), never the engine's. Per op, the
+//! cost is O(n log n) in the log sizes, plus the size of any subtree the op unlinks.
+
+mod entry;
+mod frames;
+mod maintenance;
+mod pending;
+mod writes;
+
+use ptfuzz_engine::config::DomainConfig;
+use ptfuzz_engine::{AllocEvent, DeviceWrite, Domain, FlushEvent, OrderedFlushLog};
+
+use crate::divergence::Divergence;
+use crate::walker::WalkParams;
+pub use entry::{classify, ttl_level, EntryKind};
+use frames::{Frame, Frames, State};
+use pending::Pending;
+
+/// Name in every divergence this oracle reports.
+pub const ORACLE: &str = "tlb";
+
+/// One event of the merged logs.
+#[derive(Clone, Copy, Debug)]
+enum Event<'a> {
+    Write(&'a DeviceWrite),
+    Flush(&'a FlushEvent),
+    Alloc(&'a AllocEvent),
+}
+
+fn alloc_seq(a: &AllocEvent) -> u64 {
+    match *a {
+        AllocEvent::Alloc { seq, .. }
+        | AllocEvent::Defer { seq, .. }
+        | AllocEvent::Release { seq, .. }
+        | AllocEvent::Fail { seq } => seq,
+    }
+}
+
+/// What the oracle has seen so far (to tell a silent oracle from an idle one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlbStats {
+    /// Entries made stale (cleared, or below an unlinked table).
+    pub breaks: u64,
+    /// Of those, table entries.
+    pub table_breaks: u64,
+    /// Invalidations seen, by kind.
+    pub all: u64,
+    pub walks: u64,
+    pub leaves: u64,
+    /// Tables placed in the translation by a table descriptor.
+    pub placed: u64,
+    /// Defers of tables that had been placed (checked against their unlink).
+    pub defers_checked: u64,
+}
+
+/// Worst-case TLB and walk cache of one domain.
+#[derive(Debug)]
+pub struct TlbOracle {
+    p: WalkParams,
+    granule: u64,
+    root: u64,
+    frames: Frames,
+    pending: Pending,
+    stats: TlbStats,
+}
+
+impl TlbOracle {
+    /// An empty cache for a domain created from `cfg` whose root table is at `root_pa`,
+    /// walked with `p` (the walker's parameters). The domain must be fresh (no valid entry
+    /// yet) and its logs recorded from now on.
+    pub fn new(cfg: &DomainConfig, root_pa: u64, p: &WalkParams) -> TlbOracle {
+        let mut o = TlbOracle {
+            p: *p,
+            granule: cfg.granule.size(),
+            root: root_pa,
+            frames: Frames::default(),
+            pending: Pending::default(),
+            stats: TlbStats::default(),
+        };
+        o.reset(root_pa);
+        o
+    }
+
+    /// Forgets everything (frames, pending breaks) and starts again from an empty root at
+    /// `root_pa`.
+    pub fn reset(&mut self, root_pa: u64) {
+        self.root = root_pa;
+        self.frames = Frames::default();
+        self.pending = Pending::default();
+        let bytes = self.p.root_entries() * 8;
+        let len = bytes.div_ceil(self.granule) * self.granule;
+        let mut f = Frame::new(len, State::Linked);
+        f.level = self.p.start_level;
+        f.base = 0;
+        self.frames.insert(root_pa, f);
+    }
+
+    /// Counters of what was checked since construction.
+    pub fn stats(&self) -> TlbStats {
+        self.stats
+    }
+
+    /// Drains `dom`'s three logs and checks them as op `op_index`.
+    pub fn check_domain_op(
+        &mut self,
+        op_index: usize,
+        dom: &mut Domain<OrderedFlushLog>,
+    ) -> Result<(), Divergence> {
+        let flushes = std::mem::take(&mut dom.flush_ops_mut().events);
+        let writes = dom.take_device_log();
+        let allocs = dom.take_alloc_log();
+        self.check_op(op_index, &flushes, &writes, &allocs)
+    }
+
+    /// Replays the logs of op `op_index` in sequence order and checks them (see the module
+    /// documentation). After a divergence the rest of the op is still replayed, so the
+    /// oracle stays in step; the first divergence is returned.
+    pub fn check_op(
+        &mut self,
+        op_index: usize,
+        flushes: &[(u64, FlushEvent)],
+        writes: &[DeviceWrite],
+        allocs: &[AllocEvent],
+    ) -> Result<(), Divergence> {
+        let mut events: Vec<(u64, Event)> =
+            Vec::with_capacity(flushes.len() + writes.len() + allocs.len());
+        events.extend(flushes.iter().map(|(s, f)| (*s, Event::Flush(f))));
+        events.extend(writes.iter().map(|w| (w.seq, Event::Write(w))));
+        events.extend(allocs.iter().map(|a| (alloc_seq(a), Event::Alloc(a))));
+        // Each log is in order already; a stable sort keeps equal numbers (never produced by
+        // the engine) in log order.
+        events.sort_by_key(|e| e.0);
+        let mut first: Option<Divergence> = None;
+        for (seq, ev) in events {
+            let r = match ev {
+                Event::Write(w) => self.write(op_index, w),
+                Event::Flush(f) => {
+                    self.flush(f);
+                    Ok(())
+                }
+                Event::Alloc(a) => self.alloc(op_index, seq, a),
+            };
+            if let Err(d) = r {
+                first.get_or_insert(d);
+            }
+        }
+        let end = self.end_op(op_index);
+        match (first, end) {
+            (Some(d), _) | (None, Err(d)) => Err(d),
+            (None, Ok(())) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Device-visible table writes: break-before-make, breaks, and where tables sit.
+
+use ptfuzz_engine::DeviceWrite;
+
+use super::entry::{classify, EntryKind};
+use super::frames::State;
+use super::pending::Break;
+use super::{TlbOracle, ORACLE};
+use crate::divergence::Divergence;
+
+impl TlbOracle {
+    pub(super) fn span_shift(&self, level: u32) -> u32 {
+        self.p.shift(level)
+    }
+
+    /// Bytes of IOVA one table at `level` covers (the span of its parent entry).
+    pub(super) fn table_span(&self, level: u32) -> u128 {
+        (self.p.entries_at(level) as u128) << self.span_shift(level)
+    }
+
+    pub(super) fn write(&mut self, op: usize, w: &DeviceWrite) -> Result<(), Divergence> {
+        if !w.pa.is_multiple_of(8) {
+            return Ok(());
+        }
+        let Some((start, f)) = self.frames.find_mut(w.pa) else {
+            // Not a table the oracle knows (free or poisoned memory): nothing reaches it.
+            return Ok(());
+        };
+        let idx = ((w.pa - start) / 8) as u32;
+        match f.state {
+            State::Deferred { .. } => return Ok(()),
+            _ => {
+                if w.new & 1 != 0 {
+                    f.words.insert(idx, w.new);
+                } else {
+                    f.words.remove(&idx);
+                }
+            }
+        }
+        let (state, level, base) = (f.state, f.level, f.base);
+        if state == State::Unplaced || u64::from(idx) >= self.p.entries_at(level) || w.old == w.new
+        {
+            return Ok(());
+        }
+        let shift = self.span_shift(level);
+        let iova = base + (u64::from(idx) << shift);
+        let old_k = classify(&self.p, level, w.old);
+        let new_k = classify(&self.p, level, w.new);
+        let mut err = None;
+        if new_k.is_some() {
+            if let Some(b) = self.pending.get(w.pa) {
+                err = Some(self.bbm(
+                    op,
+                    iova,
+                    level,
+                    w,
+                    b.old,
+                    format!(
+                        "the entry was made invalid at seq {} and no invalidation covered it before this write (seq {})",
+                        b.seq, w.seq
+                    ),
+                ));
+            } else if old_k.is_some() {
+                err = Some(self.bbm(
+                    op,
+                    iova,
+                    level,
+                    w,
+                    w.old,
+                    format!(
+                        "replaced in place at seq {} without being made invalid first",
+                        w.seq
+                    ),
+                ));
+            }
+        }
+        // Entries of a table whose unlink was already invalidated cannot be in any cache.
+        let cacheable = !matches!(
+            state,
+            State::Unlinked {
+                invalidated: true,
+                ..
+            }
+        );
+        if let Some(k) = old_k {
+            if cacheable {
+                self.add_break(Break {
+                    seq: w.seq,
+                    slot: w.pa,
+                    kind: k,
+                    level,
+                    iova,
+                    shift,
+                    old: w.old,
+                    under: None,
+                });
+            }
+            if let EntryKind::Table(child) = k {
+                self.unlink(child, w.seq, w.pa);
+            }
+        }
+        if let Some(EntryKind::Table(child)) = new_k {
+            // Below an unlinked table a new table is unreachable too.
+            self.place(child, level + 1, iova, state);
+        }
+        err.map_or(Ok(()), Err)
+    }
+
+    fn add_break(&mut self, b: Break) {
+        self.stats.breaks += 1;
+        if b.kind != EntryKind::Leaf {
+            self.stats.table_breaks += 1;
+        }
+        self.pending.insert(b);
+    }
+
+    fn bbm(
+        &self,
+        op: usize,
+        iova: u64,
+        level: u32,
+        w: &DeviceWrite,
+        old: u64,
+        why: String,
+    ) -> Divergence {
+        Divergence::new(
+            ORACLE,
+            format!(
+                "break-before-make violated at IOVA {iova:#x} (level {level}) in op {op}: old {old:#x} new {:#x} (descriptor at {:#x}): {why}",
+                w.new, w.pa
+            ),
+        )
+    }
+
+    /// The table at `child` became unreachable at `seq` (its parent entry, or the entry
+    /// `top` above it, was cleared): it and every valid entry below it may still be cached.
+    fn unlink(&mut self, child: u64, seq: u64, top: u64) {
+        let Some(f) = self.frames.at_mut(child) else {
+            return;
+        };
+        if f.state != State::Linked {
+            return;
+        }
+        f.state = State::Unlinked {
+            seq,
+            invalidated: false,
+        };
+        let (level, base) = (f.level, f.base);
+        let entries = self.p.entries_at(level);
+        let mut words: Vec<(u32, u64)> = f
+            .words
+            .iter()
+            .map(|(&i, &d)| (i, d))
+            .filter(|&(i, _)| u64::from(i) < entries)
+            .collect();
+        words.sort_unstable();
+        let shift = self.span_shift(level);
+        for (i, d) in words {
+            let Some(k) = classify(&self.p, level, d) else {
+                continue;
+            };
+            self.add_break(Break {
+                seq,
+                slot: child + u64::from(i) * 8,
+                kind: k,
+                level,
+                iova: base + (u64::from(i) << shift),
+                shift,
+                old: d,
+                under: Some(top),
+            });
+            if let EntryKind::Table(gc) = k {
+                self.unlink(gc, seq, top);
+            }
+        }
+    }
+
+    /// A table descriptor now points at `child` from an entry at `level - 1` whose span
+    /// starts at `base`: place it (and every table already linked below it).
+    fn place(&mut self, child: u64, level: u32, base: u64, state: State) {
+        if level > 3 || level <= self.p.start_level {
+            return;
+        }
+        let granule = self.granule;
+        let Some(f) = self.frames.entry(child, granule) else {
+            return;
+        };
+        if matches!(f.state, State::Deferred { .. }) {
+            // A link to a freed table: the walker reports it.
+            return;
+        }
+        f.state = state;
+        f.level = level;
+        f.base = base;
+        self.stats.placed += 1;
+        let entries = self.p.entries_at(level);
+        let mut kids: Vec<(u32, u64)> = f
+            .words
+            .iter()
+            .filter(|&(&i, _)| u64::from(i) < entries)
+            .filter_map(|(&i, &d)| match classify(&self.p, level, d) {
+                Some(EntryKind::Table(gc)) => Some((i, gc)),
+                _ => None,
+            })
+            .collect();
+        kids.sort_unstable();
+        let shift = self.span_shift(level);
+        for (i, gc) in kids {
+            self.place(gc, level + 1, base + (u64::from(i) << shift), state);
+        }
+    }
+}
