@@ -511,9 +511,22 @@ impl<F: FlushOps> Domain<F> {
                 self.unlink_table(table, slot, child, child_level, va, span);
                 bytes += span;
             } else {
+                // Leaves of a table that goes whole are covered by its walk flush; gather
+                // them apart and only invalidate them if the table stays.
+                let outer = if covered {
+                    Some(std::mem::replace(&mut walk.gather, Gather::new()))
+                } else {
+                    None
+                };
                 bytes += self.unmap_in(child, child_level, va, hi.min(next), walk);
                 if covered && !walk.stopped {
                     self.unlink_table(table, slot, child, child_level, va, span);
+                }
+                if let Some(outer) = outer {
+                    let inner = std::mem::replace(&mut walk.gather, outer);
+                    if walk.stopped {
+                        self.flush.sync(&inner);
+                    }
                 }
             }
             va = next;

@@ -188,7 +188,6 @@ fn block_over_an_empty_table_is_walk_flushed() {
 /// Blocks filling a whole table, unmapped in one call: the table is freed with a walk flush
 /// over its span, and its leaves are covered by it (SEMANTICS: not added to the gather).
 #[test]
-#[ignore = "engine bug: leaves of a table freed by unmap are also added to the gather"]
 fn blocks_of_a_freed_table_are_covered_by_its_walk_flush() {
     for e in sample() {
         let sizes = e.page_sizes();

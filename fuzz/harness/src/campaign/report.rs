@@ -110,7 +110,7 @@ impl Report {
                 c.count,
                 c.ops_after_minimise,
                 c.signature,
-                if c.reproduces { "" } else { "  (saved trace does not reproduce)" }
+                if c.reproduces { "" } else { "  (the saved file does not reproduce it)" }
             );
         }
         s

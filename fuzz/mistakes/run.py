@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Deliberate mistakes: each is planted in a scratch copy of the repository (never in this
+tree), the cargo-fuzz `pagetable` target is built from that copy and run on one core until
+the first crash or the time limit. Prints, per mistake, the seconds to the first crash and
+the failure line. Issues 3-6 ask that each mistake be caught within 5 minutes.
+
+    python3 fuzz/mistakes/run.py [--seconds 300] [--sanitizer address|none] [NAME...]
+"""
+import argparse, os, re, shutil, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# name: (file, exact text, replacement, what it breaks)
+MISTAKES = {
+    "concat-root-index": (
+        "engine/src/geometry.rs",
+        "masks: [0, 1, 2, 3].map(|l| (1u64 << bits(l)) - 1),",
+        "masks: [0, 1, 2, 3].map(|l| (1u64 << bits(l).min(s)) - 1),",
+        "wrong index shift at the start level of a concatenated stage-2 root",
+    ),
+    "no-walk-flush": (
+        "engine/src/domain.rs",
+        "self.flush.flush_walk(va, span, self.geo.granule.size());",
+        "let _ = (va, span);",
+        "missing flush-walk when a table is unlinked",
+    ),
+    "no-table-sync": (
+        "engine/src/domain.rs",
+        "self.mem.write_sync(slot, self.fmt.table(next));",
+        "self.mem.write(slot, self.fmt.table(next));",
+        "missing device-view sync after installing a table",
+    ),
+    "free-while-linked": (
+        "engine/src/domain.rs",
+        "                if covered && !walk.stopped {\n                    self.unlink_table(table, slot, child, child_level, va, span);",
+        "                if covered && !walk.stopped {\n                    let _ = slot;\n                    self.tables.free_deferred(child);",
+        "a table freed while still linked",
+    ),
+    "ias-off-by-one": (
+        "engine/src/domain.rs",
+        "a.checked_add(size).is_some_and(|e| e <= 1 << limit_bits)",
+        "a.checked_add(size).is_some_and(|e| e < 1 << limit_bits)",
+        "off-by-one at the last page below IAS",
+    ),
+}
+
+
+def scratch_copy(name):
+    dst = f"/tmp/ptfuzz-mistake-{name}"
+    shutil.rmtree(dst, ignore_errors=True)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        src = os.path.join(ROOT, f)
+        if os.path.isfile(src):
+            os.makedirs(os.path.dirname(os.path.join(dst, f)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dst, f))
+    return dst
+
+
+def plant(dst, name):
+    path, old, new, _ = MISTAKES[name]
+    p = os.path.join(dst, path)
+    text = open(p).read()
+    if text.count(old) != 1:
+        sys.exit(f"{name}: the text to change is not in {path} exactly once; update run.py")
+    open(p, "w").write(text.replace(old, new))
+
+
+def fuzz(dst, name, seconds, sanitizer, core):
+    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{name}")
+    toolchain = ["+nightly"] if sanitizer == "address" else []
+    base = ["cargo", *toolchain, "fuzz"]
+    common = ["--fuzz-dir", "fuzz/libfuzzer", "--sanitizer", sanitizer]
+    subprocess.run(base + ["build", *common, "pagetable"], cwd=dst, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    corpus = os.path.join(dst, "target", "mistake-corpus")
+    shutil.copytree(os.path.join(dst, "corpus", "pagetable"), corpus, dirs_exist_ok=True)
+    art = os.path.join(dst, "target", "mistake-artifacts") + "/"
+    os.makedirs(art, exist_ok=True)
+    cmd = ["taskset", "-c", str(core), *base, "run", *common, "pagetable", corpus, "--",
+           f"-max_total_time={seconds}", "-seed=1", f"-artifact_prefix={art}", "-print_final_stats=1"]
+    t0 = time.monotonic()
+    out = subprocess.run(cmd, cwd=dst, env=env, capture_output=True, text=True)
+    took = time.monotonic() - t0
+    log = out.stdout + out.stderr
+    found = out.returncode != 0 and any(f.startswith("crash-") for f in os.listdir(art))
+    why = next((l.strip() for l in log.splitlines() if "divergence at op" in l or "panicked" in l), "")
+    execs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", log)
+    return found, took, why, execs[-1] if execs else "?"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=300)
+    ap.add_argument("--sanitizer", default="address")
+    ap.add_argument("--core", type=int, default=0)
+    ap.add_argument("names", nargs="*")
+    a = ap.parse_args()
+    for name in a.names or MISTAKES:
+        dst = scratch_copy(name)
+        plant(dst, name)
+        found, took, why, execs = fuzz(dst, name, a.seconds, a.sanitizer, a.core)
+        verdict = f"caught in {took:.1f} s" if found else f"NOT caught in {a.seconds} s"
+        print(f"{name:20} {verdict:>22}  execs={execs}  ({MISTAKES[name][3]})\n    {why}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
