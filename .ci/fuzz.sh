@@ -90,8 +90,10 @@ choose_toolchain() {
     FUZZ_ENV=(RUSTC_BOOTSTRAP=1)
     FUZZ_TARGET_DIR=$FUZZ_DIR/target/bootstrap
   fi
-  echo "cargo fuzz toolchain: $(env "${FUZZ_ENV[@]}" "${FUZZ_CARGO[@]}" rustc --version | head -1)" \
-    "${FUZZ_ENV[*]} sanitizer=$SANITIZER target-dir=$FUZZ_TARGET_DIR"
+  local rustc=(rustc)
+  [ "${FUZZ_CARGO[1]:-}" = +nightly ] && rustc=(rustc +nightly)
+  echo "cargo fuzz: $(cargo fuzz --version), $("${rustc[@]}" --version) ${FUZZ_ENV[*]}" \
+    "sanitizer=$SANITIZER target-dir=$FUZZ_TARGET_DIR"
 }
 
 fuzz_flags() {   # the flags build and run share, so run does not rebuild

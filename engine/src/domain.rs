@@ -150,16 +150,21 @@ impl<F: FlushOps> Domain<F> {
         let level = self.geo.start_level;
         let n = self.entries(level);
         let mut children = Vec::new();
+        let live = self.tables.live_entries(self.root);
+        let mut seen = 0;
         for i in 0..n {
+            if seen == live {
+                break;
+            }
             let slot = self.root + 8 * i;
             match self.fmt.decode(self.mem.read(slot), level) {
                 Entry::Invalid => continue,
                 Entry::Table(child) => children.push(child),
                 Entry::Leaf(_) => {}
             }
+            seen += 1;
             self.mem.write_sync(slot, 0);
         }
-        let live = self.tables.live_entries(self.root);
         self.tables.add_live(self.root, -(live as i32));
         self.forget_paths();
         self.flush.flush_all();

@@ -73,7 +73,15 @@ impl PhysMem {
 
     /// Starts (or stops) recording device-visible changes.
     pub fn set_logging(&mut self, on: bool) {
-        self.log = on.then(|| (Vec::new(), self.device_view().to_vec()));
+        self.log = on.then(|| {
+            let view = self.device_view();
+            // A fresh domain's memory is all zeros: allocate zeroed, copy only otherwise.
+            let mut shadow = vec![0; view.len()];
+            if view.iter().any(|&w| w != 0) {
+                shadow.copy_from_slice(view);
+            }
+            (Vec::new(), shadow)
+        });
     }
 
     /// Takes the device writes recorded so far.
@@ -88,16 +96,21 @@ impl PhysMem {
             return;
         };
         let old = self.dev.as_deref().unwrap_or(shadow);
-        let mut changes = Vec::new();
-        for i in w..w + n {
-            if old[i] != self.cpu[i] {
-                changes.push((i, old[i], self.cpu[i]));
-            }
+        let base = self.base;
+        let cpu = &self.cpu;
+        if old[w..w + n] == cpu[w..w + n] {
+            return;
         }
-        for (i, o, n) in changes {
-            let pa = self.base + 8 * i as u64;
-            log.push(DeviceWrite { seq: next_seq(), pa, old: o, new: n });
-            shadow[i] = n;
+        let first = log.len();
+        log.extend((w..w + n).filter(|&i| old[i] != cpu[i]).map(|i| DeviceWrite {
+            seq: 0,
+            pa: base + 8 * i as u64,
+            old: old[i],
+            new: cpu[i],
+        }));
+        for d in &mut log[first..] {
+            d.seq = next_seq();
+            shadow[((d.pa - base) >> 3) as usize] = d.new;
         }
     }
 
@@ -155,7 +168,11 @@ impl PhysMem {
             self.log_range(w, n);
         }
         if let Some(d) = &mut self.dev {
-            d[w..w + n].copy_from_slice(&self.cpu[w..w + n]);
+            let (dev, cpu) = (&mut d[w..w + n], &self.cpu[w..w + n]);
+            // Most cleans find nothing to do (a whole-table sync of a synced table).
+            if dev != cpu {
+                dev.copy_from_slice(cpu);
+            }
         }
     }
 

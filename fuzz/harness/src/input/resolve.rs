@@ -97,7 +97,7 @@ impl Resolver {
                 let (iova, out, size, _) = model.leaves().nth(n as usize % live).expect("n < live");
                 let base = if pa { out } else { iova };
                 let step = if pgsize.is_power_of_two() { pgsize } else { size };
-                align(base.wrapping_add_signed(pages as i64 * step as i64))
+                align(base.wrapping_add((pages as i64 as u64).wrapping_mul(step)))
             }
             Addr::Raw(v) => v,
         }
