@@ -7,9 +7,11 @@
 #   .ci/fuzz.sh afl          build, then fuzz PTFUZZ_AFL_SECONDS (default 30)
 #   .ci/fuzz.sh [all]        the three in order
 #
+# Environment: PTFUZZ_FUZZ_SECONDS, PTFUZZ_AFL_SECONDS, PTFUZZ_FUZZ_SANITIZER,
+# PTFUZZ_FUZZ_TOOLCHAIN=stable (do not use nightly even where installed).
 # Options: --sanitizer none|address (or PTFUZZ_FUZZ_SANITIZER; default address = ASan, which
-# needs nightly, or stable with RUSTC_BOOTSTRAP=1; `none` works on plain stable and is ~10x
-# faster). Any crash fails: a non-zero exit from the fuzzer, or any crash file it left. Crash
+# needs nightly, or stable with RUSTC_BOOTSTRAP=1; `none` works on plain stable and runs ~3x
+# more inputs a second on this harness). Any crash fails: a non-zero exit from the fuzzer, or any crash file it left. Crash
 # files are copied to reports/ci-crashes/ and never written into corpus/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +56,6 @@ report_crashes() {   # engine, files...
     echo "!!!   $CRASHES/$engine/$(basename "$f")  ($(wc -c <"$f") bytes)"
     echo "!!!     print as a trace: cargo run --release -- print '$CRASHES/$engine/$(basename "$f")'"
   done
-  echo "!!! the panic message above names the op, the oracle and the trace"
 }
 
 install_tools() {
@@ -77,7 +78,8 @@ FUZZ_CARGO=(cargo)
 FUZZ_ENV=()
 FUZZ_TARGET_DIR=$FUZZ_DIR/target
 choose_toolchain() {
-  if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  # PTFUZZ_FUZZ_TOOLCHAIN=stable skips nightly even where it is installed.
+  if [ "${PTFUZZ_FUZZ_TOOLCHAIN:-}" != stable ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     FUZZ_CARGO=(cargo +nightly)
     FUZZ_ENV=()
     FUZZ_TARGET_DIR=$FUZZ_DIR/target
@@ -138,6 +140,8 @@ libfuzzer_run() {
   shopt -u nullglob
   if [ ${#found[@]} -gt 0 ]; then
     report_crashes libfuzzer "${found[@]}"
+    echo "!!! the panic message above names the op, the oracle and the trace; rerun one with"
+    echo "!!!   ${FUZZ_ENV[*]} ${FUZZ_CARGO[*]} fuzz run $(fuzz_flags) $TARGET FILE"
     return 1
   fi
   if [ "$rc" -ne 0 ]; then
@@ -156,26 +160,29 @@ afl_run() {
   mkdir -p "$SCRATCH/afl"
   echo "seeds: $(ls "$SEEDS" | wc -l) files from $SEEDS (read only); fuzzing $AFL_SECONDS s"
   local rc=0
-  AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+  # Instability is reported once, from fuzzer_stats, instead of a warning per queue entry.
+  AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_WARN_INSTABILITY=1 \
     cargo afl fuzz -i "$SEEDS" -o "$out" -V "$AFL_SECONDS" "$bin" || rc=$?
   local stats=$out/default/fuzzer_stats
   if [ -f "$stats" ]; then
     local k
-    for k in execs_done execs_per_sec corpus_count saved_crashes saved_hangs; do
+    for k in execs_done execs_per_sec corpus_count stability bitmap_cvg saved_crashes saved_hangs; do
       printf '%s ' "$(grep "^$k " "$stats" | tr -s ' ')"
     done
     echo
     echo "AFL: $(sed -n 's/^execs_done *: *//p' "$stats") execs," \
-      "$(sed -n 's/^execs_per_sec *: *//p' "$stats") exec/s (last), exit $rc"
+      "$(sed -n 's/^execs_per_sec *: *//p' "$stats") exec/s," \
+      "stability $(sed -n 's/^stability *: *//p' "$stats"), exit $rc"
   fi
   local found=()
   shopt -s nullglob
   found=("$out"/default/crashes/id:*)
   shopt -u nullglob
   if [ ${#found[@]} -gt 0 ]; then
-    echo "!!! replay one under the harness to see its panic message (the trace):"
-    echo "!!!   $bin < '${found[0]}'"
     report_crashes afl "${found[@]}"
+    # AFL keeps the target's output to itself: run the first crash once more, outside AFL.
+    echo "!!! $bin < '${found[0]}':"
+    if "$bin" <"${found[0]}"; then echo "!!! (it did not crash outside AFL)"; fi
     return 1
   fi
   if [ "$rc" -ne 0 ]; then

@@ -28,7 +28,7 @@ pub struct Frame {
     pub level: u32,
     pub base: u64,
     /// Valid (bit 0 set) words by index.
-    pub words: HashMap<u32, u64>,
+    pub words: HashMap<u32, u64, crate::FixedState>,
 }
 
 impl Frame {
@@ -38,7 +38,7 @@ impl Frame {
             state,
             level: 0,
             base: 0,
-            words: HashMap::new(),
+            words: HashMap::default(),
         }
     }
 }

@@ -53,7 +53,7 @@ pub enum Cover {
 
 #[derive(Debug, Default)]
 pub struct Pending {
-    by_slot: HashMap<u64, Break>,
+    by_slot: HashMap<u64, Break, crate::FixedState>,
     /// Per level 0..=3: (iova, slot).
     by_level: [BTreeSet<(u64, u64)>; 4],
 }

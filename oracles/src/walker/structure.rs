@@ -105,7 +105,8 @@ pub fn check_structure<T: TableView>(
     }
 
     let counters = t.counters();
-    let mut seen: HashSet<u64> = HashSet::with_capacity(counters.live as usize + 1);
+    let mut seen: HashSet<u64, crate::FixedState> =
+        HashSet::with_capacity_and_hasher(counters.live as usize + 1, crate::FixedState::default());
     seen.insert(root);
     let mut stats = StructureStats::default();
     // (table pa, level, iova of its first entry)
@@ -239,7 +240,7 @@ fn check_found_leaf(
 fn check_allocator<T: TableView>(
     t: &T,
     p: &WalkParams,
-    seen: &HashSet<u64>,
+    seen: &HashSet<u64, crate::FixedState>,
 ) -> Result<(), Divergence> {
     let c = t.counters();
     if c.allocated != c.live + c.deferred + c.freed {
