@@ -74,13 +74,7 @@ impl PhysMem {
     /// Starts (or stops) recording device-visible changes.
     pub fn set_logging(&mut self, on: bool) {
         self.log = on.then(|| {
-            let view = self.device_view();
-            // A fresh domain's memory is all zeros: allocate zeroed, copy only otherwise.
-            let mut shadow = vec![0; view.len()];
-            if view.iter().any(|&w| w != 0) {
-                shadow.copy_from_slice(view);
-            }
-            (Vec::new(), shadow)
+            (Vec::new(), self.device_view().to_vec())
         });
     }
 
@@ -181,8 +175,10 @@ impl PhysMem {
         let w = self.word(pa);
         let n = (len >> 3) as usize;
         self.cpu[w..w + n].fill(value);
-        if self.log.is_some() {
-            self.log_range(w, n);
+        // Frames are filled only while unlinked (zeroed before use, poisoned after the
+        // grace period): no walker can see them, so the fill is not logged.
+        if let Some((_, shadow)) = &mut self.log {
+            shadow[w..w + n].fill(value);
         }
         if let Some(d) = &mut self.dev {
             d[w..w + n].fill(value);
