@@ -13,6 +13,7 @@ pub mod events;
 pub mod flush;
 pub mod format;
 pub mod geometry;
+pub mod ioasid;
 pub mod physmem;
 pub mod prot;
 
@@ -23,5 +24,6 @@ pub use error::{ErrorKind, MapError};
 pub use events::{AllocEvent, DeviceWrite, OrderedFlushLog};
 pub use flush::{FlushEvent, FlushLog, FlushOps, Gather, NullFlush};
 pub use geometry::{ConfigError, Geometry};
+pub use ioasid::{Ioasid, IoasidError, IoasidSet, INVALID_IOASID};
 pub use physmem::PhysMem;
 pub use prot::Prot;

@@ -5,11 +5,13 @@
 //! counters: see `walker::view`), never through its format or geometry.
 
 pub mod divergence;
+pub mod ioasid;
 pub mod model;
 pub mod tlb;
 pub mod walker;
 
 pub use divergence::Divergence;
+pub use ioasid::IoasidModel;
 pub use model::Model;
 pub use tlb::TlbOracle;
 pub use walker::{check_domain, check_range};
