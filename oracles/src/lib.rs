@@ -18,4 +18,5 @@ pub use walker::{check_domain, check_range};
 
 /// A hasher with fixed keys: the oracles' hash maps then take the same paths on every run,
 /// which keeps fuzzing deterministic (AFL measures this as stability).
-pub(crate) type FixedState = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+pub(crate) type FixedState =
+    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;

@@ -2,26 +2,13 @@
 //! framework and on the model; results, outstanding IDs, groups and the custom allocators'
 //! calls must agree after every op, and the engine's consistency check must pass.
 
+mod common;
+
+use common::XorShift;
 use ptfuzz_engine::ioasid::{
     Active, Behaviour, Ioasid, IoasidSet, OpsId, ScriptedOps, INVALID_IOASID,
 };
 use ptfuzz_oracles::ioasid::{IoasidModel, ModelActive};
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Op {

@@ -5,6 +5,9 @@
 //! model's nodes; every walk invalidation the engine issues is exactly a table the model
 //! says was freed, and every freed table and removed leaf is covered by an invalidation.
 
+mod common;
+
+use common::XorShiftStar as Rng;
 use std::collections::BTreeSet;
 
 use ptfuzz_engine::{
@@ -16,21 +19,6 @@ use ptfuzz_oracles::walker::{decode, Descriptor, WalkParams};
 
 use FormatKind::*;
 use Granule::*;
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn counters(c: Counters) -> ModelCounters {
     ModelCounters {

@@ -1,6 +1,9 @@
 //! The TLB / walk-cache oracle: silent on what the engine does (every format, granule,
 //! concatenated roots, coherent or not), and loud on hand-made logs that break each rule.
 
+mod common;
+
+use common::{cfg, XorShift as Rng};
 use ptfuzz_engine::{
     AllocEvent, DeviceWrite, Domain, DomainConfig, FlushEvent, FormatKind, Granule,
     OrderedFlushLog, Owner, Prot,
@@ -14,28 +17,6 @@ use Granule::*;
 
 // ---------------------------------------------------------------------------------------
 // The real engine: random-ish op sequences give no divergence.
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn cfg(f: FormatKind, g: Granule, ias: u32, oas: u32, coherent: bool) -> DomainConfig {
-    let mut c = DomainConfig::new(f, g, ias, oas);
-    c.coherent = coherent;
-    c
-}
 
 fn configs() -> Vec<DomainConfig> {
     let mut v = Vec::new();

@@ -1,6 +1,9 @@
 //! The walker against real engine domains: it passes on what the engine builds for every
 //! format and granule, and it fails when the model says something else.
 
+mod common;
+
+use common::{cfg, XorShiftStar as Rng};
 use std::time::Instant;
 
 use ptfuzz_engine::{Domain, DomainConfig, ErrorKind, FlushLog, FormatKind, Granule, Prot};
@@ -74,12 +77,6 @@ impl Pair {
             panic!("{:?}: {d}", self.dom.config());
         }
     }
-}
-
-fn cfg(f: FormatKind, g: Granule, ias: u32, oas: u32, coherent: bool) -> DomainConfig {
-    let mut c = DomainConfig::new(f, g, ias, oas);
-    c.coherent = coherent;
-    c
 }
 
 /// Every format and granule, with start levels L0..L3 and concatenated stage-2 roots.
@@ -353,21 +350,6 @@ fn big_domain_is_fast() {
     );
     if !cfg!(debug_assertions) {
         assert!(took.as_millis() < 500, "{took:?}");
-    }
-}
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

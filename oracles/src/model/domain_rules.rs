@@ -112,7 +112,11 @@ impl DomainRules {
         };
         // The root sits at phys_base and must be reachable: it has to end below 2^OAS.
         let root_bytes = rules.root_tables() * cfg.granule.size();
-        if cfg.phys_base.checked_add(root_bytes).is_none_or(|end| end > 1u64 << cfg.oas) {
+        if cfg
+            .phys_base
+            .checked_add(root_bytes)
+            .is_none_or(|end| end > 1u64 << cfg.oas)
+        {
             return Err(ErrorKind::Inval);
         }
         Ok(rules)

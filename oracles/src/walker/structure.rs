@@ -297,7 +297,11 @@ fn check_allocator<T: TableView>(
             let w = words(t, frame, granule / 8)?;
             let bad_chunk = w.chunks(CHUNK).position(|c| c != &POISONS[..c.len()]);
             if let Some(i) = bad_chunk.map(|ci| {
-                ci * CHUNK + w[ci * CHUNK..].iter().position(|&x| x != POISON).unwrap_or(0)
+                ci * CHUNK
+                    + w[ci * CHUNK..]
+                        .iter()
+                        .position(|&x| x != POISON)
+                        .unwrap_or(0)
             }) {
                 return Err(diverge(format!(
                     "free frame {frame:#x}: word at pa {:#x} is {:#018x}, expected poison \
