@@ -71,7 +71,13 @@ fn rate(q: &mut Qemu, k: usize, dir: DmaDir, tlbi: bool, budget: Duration) -> f6
         }
         done += reqs.len();
     }
-    done as f64 / t0.elapsed().as_secs_f64()
+    let rate = done as f64 / t0.elapsed().as_secs_f64();
+    let st = q.stats();
+    eprintln!(
+        "  ({done} probes; so far {} round trips, {} DMA rounds, {} polls)",
+        st.round_trips, st.dma_rounds, st.dma_polls
+    );
+    rate
 }
 
 fn main() {
@@ -99,6 +105,14 @@ fn main() {
     );
 
     let mut q = Qemu::start(&profile).unwrap_or_else(|e| panic!("{e}"));
+    let t0 = Instant::now();
+    for _ in 0..2000 {
+        assert!(q.is_alive());
+    }
+    println!(
+        "qtest round trip (one register read): {:?}",
+        t0.elapsed() / 2000
+    );
     build_tables(&mut q);
     let tag: Vec<u8> = (0..PAGES * 0x1000 / 8)
         .flat_map(|i| (DATA + 8 * i).to_le_bytes())

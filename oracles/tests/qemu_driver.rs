@@ -522,8 +522,8 @@ fn killed_qemu_is_detected_as_died_and_restartable() {
         t0.elapsed()
     );
     assert!(!q.is_alive());
-    drop(q);
-    let mut q = start(&p);
+    q.restart().unwrap_or_else(|e| panic!("{e}"));
+    assert!(q.is_alive());
     q.write_mem(DATA, &[1, 2, 3]).unwrap();
     assert_eq!(q.read_mem(DATA, 3).unwrap(), [1, 2, 3]);
 }
@@ -561,4 +561,80 @@ fn missing_binary_names_the_install_script() {
         err.to_string().contains("qemu-images/install-qemu.sh"),
         "{err}"
     );
+}
+
+/// Child half of `qemu_dies_with_a_killed_harness`: starts QEMU, prints its pid, sleeps.
+#[test]
+#[ignore = "run by qemu_dies_with_a_killed_harness in a child process"]
+fn child_holding_qemu() {
+    if std::env::var_os("PTFUZZ_QEMU_CHILD").is_none() {
+        return;
+    }
+    let q = start(&profile(1));
+    // libtest may print "test NAME ... " before this on the same line.
+    println!("QEMU_PID {}", q.pid());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+fn gone_or_zombie(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+    }
+}
+
+#[test]
+fn qemu_dies_with_a_killed_harness() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_holding_qemu",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PTFUZZ_QEMU_CHILD", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let pid: u32 = out
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("QEMU_PID ")
+                .nth(1)
+                .map(|p| p.trim().parse().unwrap())
+        })
+        .expect("child did not report a QEMU pid");
+    assert!(!gone_or_zombie(pid));
+    let harness = child.id();
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    let t0 = Instant::now();
+    while !gone_or_zombie(pid) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "QEMU {pid} outlived its SIGKILLed harness"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The instance dir (socket, firmware, log) was removed once QEMU was up.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("ptfuzz-qemu-{harness}-"))
+        })
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

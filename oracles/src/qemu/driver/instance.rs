@@ -32,6 +32,20 @@ pub struct Qemu {
     /// Events drained during DMA rounds that no request of the round could claim.
     unclaimed: Vec<Event>,
     broken: Option<String>,
+    stats: Stats,
+    /// BAR0 of each edu.
+    bars: Vec<u64>,
+}
+
+/// Counters for tuning and reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// qtest batches sent (each one socket round trip or more).
+    pub round_trips: u64,
+    /// DMA rounds (one DMA per device in flight).
+    pub dma_rounds: u64,
+    /// Polls of the edus' command registers.
+    pub dma_polls: u64,
 }
 
 impl Qemu {
@@ -89,6 +103,10 @@ impl Qemu {
             staged: vec![None; profile.edu_count],
             unclaimed: Vec::new(),
             broken: None,
+            stats: Stats::default(),
+            bars: (0..profile.edu_count)
+                .map(|d| pci::bar(profile, d))
+                .collect(),
         };
         let r =
             pci::bring_up(&mut q.qt, profile).and_then(|()| q.smmu.bring_up(&mut q.qt, profile));
@@ -98,6 +116,14 @@ impl Qemu {
         Ok(q)
     }
 
+    /// Replaces this instance with a fresh one of the same profile (the old QEMU is killed).
+    pub fn restart(&mut self) -> Result<(), QemuError> {
+        let profile = self.profile.clone();
+        self.proc.kill();
+        *self = Qemu::start(&profile)?;
+        Ok(())
+    }
+
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
@@ -105,6 +131,10 @@ impl Qemu {
     /// Where the SMMU structures, CD slots and scratch pages are.
     pub fn layout(&self) -> &Layout {
         &self.smmu.layout
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     pub fn pid(&self) -> u32 {
@@ -148,6 +178,7 @@ impl Qemu {
 
     fn run(&mut self, b: &Batch, what: &str) -> Result<super::qtest::Replies, QemuError> {
         self.usable()?;
+        self.stats.round_trips += 1;
         let r = self.qt.run(b, what);
         self.check(r)
     }
@@ -310,9 +341,10 @@ impl Qemu {
 
     /// One round: distinct devices, all DMAs in flight together.
     fn dma_round(&mut self, reqs: &[&Dma]) -> Result<Vec<DmaResult>, QemuError> {
+        self.stats.dma_rounds += 1;
         let layout = self.layout().clone();
-        let profile = self.profile.clone();
-        let bar = |d: usize| pci::bar(&profile, d);
+        let bars = self.bars.clone();
+        let bar = |d: usize| bars[d];
         // 1. Stage write data into the edus' buffers: bypass, device reads its scratch page.
         let stage: Vec<(usize, u64)> = reqs
             .iter()
@@ -414,8 +446,9 @@ impl Qemu {
             let mut b = Batch::new();
             let idx: Vec<usize> = devs
                 .iter()
-                .map(|&d| b.readl(pci::bar(&self.profile, d) + edu::REG_DMA_CMD))
+                .map(|&d| b.readl(self.bars[d] + edu::REG_DMA_CMD))
                 .collect();
+            self.stats.dma_polls += 1;
             let r = self.run(&b, "edu DMA poll")?;
             let mut still = Vec::with_capacity(devs.len());
             for (d, i) in devs.iter().zip(idx) {

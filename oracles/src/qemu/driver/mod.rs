@@ -21,6 +21,6 @@ pub use command::SmmuCommand;
 pub use dma::{Dma, DmaDir, DmaResult};
 pub use error::QemuError;
 pub use event::Event;
-pub use instance::Qemu;
+pub use instance::{Qemu, Stats};
 pub use profile::Profile;
 pub use ste::{S2Config, StreamConfig};
