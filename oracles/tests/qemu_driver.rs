@@ -338,6 +338,65 @@ fn s2_only_translates_and_reports_stage2_faults() {
 }
 
 #[test]
+fn s2_only_translates_with_16k_and_64k_granules() {
+    let p = profile(2);
+    let mut q = start(&p);
+    // 16K: 36-bit IPA from L2; 64K: 42-bit IPA from L2. One root table each.
+    let c16 = S2Config {
+        granule: 16384,
+        t0sz: 28,
+        sl0: 1,
+        ps: 4,
+        ttb: TABLES,
+        vmid: 1,
+        affd: false,
+    };
+    let c64 = S2Config {
+        granule: 65536,
+        t0sz: 22,
+        sl0: 1,
+        ps: 4,
+        ttb: TABLES + 0x100_0000,
+        vmid: 2,
+        affd: false,
+    };
+    assert_eq!((c16.start_level(), c16.root_tables()), (2, 1));
+    assert_eq!((c64.start_level(), c64.root_tables()), (2, 1));
+    let mut t16 = Tables::new(&mut q, 16384, c16.start_level(), c16.ttb);
+    let mut t64 = Tables::new(&mut q, 65536, c64.start_level(), c64.ttb);
+    t16.map_page(&mut q, 0xf_1234_4000, DATA + 0x4_4000, S2_RW);
+    t64.map_page(&mut q, 0x200_0003_0000, DATA + 0x6_0000, S2_RW);
+    fill_tagged(&mut q, DATA + 0x4_0000, 0x3_0000);
+    q.configure(0, &StreamConfig::S2(c16)).unwrap();
+    q.configure(1, &StreamConfig::S2(c64)).unwrap();
+    let res = q
+        .dma(&[
+            Dma {
+                dev: 0,
+                iova: 0xf_1234_7ff8,
+                len: 8,
+                dir: DmaDir::Read,
+            },
+            Dma {
+                dev: 1,
+                iova: 0x200_0003_abc0,
+                len: 8,
+                dir: DmaDir::Read,
+            },
+        ])
+        .unwrap();
+    assert!(res.iter().all(|r| r.events.is_empty()), "{res:?}");
+    assert_eq!(
+        res[0].data.as_deref().unwrap(),
+        (DATA + 0x4_7ff8).to_le_bytes()
+    );
+    assert_eq!(
+        res[1].data.as_deref().unwrap(),
+        (DATA + 0x6_abc0).to_le_bytes()
+    );
+}
+
+#[test]
 fn s1_16k_and_64k_granules_translate() {
     let p = profile(2);
     let mut q = start(&p);
