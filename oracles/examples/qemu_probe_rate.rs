@@ -1,6 +1,6 @@
 //! Measures the QEMU SMMUv3 driver: startup time, DMA probes per second with one device
 //! and with all K devices in parallel, and the reset (invalidate_all) time.
-//! Run: cargo run --release -p ptfuzz-oracles --example qemu_probe_rate [seconds-per-metric]
+//! Run: cargo run --release -p ptfuzz-oracles --example qemu_probe_rate [seconds-per-metric [K]]
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ fn build_tables(q: &mut Qemu) {
         (l2, (l3 | 3).to_le_bytes().to_vec()),
     ];
     let leaves: Vec<u8> = (0..PAGES)
-        .flat_map(|i| (DATA + i * 0x1000 | 0x743).to_le_bytes())
+        .flat_map(|i| ((DATA + i * 0x1000) | 0x743).to_le_bytes())
         .collect();
     chunks.push((l3, leaves));
     let refs: Vec<(u64, &[u8])> = chunks.iter().map(|(a, b)| (*a, b.as_slice())).collect();
@@ -32,7 +32,7 @@ fn probes(k: usize, n: usize, seed: &mut u64, dir: DmaDir) -> Vec<Dma> {
             *seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let iova = (*seed >> 20) % (PAGES * 0x1000) & !7;
+            let iova = ((*seed >> 20) % (PAGES * 0x1000)) & !7;
             // Write(u64::MAX) asks for fresh data per probe (the edu buffer is restaged).
             let dir = if dir == DmaDir::Write(u64::MAX) {
                 DmaDir::Write(*seed)
@@ -86,7 +86,11 @@ fn main() {
         .map(|s| s.parse().expect("seconds"))
         .unwrap_or(3.0);
     let budget = Duration::from_secs_f64(secs);
-    let profile = Profile::load_default().unwrap_or_else(|e| panic!("{e}"));
+    let mut profile = Profile::load_default().unwrap_or_else(|e| panic!("{e}"));
+    if let Some(k) = std::env::args().nth(2) {
+        profile.edu_count = k.parse().expect("K");
+        profile.validate().unwrap_or_else(|e| panic!("{e}"));
+    }
     let k = profile.edu_count;
 
     let mut starts: Vec<Duration> = (0..5)

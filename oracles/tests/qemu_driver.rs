@@ -697,3 +697,18 @@ fn qemu_dies_with_a_killed_harness() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn qemu_that_exits_at_startup_is_reported_with_its_stderr() {
+    let mut p = profile(1);
+    p.machine = "no-such-machine".into();
+    let t0 = Instant::now();
+    let err = Qemu::start(&p).err().expect("start must fail");
+    assert!(matches!(err, QemuError::Died { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("startup") && msg.contains("no-such-machine"),
+        "{msg}"
+    );
+    assert!(t0.elapsed() < p.start_timeout);
+}

@@ -167,7 +167,7 @@ impl QtestClient {
         let mut payloads = Vec::with_capacity(batch.len());
         let mut start = 0;
         let mut cuts = batch.flush_after.clone();
-        if batch.len() > 0 && cuts.last() != Some(&(batch.len() - 1)) {
+        if !batch.is_empty() && cuts.last() != Some(&(batch.len() - 1)) {
             cuts.push(batch.len() - 1);
         }
         for last in cuts {
