@@ -16,7 +16,7 @@ use super::pci;
 use super::process::{InstanceDir, QemuProcess};
 use super::profile::Profile;
 use super::qtest::{Batch, QtestClient};
-use super::smmu::{Layout, Smmu, CR0, CR0_BYPASS, CR0_ON};
+use super::smmu::{stage_event_poll, Layout, Smmu, CR0, CR0_BYPASS, CR0_ON};
 use super::ste::{encode_ste, StreamConfig};
 
 /// One QEMU instance. Dropping it kills QEMU and removes its files. After an error for
@@ -33,6 +33,8 @@ pub struct Qemu {
     unclaimed: Vec<Event>,
     broken: Option<String>,
     stats: Stats,
+    /// SMMUEN is clear (GBPA bypass) after moving data in or out of the edus.
+    bypassed: bool,
     /// BAR0 of each edu.
     bars: Vec<u64>,
 }
@@ -104,6 +106,7 @@ impl Qemu {
             unclaimed: Vec::new(),
             broken: None,
             stats: Stats::default(),
+            bypassed: false,
             bars: (0..profile.edu_count)
                 .map(|d| pci::bar(profile, d))
                 .collect(),
@@ -339,7 +342,9 @@ impl Qemu {
             .collect())
     }
 
-    /// One round: distinct devices, all DMAs in flight together.
+    /// One round: distinct devices, all DMAs in flight together. SMMUEN is cleared to move
+    /// data in and out of the edus (GBPA bypass) and set again lazily, by the next probe
+    /// kick: nothing else depends on it.
     fn dma_round(&mut self, reqs: &[&Dma]) -> Result<Vec<DmaResult>, QemuError> {
         self.stats.dma_rounds += 1;
         let layout = self.layout().clone();
@@ -353,25 +358,29 @@ impl Qemu {
                 _ => None,
             })
             .collect();
-        let mut b = Batch::new();
         if !stage.is_empty() {
+            let mut b = Batch::new();
             for &(d, v) in &stage {
                 b.write(layout.scratch(d), &v.to_le_bytes());
             }
             b.writel(self.smmu.reg(CR0), CR0_BYPASS);
+            self.bypassed = true;
             for &(d, _) in &stage {
                 edu::kick_read(&mut b, bar(d), layout.scratch(d), edu::BUF_WRITE_SRC, 8);
             }
-            self.run(&b, "edu data staging")?;
-            self.wait_dma(stage.iter().map(|s| s.0).collect())?;
+            let devs: Vec<usize> = stage.iter().map(|s| s.0).collect();
+            self.kick_and_wait(b, &devs, "edu data staging", |_| ())?;
             for &(d, v) in &stage {
                 // Known only once the staging DMA has completed.
                 self.staged[d] = Some(v);
             }
-            b = Batch::new();
-            b.writel(self.smmu.reg(CR0), CR0_ON);
         }
         // 2. The probes, translated by the SMMU.
+        let mut b = Batch::new();
+        if self.bypassed {
+            b.writel(self.smmu.reg(CR0), CR0_ON);
+            self.bypassed = false;
+        }
         for r in reqs {
             match r.dir {
                 DmaDir::Read => {
@@ -382,29 +391,36 @@ impl Qemu {
                 }
             }
         }
-        self.run(&b, "edu DMA kick")?;
-        self.wait_dma(reqs.iter().map(|r| r.dev).collect())?;
-        // 3. Read back what read probes fetched: bypass, device writes its scratch page.
         let readers: Vec<&Dma> = reqs
             .iter()
             .copied()
             .filter(|r| r.dir == DmaDir::Read)
             .collect();
+        let devs: Vec<usize> = reqs.iter().map(|r| r.dev).collect();
+        let base = self.smmu.base;
+        let (mut rep, mut ev) = self.kick_and_wait(b, &devs, "edu DMA", |b| {
+            readers.is_empty().then(|| stage_event_poll(base, b))
+        })?;
+        // 3. Read back what read probes fetched: bypass, device writes its scratch page.
         let back = |d: usize| layout.scratch(d) + 0x800;
-        let mut b = Batch::new();
+        let mut reads = Vec::new();
         if !readers.is_empty() {
+            let mut b = Batch::new();
             b.writel(self.smmu.reg(CR0), CR0_BYPASS);
+            self.bypassed = true;
             for r in &readers {
                 edu::kick_write(&mut b, bar(r.dev), edu::BUF_READ_DST, back(r.dev), r.len);
             }
-            self.run(&b, "edu read-back kick")?;
-            self.wait_dma(readers.iter().map(|r| r.dev).collect())?;
-            b = Batch::new();
-            b.writel(self.smmu.reg(CR0), CR0_ON);
+            let devs: Vec<usize> = readers.iter().map(|r| r.dev).collect();
+            let (rep2, (idx, ev2)) = self.kick_and_wait(b, &devs, "edu read-back", |b| {
+                let idx: Vec<usize> = readers.iter().map(|r| b.read(back(r.dev), r.len)).collect();
+                (idx, Some(stage_event_poll(base, b)))
+            })?;
+            rep = rep2;
+            reads = idx;
+            ev = ev2;
         }
-        let reads: Vec<usize> = readers.iter().map(|r| b.read(back(r.dev), r.len)).collect();
-        let (prod_i, gerror_i) = self.smmu.stage_event_poll(&mut b);
-        let rep = self.run(&b, "edu read-back")?;
+        let (prod_i, gerror_i) = ev.expect("the last batch polled the event queue");
         let (prod, gerror) = (rep.value(prod_i)? as u32, rep.value(gerror_i)? as u32);
         let r = self.smmu.collect_events(&mut self.qt, prod, gerror);
         let events = self.check(r)?;
@@ -439,32 +455,57 @@ impl Qemu {
         Ok(out)
     }
 
-    /// Polls the edus' command registers until every DMA has finished.
-    fn wait_dma(&mut self, mut devs: Vec<usize>) -> Result<(), QemuError> {
+    /// Sends `b` (the kicks) with polls of the edus' command registers appended, and polls
+    /// again until every DMA of `devs` has finished. `extra` appends reads after the polls
+    /// of each batch; the replies returned are those of the batch in which the last DMA was
+    /// seen finished. They are valid: commands of a batch run in order, so a DMA that a
+    /// poll saw finished finished before the reads that follow it. This saves a round trip.
+    fn kick_and_wait<X>(
+        &mut self,
+        mut b: Batch,
+        devs: &[usize],
+        what: &str,
+        extra: impl Fn(&mut Batch) -> X,
+    ) -> Result<(super::qtest::Replies, X), QemuError> {
         let start = Instant::now();
-        while !devs.is_empty() {
-            let mut b = Batch::new();
-            let idx: Vec<usize> = devs
+        let mut pending = devs.to_vec();
+        let mut polls = 0u64;
+        loop {
+            let idx: Vec<usize> = pending
                 .iter()
                 .map(|&d| b.readl(self.bars[d] + edu::REG_DMA_CMD))
                 .collect();
+            let x = extra(&mut b);
             self.stats.dma_polls += 1;
-            let r = self.run(&b, "edu DMA poll")?;
-            let mut still = Vec::with_capacity(devs.len());
-            for (d, i) in devs.iter().zip(idx) {
+            let r = self.run(&b, what)?;
+            let mut still = Vec::with_capacity(pending.len());
+            for (d, i) in pending.iter().zip(idx) {
                 if r.value(i)? & edu::CMD_RUN != 0 {
                     still.push(*d);
                 }
             }
-            devs = still;
-            if !devs.is_empty() && start.elapsed() > self.profile.dma_timeout {
+            if still.is_empty() {
+                return Ok((r, x));
+            }
+            pending = still;
+            if start.elapsed() > self.profile.dma_timeout {
                 let e = QemuError::Timeout {
-                    what: format!("edu DMA completion of devices {devs:?}"),
+                    what: format!("{what}: completion of devices {pending:?}"),
                     after: self.profile.dma_timeout,
                 };
                 return self.check(Err(e));
             }
+            b = Batch::new();
+            // Leave the CPU to QEMU's main loop and vCPU thread, which fire the edu timer:
+            // yield for two polls, then back off (60 us steps, at most 400 us). On the
+            // loaded 2-core host this beat pure busy polling (stalls of tens of polls)
+            // and pure sleeping; see docs/QEMU-DRIVER.md.
+            polls += 1;
+            if polls <= 2 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros((60 * (polls - 2)).min(400)));
+            }
         }
-        Ok(())
     }
 }

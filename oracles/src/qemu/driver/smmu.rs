@@ -97,6 +97,11 @@ impl Layout {
     }
 }
 
+/// Adds reads of EVENTQ_PROD and GERROR of the SMMU at `base` to `b`.
+pub fn stage_event_poll(base: u64, b: &mut Batch) -> (usize, usize) {
+    (b.readl(base + EVENTQ_PROD), b.readl(base + GERROR))
+}
+
 /// Driver-side state of the SMMU: register base, layout and queue indices.
 pub struct Smmu {
     pub base: u64,
@@ -270,7 +275,7 @@ impl Smmu {
 
     /// Adds reads of EVENTQ_PROD and GERROR to `b`; pass the replies to [`Smmu::collect_events`].
     pub fn stage_event_poll(&self, b: &mut Batch) -> (usize, usize) {
-        (b.readl(self.reg(EVENTQ_PROD)), b.readl(self.reg(GERROR)))
+        stage_event_poll(self.base, b)
     }
 
     /// Reads the events between our CONS and `prod` and consumes them.
