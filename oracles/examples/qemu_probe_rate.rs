@@ -156,9 +156,15 @@ fn main() {
         rate(&mut q, k, DmaDir::Read, true, budget)
     );
     let n = 200;
-    let t0 = Instant::now();
-    for _ in 0..n {
-        q.invalidate_all().unwrap();
-    }
-    println!("invalidate_all: {:?} each (mean of {n})", t0.elapsed() / n);
+    let mean = |q: &mut Qemu, f: &dyn Fn(&mut Qemu)| {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            f(q);
+        }
+        t0.elapsed() / n
+    };
+    let inv = mean(&mut q, &|q| q.invalidate_all().unwrap());
+    let sync = mean(&mut q, &|q| q.submit(&[]).unwrap());
+    let drain = mean(&mut q, &|q| assert!(q.drain_events().unwrap().is_empty()));
+    println!("invalidate_all: {inv:?}; of which CMD_SYNC alone {sync:?}, empty drain_events {drain:?} (means of {n})");
 }
