@@ -151,10 +151,10 @@ fn s1_4k_reads_and_writes_translate_on_every_device() {
     t.map_page(&mut q, iova, DATA, S1_RW);
     t.map_page(&mut q, iova + 0x1000, DATA + 0x3000, S1_RW);
     fill_tagged(&mut q, DATA, 0x4000);
-    for dev in 0..4 {
-        q.configure(dev, &StreamConfig::S1(s1(4096, 16, t.root, 1)))
-            .unwrap();
-    }
+    let cfgs: Vec<_> = (0..4)
+        .map(|d| (d, StreamConfig::S1(s1(4096, 16, t.root, 1))))
+        .collect();
+    q.configure_many(&cfgs).unwrap();
     let (data, events) = read(&mut q, 0, iova + 0x18, 8);
     assert_eq!(data, (DATA + 0x18).to_le_bytes());
     assert!(events.is_empty(), "{events:?}");
@@ -198,6 +198,13 @@ fn s1_4k_reads_and_writes_translate_on_every_device() {
         res[4].data.as_deref().unwrap(),
         &(DATA + 0x3100).to_le_bytes()[..4]
     );
+    // Several ranges in one batch, one of them empty.
+    let got = q
+        .read_mem_batch(&[(DATA + 0x100, 8), (DATA + 0x3000, 0), (DATA + 0x3010, 4)])
+        .unwrap();
+    assert_eq!(got[0], (DATA + 0x100).to_le_bytes());
+    assert!(got[1].is_empty());
+    assert_eq!(got[2], &(DATA + 0x3010).to_le_bytes()[..4]);
 }
 
 #[test]

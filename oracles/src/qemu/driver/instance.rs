@@ -211,22 +211,35 @@ impl Qemu {
     }
 
     pub fn read_mem(&mut self, pa: u64, len: usize) -> Result<Vec<u8>, QemuError> {
-        self.check_ram(pa, len as u64)?;
+        Ok(self.read_mem_batch(&[(pa, len)])?.remove(0))
+    }
+
+    /// Reads every range in one batch.
+    pub fn read_mem_batch(&mut self, ranges: &[(u64, usize)]) -> Result<Vec<Vec<u8>>, QemuError> {
         let mut b = Batch::new();
-        let idx: Vec<usize> = (0..len)
-            .step_by(1 << 16)
-            .map(|o| b.read(pa + o as u64, (len - o).min(1 << 16)))
-            .collect();
-        let r = self.run(&b, "memory read")?;
-        let mut out = Vec::with_capacity(len);
-        for i in idx {
-            out.extend(r.bytes(i)?);
+        let mut idx = Vec::with_capacity(ranges.len());
+        for &(pa, len) in ranges {
+            self.check_ram(pa, len as u64)?;
+            let parts: Vec<usize> = (0..len)
+                .step_by(1 << 16)
+                .map(|o| b.read(pa + o as u64, (len - o).min(1 << 16)))
+                .collect();
+            idx.push(parts);
         }
-        if out.len() != len {
-            return Err(QemuError::Protocol(format!(
-                "read of {len} bytes returned {}",
-                out.len()
-            )));
+        let r = self.run(&b, "memory read")?;
+        let mut out = Vec::with_capacity(ranges.len());
+        for (parts, &(_, len)) in idx.into_iter().zip(ranges) {
+            let mut bytes = Vec::with_capacity(len);
+            for i in parts {
+                bytes.extend(r.bytes(i)?);
+            }
+            if bytes.len() != len {
+                return Err(QemuError::Protocol(format!(
+                    "read of {len} bytes returned {}",
+                    bytes.len()
+                )));
+            }
+            out.push(bytes);
         }
         Ok(out)
     }
@@ -240,26 +253,37 @@ impl Qemu {
 
     /// Writes the STE of `dev` (and its CD), then CFGI_STE + CMD_SYNC.
     pub fn configure(&mut self, dev: usize, cfg: &StreamConfig) -> Result<(), QemuError> {
-        self.check_dev(dev)?;
+        self.configure_many(&[(dev, *cfg)])
+    }
+
+    /// [`Qemu::configure`] for several devices: one batch of STE/CD writes, then one
+    /// submission of their CFGI_STEs + CMD_SYNC. Nothing is written if one is refused.
+    pub fn configure_many(&mut self, cfgs: &[(usize, StreamConfig)]) -> Result<(), QemuError> {
         let oas = self.profile.oas_bits;
-        let (s1, default_cd) = match cfg {
-            StreamConfig::S1(c) | StreamConfig::Nested(c, _) => {
-                (Some(c), c.cd_addr.unwrap_or(self.layout().cd(dev)))
-            }
-            _ => (None, self.layout().cd(dev)),
-        };
-        let ste = encode_ste(cfg, default_cd, oas)?;
-        let cd = match s1 {
-            Some(c) => {
-                self.check_ram(default_cd, 64)?;
-                Some((default_cd, encode_cd(c, oas)?))
-            }
-            None => None,
-        };
         let mut b = Batch::new();
-        self.smmu.stage_ste(&mut b, self.sid(dev), &ste, cd);
+        let mut cmds = Vec::with_capacity(cfgs.len());
+        for (dev, cfg) in cfgs {
+            let dev = *dev;
+            self.check_dev(dev)?;
+            let (s1, cd_addr) = match cfg {
+                StreamConfig::S1(c) | StreamConfig::Nested(c, _) => {
+                    (Some(c), c.cd_addr.unwrap_or(self.layout().cd(dev)))
+                }
+                _ => (None, self.layout().cd(dev)),
+            };
+            let ste = encode_ste(cfg, cd_addr, oas)?;
+            let cd = match s1 {
+                Some(c) => {
+                    self.check_ram(cd_addr, 64)?;
+                    Some((cd_addr, encode_cd(c, oas)?))
+                }
+                None => None,
+            };
+            self.smmu.stage_ste(&mut b, self.sid(dev), &ste, cd);
+            cmds.push(SmmuCommand::CfgiSte { sid: self.sid(dev) });
+        }
         self.run(&b, "STE write")?;
-        self.submit(&[SmmuCommand::CfgiSte { sid: self.sid(dev) }])
+        self.submit(&cmds)
     }
 
     /// Submits the commands followed by CMD_SYNC. A refused command (CONS.ERR) is
