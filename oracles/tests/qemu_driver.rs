@@ -719,3 +719,27 @@ fn qemu_that_exits_at_startup_is_reported_with_its_stderr() {
     );
     assert!(t0.elapsed() < p.start_timeout);
 }
+
+#[test]
+fn parallel_instances_in_worker_threads_are_independent() {
+    let p = profile(1);
+    let workers: Vec<_> = (0..2u8)
+        .map(|w| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let mut q = start(&p);
+                q.memset(DATA, 0x1000, 0xa0 + w).unwrap();
+                q.configure(0, &StreamConfig::Bypass).unwrap();
+                let (data, _) = read(&mut q, 0, DATA + 0x10, 8);
+                (q, data)
+            })
+        })
+        .collect();
+    let mut out: Vec<(Qemu, Vec<u8>)> = workers.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_ne!(out[0].0.pid(), out[1].0.pid());
+    for (w, (q, data)) in out.iter_mut().enumerate() {
+        assert_eq!(*data, [0xa0 + w as u8; 8]);
+        // Still alive after the thread that started it has ended.
+        assert!(q.is_alive());
+    }
+}
