@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Deliberate mistakes: each is planted in a scratch copy of the repository (never in this
-tree), the cargo-fuzz `pagetable` target is built from that copy and run on one core until
+tree), the mistake's cargo-fuzz target (`pagetable` unless named) is built from that copy and run on one core until
 the first crash or the time limit. Prints, per mistake, the seconds to the first crash and
 the failure line. Issues 3-6 ask that each mistake be caught within 5 minutes.
 
@@ -10,7 +10,7 @@ import argparse, os, re, shutil, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# name: (file, exact text, replacement, what it breaks)
+# name: (file, exact text, replacement, what it breaks[, cargo-fuzz target; default pagetable])
 MISTAKES = {
     "concat-root-index": (
         "engine/src/geometry.rs",
@@ -42,7 +42,19 @@ MISTAKES = {
         "a.checked_add(size).is_some_and(|e| e < 1 << limit_bits)",
         "off-by-one at the last page below IAS",
     ),
+    "no-unmap-tlbi": (
+        "engine/src/domain.rs",
+        "        self.flush.sync(&walk.gather);\n        Ok(bytes)",
+        "        let _ = &walk.gather;\n        Ok(bytes)",
+        "missing TLB invalidation of the leaves an unmap removed (QEMU oracle)",
+        "qemu_diff",
+    ),
 }
+
+
+def target_of(name):
+    m = MISTAKES[name]
+    return m[4] if len(m) > 4 else "pagetable"
 
 
 def scratch_copy(name):
@@ -59,7 +71,7 @@ def scratch_copy(name):
 
 
 def plant(dst, name):
-    path, old, new, _ = MISTAKES[name]
+    path, old, new = MISTAKES[name][:3]
     p = os.path.join(dst, path)
     text = open(p).read()
     if text.count(old) != 1:
@@ -72,16 +84,20 @@ def fuzz(dst, name, seconds, sanitizer, core, seeds):
     toolchain = ["+nightly"] if sanitizer == "address" else []
     base = ["cargo", *toolchain, "fuzz"]
     common = ["--fuzz-dir", "fuzz/libfuzzer", "--sanitizer", sanitizer]
-    subprocess.run(base + ["build", *common, "pagetable"], cwd=dst, env=env, check=True,
+    target = target_of(name)
+    subprocess.run(base + ["build", *common, target], cwd=dst, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     corpus = os.path.join(dst, "target", "mistake-corpus")
     shutil.rmtree(corpus, ignore_errors=True)
     os.makedirs(corpus)
     if seeds:
-        shutil.copytree(os.path.join(dst, "corpus", "pagetable"), corpus, dirs_exist_ok=True)
+        seeds_dir = os.path.join(dst, "corpus", target)
+        if not os.path.isdir(seeds_dir):
+            seeds_dir = os.path.join(dst, "corpus", "pagetable")
+        shutil.copytree(seeds_dir, corpus, dirs_exist_ok=True)
     art = os.path.join(dst, "target", "mistake-artifacts") + "/"
     os.makedirs(art, exist_ok=True)
-    cmd = ["taskset", "-c", str(core), *base, "run", *common, "pagetable", corpus, "--",
+    cmd = ["taskset", "-c", str(core), *base, "run", *common, target, corpus, "--",
            f"-max_total_time={seconds}", "-seed=1", f"-artifact_prefix={art}", "-print_final_stats=1"]
     t0 = time.monotonic()
     out = subprocess.run(cmd, cwd=dst, env=env, capture_output=True, text=True)
@@ -108,7 +124,7 @@ def main():
         plant(dst, name)
         found, took, why, execs = fuzz(dst, name, a.seconds, a.sanitizer, a.core, not a.no_seeds)
         verdict = f"caught in {took:.1f} s" if found else f"NOT caught in {a.seconds} s"
-        print(f"{name:20} {verdict:>22}  execs={execs}  ({MISTAKES[name][3]})\n    {why}", flush=True)
+        print(f"{name:20} {verdict:>22}  execs={execs}  [{target_of(name)}] ({MISTAKES[name][3]})\n    {why}", flush=True)
 
 
 if __name__ == "__main__":

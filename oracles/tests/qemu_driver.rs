@@ -27,6 +27,7 @@ fn profile(k: usize) -> Profile {
 }
 
 fn start(p: &Profile) -> Qemu {
+    ptfuzz_oracles::qemu::driver::install::ensure_installed().unwrap_or_else(|e| panic!("{e}"));
     Qemu::start(p).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod exec;
 pub mod input;
 pub mod outcome;
+pub mod qemu;
 pub mod replay;
 pub mod run;
 pub mod trace;

@@ -93,7 +93,7 @@ enum Slot {
 }
 
 /// Compares engine and model, then the engine against the expectation.
-fn judge(engine: Outcome, model: Outcome, expected: Option<Expect>) -> Result<(), FailureKind> {
+pub(crate) fn judge(engine: Outcome, model: Outcome, expected: Option<Expect>) -> Result<(), FailureKind> {
     if engine != model {
         return Err(FailureKind::Divergence {
             engine,
@@ -127,6 +127,11 @@ pub fn replay(file: &str, trace: &Trace) -> Result<Stats, Failure> {
                 cfg,
                 custom_alloc,
             } => create(cfg, *custom_alloc, tl).map(|slot| domains.push((name, slot))),
+            // Only the QEMU oracle attaches streams (`ptfuzz qemu`); here it is a no-op.
+            Command::Attach { .. } => {
+                ops += 1;
+                Ok(())
+            }
             cmd => {
                 ops += 1;
                 let slot = domains

@@ -60,6 +60,9 @@ pub enum Command {
     Clear { dom: String },
     /// Clean every live table to the device view.
     Sync { dom: String },
+    /// Point the QEMU oracle's SMMU stream at this domain, nested over `nest` (stage 1 then
+    /// stage 2); engine and model do nothing. See docs/QEMU.md.
+    Attach { dom: String, nest: Option<String> },
 }
 
 impl Command {
@@ -74,6 +77,7 @@ impl Command {
             Command::FailNth { .. } => "fail_nth",
             Command::Clear { .. } => "clear",
             Command::Sync { .. } => "sync",
+            Command::Attach { .. } => "attach",
         }
     }
 
@@ -87,7 +91,8 @@ impl Command {
             | Command::Grace { dom: d }
             | Command::FailNth { dom: d, .. }
             | Command::Clear { dom: d }
-            | Command::Sync { dom: d } => d,
+            | Command::Sync { dom: d }
+            | Command::Attach { dom: d, .. } => d,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod edu;
 pub mod error;
 pub mod event;
 pub mod firmware;
+pub mod install;
 pub mod instance;
 pub mod pci;
 pub mod process;
