@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Bounded fuzzing for CI: cargo-fuzz (libFuzzer) and AFL++ (cargo-afl) on the `pagetable`
-# target, seeded from corpus/pagetable. Facts behind every choice: ../shared/FUZZ-TOOLING.md.
+# Bounded fuzzing for CI: cargo-fuzz (libFuzzer) on every target in PTFUZZ_FUZZ_TARGETS
+# (default pagetable), each seeded from corpus/<target>/ when it exists, and AFL++ (cargo-afl)
+# on the first. Facts behind every choice: ../shared/FUZZ-TOOLING.md.
 #
 #   .ci/fuzz.sh install      cargo-fuzz 0.13.2 and cargo-afl 0.18.2, when missing
 #   .ci/fuzz.sh libfuzzer    build, then fuzz PTFUZZ_FUZZ_SECONDS (default 60)
