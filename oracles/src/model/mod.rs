@@ -239,9 +239,18 @@ impl Model {
             let end = start + pgsize;
             // Leaves are aligned to their sizes and sizes divide each other, so a leaf larger
             // than the page that overlaps it covers it (block splitting is not done: stop).
-            if let Some((_, l)) = self.leaf_entry(start) {
+            if let Some((a, l)) = self.leaf_entry(start) {
                 if l.size > pgsize {
                     return k * pgsize;
+                }
+                if a == start && l.size == pgsize {
+                    // The usual case: exactly this page, and (leaves being disjoint) nothing
+                    // else inside it.
+                    self.leaves.remove(&a);
+                    if self.log_on {
+                        self.removed.push((a, l.pa, l.size, l.prot));
+                    }
+                    continue;
                 }
             }
             let mut any = false;

@@ -29,7 +29,10 @@ pub struct Frame {
     pub base: u64,
     /// Valid (bit 0 set) words by index, 0 for invalid ones; grown on demand up to the
     /// highest index written (a dense array: tables are small and mostly written in runs).
-    pub words: Vec<u64>,
+    words: Vec<u64>,
+    /// How many of `words` are valid: an empty table (the usual one to be unlinked) is
+    /// then not scanned at all.
+    valid: u32,
 }
 
 impl Frame {
@@ -40,6 +43,7 @@ impl Frame {
             level: 0,
             base: 0,
             words: Vec::new(),
+            valid: 0,
         }
     }
 
@@ -50,15 +54,21 @@ impl Frame {
             if i >= self.words.len() {
                 self.words.resize(i + 1, 0);
             }
+            self.valid += u32::from(self.words[i] == 0);
             self.words[i] = d;
         } else if let Some(w) = self.words.get_mut(i) {
+            self.valid -= u32::from(*w != 0);
             *w = 0;
         }
     }
 
     /// The valid words with index below `entries`, ascending: (index, descriptor).
     pub fn valid_words(&self, entries: u64) -> impl Iterator<Item = (u32, u64)> + '_ {
-        let n = self.words.len().min(usize::try_from(entries).unwrap_or(usize::MAX));
+        let n = if self.valid == 0 {
+            0
+        } else {
+            self.words.len().min(usize::try_from(entries).unwrap_or(usize::MAX))
+        };
         self.words[..n]
             .iter()
             .enumerate()

@@ -92,6 +92,10 @@ impl Level {
 
 impl Pending {
     pub fn get(&self, slot: u64) -> Option<&Break> {
+        // Most writes happen with nothing pending: skip the hashing.
+        if self.by_slot.is_empty() {
+            return None;
+        }
         self.by_slot.get(&slot)
     }
 
