@@ -283,6 +283,11 @@ impl Model {
             .map(|(a, l)| (a, l.pa, l.size, l.prot))
     }
 
+    /// Number of leaves (without walking them).
+    pub fn leaf_count(&self) -> usize {
+        self.leaves.len()
+    }
+
     /// All leaves in ascending iova order: (iova, pa, size, prot).
     pub fn leaves(&self) -> impl Iterator<Item = (u64, u64, u64, Prot)> + '_ {
         self.leaves.iter().map(|(&a, l)| (a, l.pa, l.size, l.prot))
