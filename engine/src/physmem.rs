@@ -4,20 +4,86 @@
 //! reaches the device view only through [`PhysMem::sync`], so a missing cache maintenance
 //! step in the engine shows up as a difference an oracle can observe.
 
+use std::cell::RefCell;
+
 use crate::events::{next_seq, DeviceWrite};
 
+/// Word buffers of dropped [`PhysMem`]s, kept per thread so that the next domain grows into
+/// memory that is already mapped: a fuzzer creates one domain per input, and growing fresh
+/// vectors frame by frame spent most of its time in `realloc` copies and page faults.
+/// Only buffers up to [`POOL_MAX_WORDS`] are kept, at most [`POOL_MAX`] of them.
+const POOL_MAX: usize = 8;
+const POOL_MAX_WORDS: usize = 4 << 20; // 32 MiB
+
+thread_local! {
+    static POOL: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer, with the largest capacity the pool holds.
+fn take_buffer() -> Vec<u64> {
+    POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default()
+}
+
+fn return_buffer(mut v: Vec<u64>) {
+    if v.capacity() == 0 || v.capacity() > POOL_MAX_WORDS {
+        return;
+    }
+    v.clear();
+    // `try_with`: a buffer dropped while the thread exits is simply freed.
+    let _ = POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_MAX {
+            p.push(v);
+            // Largest last, so `take_buffer` hands out the roomiest one.
+            p.sort_unstable_by_key(Vec::capacity);
+        }
+    });
+}
+
 /// Frames of one granule each, from `base` upwards, grown on demand.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct PhysMem {
     base: u64,
     frame_shift: u32,
     cpu: Vec<u64>,
     /// `None` when the walker is coherent: the device then sees `cpu` directly.
     dev: Option<Vec<u64>>,
-    /// When logging: every device-visible change. A coherent domain's shadow holds the
-    /// device view as of the last sync point, so changes are logged where the engine
-    /// publishes them.
-    log: Option<(Vec<DeviceWrite>, Vec<u64>)>,
+    /// When logging: every device-visible change.
+    log: Option<Vec<DeviceWrite>>,
+    /// When logging a coherent domain: the device view as of the last sync point, so that
+    /// changes are logged where the engine publishes them. (A non-coherent domain's `dev`
+    /// is that view already.)
+    shadow: Option<Vec<u64>>,
+}
+
+impl Clone for PhysMem {
+    fn clone(&self) -> PhysMem {
+        let copy = |v: &Vec<u64>| {
+            let mut c = take_buffer();
+            c.extend_from_slice(v);
+            c
+        };
+        PhysMem {
+            base: self.base,
+            frame_shift: self.frame_shift,
+            cpu: copy(&self.cpu),
+            dev: self.dev.as_ref().map(copy),
+            log: self.log.clone(),
+            shadow: self.shadow.as_ref().map(copy),
+        }
+    }
+}
+
+impl Drop for PhysMem {
+    fn drop(&mut self) {
+        return_buffer(std::mem::take(&mut self.cpu));
+        if let Some(d) = self.dev.take() {
+            return_buffer(d);
+        }
+        if let Some(s) = self.shadow.take() {
+            return_buffer(s);
+        }
+    }
 }
 
 impl PhysMem {
@@ -25,9 +91,10 @@ impl PhysMem {
         PhysMem {
             base,
             frame_shift,
-            cpu: Vec::new(),
-            dev: if coherent { None } else { Some(Vec::new()) },
+            cpu: take_buffer(),
+            dev: if coherent { None } else { Some(take_buffer()) },
             log: None,
+            shadow: None,
         }
     }
 
@@ -65,7 +132,7 @@ impl PhysMem {
         if let Some(d) = &mut self.dev {
             d.resize(words, 0);
         }
-        if let Some((_, shadow)) = &mut self.log {
+        if let Some(shadow) = &mut self.shadow {
             shadow.resize(words, 0);
         }
         pa
@@ -73,23 +140,31 @@ impl PhysMem {
 
     /// Starts (or stops) recording device-visible changes.
     pub fn set_logging(&mut self, on: bool) {
-        self.log = on.then(|| {
-            (Vec::new(), self.device_view().to_vec())
-        });
+        self.log = on.then(Vec::new);
+        if let Some(s) = self.shadow.take() {
+            return_buffer(s);
+        }
+        if on && self.dev.is_none() {
+            let mut s = take_buffer();
+            s.extend_from_slice(&self.cpu);
+            self.shadow = Some(s);
+        }
     }
 
     /// Takes the device writes recorded so far.
     pub fn take_log(&mut self) -> Vec<DeviceWrite> {
-        self.log.as_mut().map(|(l, _)| std::mem::take(l)).unwrap_or_default()
+        self.log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Records the words of `[w, w + n)` whose device view is about to change to `cpu`.
     #[cold]
     fn log_range(&mut self, w: usize, n: usize) {
-        let Some((log, shadow)) = &mut self.log else {
+        let Some(log) = &mut self.log else {
             return;
         };
-        let old = self.dev.as_deref().unwrap_or(shadow);
+        let Some(old) = self.dev.as_deref().or(self.shadow.as_deref()) else {
+            return;
+        };
         let base = self.base;
         let cpu = &self.cpu;
         if old[w..w + n] == cpu[w..w + n] {
@@ -104,7 +179,12 @@ impl PhysMem {
         }));
         for d in &mut log[first..] {
             d.seq = next_seq();
-            shadow[((d.pa - base) >> 3) as usize] = d.new;
+        }
+        // A non-coherent view is updated by the caller; the coherent shadow here.
+        if let Some(shadow) = &mut self.shadow {
+            for d in &log[first..] {
+                shadow[((d.pa - base) >> 3) as usize] = d.new;
+            }
         }
     }
 
@@ -177,7 +257,7 @@ impl PhysMem {
         self.cpu[w..w + n].fill(value);
         // Frames are filled only while unlinked (zeroed before use, poisoned after the
         // grace period): no walker can see them, so the fill is not logged.
-        if let Some((_, shadow)) = &mut self.log {
+        if let Some(shadow) = &mut self.shadow {
             shadow[w..w + n].fill(value);
         }
         if let Some(d) = &mut self.dev {

@@ -187,6 +187,9 @@ impl Model {
         }
         let level = self.leaf_level(pgsize);
         let mut seen = [u64::MAX; 4];
+        // Pages this map adds never overlap each other, so when nothing overlaps the whole
+        // range no page needs its own test.
+        let clear = !self.overlaps(iova, size);
         // Both ranges were checked above, so every page offset below is in range.
         for k in 0..count {
             let off = k * pgsize;
@@ -195,7 +198,7 @@ impl Model {
             // before allocating anything), or lies at the page's level or below, in which case
             // every node on the way to the slot exists already (a leaf's enclosing nodes
             // exist): in both cases `exists` with no allocation.
-            if self.overlaps(a, pgsize) {
+            if !clear && self.overlaps(a, pgsize) {
                 return Err(MapError::new(ErrorKind::Exists, off));
             }
             self.tables
@@ -236,9 +239,18 @@ impl Model {
             let end = start + pgsize;
             // Leaves are aligned to their sizes and sizes divide each other, so a leaf larger
             // than the page that overlaps it covers it (block splitting is not done: stop).
-            if let Some((_, l)) = self.leaf_entry(start) {
+            if let Some((a, l)) = self.leaf_entry(start) {
                 if l.size > pgsize {
                     return k * pgsize;
+                }
+                if a == start && l.size == pgsize {
+                    // The usual case: exactly this page, and (leaves being disjoint) nothing
+                    // else inside it.
+                    self.leaves.remove(&a);
+                    if self.log_on {
+                        self.removed.push((a, l.pa, l.size, l.prot));
+                    }
+                    continue;
                 }
             }
             let mut any = false;
@@ -269,6 +281,11 @@ impl Model {
         }
         self.leaf_entry(iova)
             .map(|(a, l)| (a, l.pa, l.size, l.prot))
+    }
+
+    /// Number of leaves (without walking them).
+    pub fn leaf_count(&self) -> usize {
+        self.leaves.len()
     }
 
     /// All leaves in ascending iova order: (iova, pa, size, prot).

@@ -3,7 +3,7 @@
 //! words (so that unlinking a table makes every entry below it stale, and linking a table
 //! filled before it was linked places its children too).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Life of one table frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,8 +27,12 @@ pub struct Frame {
     /// Lookup level and first IOVA, meaningful once placed (Linked / Unlinked).
     pub level: u32,
     pub base: u64,
-    /// Valid (bit 0 set) words by index.
-    pub words: HashMap<u32, u64, crate::FixedState>,
+    /// Valid (bit 0 set) words by index, 0 for invalid ones; grown on demand up to the
+    /// highest index written (a dense array: tables are small and mostly written in runs).
+    words: Vec<u64>,
+    /// How many of `words` are valid: an empty table (the usual one to be unlinked) is
+    /// then not scanned at all.
+    valid: u32,
 }
 
 impl Frame {
@@ -38,8 +42,38 @@ impl Frame {
             state,
             level: 0,
             base: 0,
-            words: HashMap::default(),
+            words: Vec::new(),
+            valid: 0,
         }
+    }
+
+    /// Records the word at `idx`: kept when valid, forgotten otherwise.
+    pub fn set_word(&mut self, idx: u32, d: u64) {
+        let i = idx as usize;
+        if d & 1 != 0 {
+            if i >= self.words.len() {
+                self.words.resize(i + 1, 0);
+            }
+            self.valid += u32::from(self.words[i] == 0);
+            self.words[i] = d;
+        } else if let Some(w) = self.words.get_mut(i) {
+            self.valid -= u32::from(*w != 0);
+            *w = 0;
+        }
+    }
+
+    /// The valid words with index below `entries`, ascending: (index, descriptor).
+    pub fn valid_words(&self, entries: u64) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let n = if self.valid == 0 {
+            0
+        } else {
+            self.words.len().min(usize::try_from(entries).unwrap_or(usize::MAX))
+        };
+        self.words[..n]
+            .iter()
+            .enumerate()
+            .filter(|&(_, &d)| d != 0)
+            .map(|(i, &d)| (i as u32, d))
     }
 }
 

@@ -141,8 +141,12 @@ impl TlbOracle {
 
     /// Every break still pending at the end of an op is a stale cache entry.
     pub(super) fn end_op(&mut self, op: usize) -> Result<(), Divergence> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         let left = self.pending.take_all();
-        let Some(b) = left.first() else {
+        // The oldest break is the one reported.
+        let Some(b) = left.iter().min_by_key(|b| (b.seq, b.slot)) else {
             return Ok(());
         };
         let under = match b.under {

@@ -2,8 +2,11 @@
 //! became unreachable. Indexed by slot and, per level, by IOVA, so that an invalidation
 //! finds the entries it covers in O(log n + hits): within one level all entries have the
 //! same span, so the ones overlapping a range have their base in one contiguous key range.
+//! The per-level index is a vector sorted on demand: breaks mostly arrive in IOVA order (an
+//! unmap walks upwards) and leave in bulk (one invalidation covers them all), which a vector
+//! does in a fraction of a B-tree's time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use super::entry::EntryKind;
 
@@ -54,12 +57,45 @@ pub enum Cover {
 #[derive(Debug, Default)]
 pub struct Pending {
     by_slot: HashMap<u64, Break, crate::FixedState>,
-    /// Per level 0..=3: (iova, slot).
-    by_level: [BTreeSet<(u64, u64)>; 4],
+    /// Per level 0..=3: (iova, slot), distinct.
+    by_level: [Level; 4],
+}
+
+/// One level's (iova, slot) keys, sorted whenever a range is asked for.
+#[derive(Debug, Default)]
+struct Level {
+    keys: Vec<(u64, u64)>,
+    sorted: bool,
+}
+
+impl Level {
+    fn push(&mut self, key: (u64, u64)) {
+        if self.keys.last().is_some_and(|&last| last > key) {
+            self.sorted = false;
+        } else if self.keys.is_empty() {
+            self.sorted = true;
+        }
+        self.keys.push(key);
+    }
+
+    /// The index range of keys in `[from, to]` (inclusive, by key order).
+    fn range(&mut self, from: (u64, u64), to: (u64, u64)) -> std::ops::Range<usize> {
+        if !self.sorted {
+            self.keys.sort_unstable();
+            self.sorted = true;
+        }
+        let a = self.keys.partition_point(|&k| k < from);
+        let b = a + self.keys[a..].partition_point(|&k| k <= to);
+        a..b
+    }
 }
 
 impl Pending {
     pub fn get(&self, slot: u64) -> Option<&Break> {
+        // Most writes happen with nothing pending: skip the hashing.
+        if self.by_slot.is_empty() {
+            return None;
+        }
         self.by_slot.get(&slot)
     }
 
@@ -68,7 +104,7 @@ impl Pending {
     pub fn insert(&mut self, b: Break) {
         if let std::collections::hash_map::Entry::Vacant(v) = self.by_slot.entry(b.slot) {
             v.insert(b);
-            self.by_level[b.level as usize & 3].insert((b.iova, b.slot));
+            self.by_level[b.level as usize & 3].push((b.iova, b.slot));
         }
     }
 
@@ -85,34 +121,44 @@ impl Pending {
                 }
             }
             let set = &mut self.by_level[level as usize];
-            if set.is_empty() {
+            if set.keys.is_empty() {
                 continue;
             }
             let span_m1 = 1u64
                 .checked_shl(shift_of(level))
                 .map_or(u64::MAX, |s| s - 1);
             let from = lo.saturating_sub(span_m1);
-            let hits: Vec<(u64, u64)> = set.range((from, 0)..=(hi, u64::MAX)).copied().collect();
-            for key in hits {
+            let hits = set.range((from, 0), (hi, u64::MAX));
+            let leaves_only = matches!(c, Cover::Leaves { .. });
+            let mut kept = hits.start;
+            for i in hits.clone() {
+                let key = set.keys[i];
                 let b = self.by_slot[&key.1];
-                if matches!(c, Cover::Leaves { .. }) && b.kind != EntryKind::Leaf {
+                if leaves_only && b.kind != EntryKind::Leaf {
+                    set.keys[kept] = key;
+                    kept += 1;
                     continue;
                 }
-                set.remove(&key);
                 self.by_slot.remove(&key.1);
                 out.push(b);
             }
+            // Keys kept stay in order; the covered ones leave in one move.
+            set.keys.drain(kept..hits.end);
         }
         out
     }
 
-    /// Removes and returns everything (a full invalidation, or the end of an op).
+    /// Removes and returns everything (a full invalidation, or the end of an op), in no
+    /// particular order.
     pub fn take_all(&mut self) -> Vec<Break> {
         for s in &mut self.by_level {
-            s.clear();
+            s.keys.clear();
         }
-        let mut v: Vec<Break> = self.by_slot.drain().map(|(_, b)| b).collect();
-        v.sort_by_key(|b| (b.seq, b.slot));
-        v
+        self.by_slot.drain().map(|(_, b)| b).collect()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.by_slot.is_empty()
     }
 }

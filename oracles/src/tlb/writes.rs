@@ -29,13 +29,7 @@ impl TlbOracle {
         let idx = ((w.pa - start) / 8) as u32;
         match f.state {
             State::Deferred { .. } => return Ok(()),
-            _ => {
-                if w.new & 1 != 0 {
-                    f.words.insert(idx, w.new);
-                } else {
-                    f.words.remove(&idx);
-                }
-            }
+            _ => f.set_word(idx, w.new),
         }
         let (state, level, base) = (f.state, f.level, f.base);
         if state == State::Unplaced || u64::from(idx) >= self.p.entries_at(level) || w.old == w.new
@@ -147,13 +141,7 @@ impl TlbOracle {
         };
         let (level, base) = (f.level, f.base);
         let entries = self.p.entries_at(level);
-        let mut words: Vec<(u32, u64)> = f
-            .words
-            .iter()
-            .map(|(&i, &d)| (i, d))
-            .filter(|&(i, _)| u64::from(i) < entries)
-            .collect();
-        words.sort_unstable();
+        let words: Vec<(u32, u64)> = f.valid_words(entries).collect();
         let shift = self.span_shift(level);
         for (i, d) in words {
             let Some(k) = classify(&self.p, level, d) else {
@@ -194,16 +182,13 @@ impl TlbOracle {
         f.base = base;
         self.stats.placed += 1;
         let entries = self.p.entries_at(level);
-        let mut kids: Vec<(u32, u64)> = f
-            .words
-            .iter()
-            .filter(|&(&i, _)| u64::from(i) < entries)
-            .filter_map(|(&i, &d)| match classify(&self.p, level, d) {
+        let kids: Vec<(u32, u64)> = f
+            .valid_words(entries)
+            .filter_map(|(i, d)| match classify(&self.p, level, d) {
                 Some(EntryKind::Table(gc)) => Some((i, gc)),
                 _ => None,
             })
             .collect();
-        kids.sort_unstable();
         let shift = self.span_shift(level);
         for (i, gc) in kids {
             self.place(gc, level + 1, base + (u64::from(i) << shift), state);

@@ -83,7 +83,7 @@ pub fn check_domain<F: FlushOps>(
     // The structure walk matches every leaf in the tables to a model leaf one to one, so
     // translating every leaf again would add nothing but time; a spread of them is
     // translated first, for the clearer message a wrong translation gives.
-    let n = model.leaves().count();
+    let n = model.leaf_count();
     for leaf in model.leaves().step_by((n / FULL_CHECK_TRANSLATIONS).max(1)) {
         w.check_leaf(model, leaf)?;
     }

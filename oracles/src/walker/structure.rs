@@ -178,7 +178,7 @@ pub fn check_structure<T: TableView>(
         }
     }
 
-    let model_leaves = model.leaves().count() as u64;
+    let model_leaves = model.leaf_count() as u64;
     if stats.leaves != model_leaves {
         return Err(diverge(format!(
             "tables hold {} leaves, model has {model_leaves}",

@@ -90,7 +90,7 @@ impl Resolver {
         match a {
             Addr::Pool(i) => align(pool[i as usize % pool.len()]),
             Addr::Live { n, pages } => {
-                let live = model.leaves().count();
+                let live = model.leaf_count();
                 if live == 0 {
                     return align(pool[n as usize % pool.len()]);
                 }

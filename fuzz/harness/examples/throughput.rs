@@ -1,0 +1,136 @@
+//! Throughput of the fuzz-target body, without a fuzzer around it: runs every file of a
+//! corpus directory through `decode` + `execute` (what `run_bytes` does) for a while and
+//! prints inputs/s, ops/s and the shape of the corpus (sizes, op counts). Run it under
+//! `perf record` to see where one exec goes.
+//!
+//!     cargo run --release -p ptfuzz --example throughput -- CORPUS_DIR [SECONDS]
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ptfuzz_harness::input::{resolve_config, MAX_OPS};
+use ptfuzz_harness::run::{decode, execute};
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir = args.next().context("usage: throughput CORPUS_DIR [SECONDS]")?;
+    let secs: f64 = args.next().map_or(Ok(5.0), |s| s.parse()).context("SECONDS")?;
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let p = e?.path();
+        if p.is_file() {
+            files.push(std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?);
+        }
+    }
+    files.sort();
+    // THROUGHPUT_ONLY=TEXT keeps the inputs whose configuration line (as printed by
+    // THROUGHPUT_BY_CONFIG) contains TEXT, to profile one kind of domain.
+    if let Ok(only) = std::env::var("THROUGHPUT_ONLY") {
+        files.retain(|f| decode(f).is_some_and(|i| config_key(&i).contains(&only)));
+    }
+    anyhow::ensure!(!files.is_empty(), "{dir} holds no files");
+
+    let (mut ops, mut crashes, mut undecodable) = (0usize, 0usize, 0usize);
+    let mut sizes: Vec<usize> = files.iter().map(Vec::len).collect();
+    let mut op_counts = Vec::new();
+    for f in &files {
+        match decode(f) {
+            Some(i) => op_counts.push(i.ops.len().min(MAX_OPS)),
+            None => undecodable += 1,
+        }
+    }
+    sizes.sort_unstable();
+    op_counts.sort_unstable();
+    let median = |v: &[usize]| v.get(v.len() / 2).copied().unwrap_or(0);
+    println!(
+        "{} files ({} undecodable): bytes median {} max {}; ops median {} max {} mean {:.1}",
+        files.len(),
+        undecodable,
+        median(&sizes),
+        sizes.last().unwrap_or(&0),
+        median(&op_counts),
+        op_counts.last().unwrap_or(&0),
+        op_counts.iter().sum::<usize>() as f64 / op_counts.len().max(1) as f64
+    );
+
+    // THROUGHPUT_DUMP=FILE writes every input's trace (or crash) once, to compare builds.
+    if let Some(out) = std::env::var_os("THROUGHPUT_DUMP") {
+        use std::fmt::Write as _;
+        let mut text = String::new();
+        for f in &files {
+            match decode(f).map(|i| execute(&i)) {
+                None => text.push_str("undecodable\n"),
+                Some(Ok(t)) => write!(text, "{t}").expect("to a string"),
+                Some(Err(c)) => write!(text, "{c}").expect("to a string"),
+            }
+            text.push_str("----\n");
+        }
+        std::fs::write(&out, text).with_context(|| format!("writing {out:?}"))?;
+    }
+    let budget = Duration::from_secs_f64(secs);
+    let t0 = Instant::now();
+    let cpu0 = cpu_seconds().unwrap_or(0.0);
+    let mut execs = 0usize;
+    'outer: loop {
+        for f in &files {
+            if let Some(input) = decode(f) {
+                ops += input.ops.len().min(MAX_OPS);
+                crashes += execute(&input).is_err() as usize;
+            }
+            execs += 1;
+            if execs % 64 == 0 && t0.elapsed() >= budget {
+                break 'outer;
+            }
+        }
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().map_or(dt, |c| c - cpu0);
+    // Where the time goes by configuration: one more pass, each input timed alone.
+    let mut by_cfg: std::collections::BTreeMap<String, (usize, f64, usize)> = Default::default();
+    for f in &files {
+        let Some(input) = decode(f) else { continue };
+        let key = config_key(&input);
+        let t = Instant::now();
+        for _ in 0..10 {
+            let _ = execute(&input);
+        }
+        let e = by_cfg.entry(key).or_default();
+        e.0 += 1;
+        e.1 += t.elapsed().as_secs_f64() / 10.0;
+        e.2 += input.ops.len().min(MAX_OPS);
+    }
+    if std::env::var_os("THROUGHPUT_BY_CONFIG").is_some() {
+        for (k, (n, t, o)) in &by_cfg {
+            println!("  {k:40} {n:5} inputs, {:7.1} us/exec, {:5.1} ops", t * 1e6 / *n as f64, *o as f64 / *n as f64);
+        }
+    }
+    // On a loaded machine the wall clock also counts time spent waiting for the core; the
+    // figures use the CPU time this thread actually ran.
+    println!(
+        "{execs} execs in {cpu:.2} s CPU ({dt:.2} s wall): {:.0} exec/s, {:.0} ops/s, {:.1} us/exec ({crashes} crashed)",
+        execs as f64 / cpu,
+        ops as f64 / cpu,
+        cpu * 1e6 / execs as f64
+    );
+    Ok(())
+}
+
+/// One line naming the resolved domain configuration of `input`.
+fn config_key(input: &ptfuzz_harness::input::Input) -> String {
+    let (cfg, custom) = resolve_config(&input.config);
+    format!(
+        "{:8} {:3} ias {} {}{}",
+        cfg.format.name(),
+        cfg.granule.name(),
+        cfg.ias,
+        if cfg.coherent { "coherent" } else { "noncoherent" },
+        if custom { " custom" } else { "" }
+    )
+}
+
+/// CPU time this thread has run, from /proc (Linux); `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 * 1e-9)
+}
