@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 
 use ptfuzz_oracles::Divergence;
 
-use crate::exec::{CheckedDomain, Created};
+use ptfuzz_engine::ioasid::DomainId;
+
+use crate::exec::{CheckedDomain, CheckedIoasid, Created};
 use crate::outcome::Outcome;
-use crate::trace::{self, Command, Expect, ParseError, Trace, TraceLine};
+use crate::trace::{self, Command, Expect, IoasidCommand, ParseError, Trace, TraceLine};
 
 /// What a passing replay did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +51,14 @@ pub enum FailureKind {
     Panic { who: &'static str, msg: String },
     /// Engine and model agree on the result, but an oracle caught the engine's state.
     Oracle(Divergence),
+    /// An `ioasid.*` command on which engine and model differ (the refusal reasons count),
+    /// with the rule the model applied.
+    IoasidDivergence {
+        engine: Outcome,
+        model: Outcome,
+        rule: String,
+        expected: Option<Expect>,
+    },
 }
 
 impl fmt::Display for FailureKind {
@@ -71,6 +81,21 @@ impl fmt::Display for FailureKind {
             FailureKind::Undeclared(name) => write!(f, "domain {name} not declared"),
             FailureKind::Panic { who, msg } => write!(f, "{who} panicked: {msg}"),
             FailureKind::Oracle(d) => write!(f, "{d}"),
+            FailureKind::IoasidDivergence {
+                engine,
+                model,
+                rule,
+                expected,
+            } => {
+                let why = |o: &Outcome| o.ioasid_reason().map(|r| format!(" ({r:?})")).unwrap_or_default();
+                write!(
+                    f,
+                    "divergence: engine `{engine}`{}, model `{model}`{} by {rule}",
+                    why(engine),
+                    why(model)
+                )?;
+                expected.map_or(Ok(()), |e| write!(f, " (expected `{e}`)"))
+            }
         }
     }
 }
@@ -120,6 +145,7 @@ pub fn replay(file: &str, trace: &Trace) -> Result<Stats, Failure> {
         command: tl.command.clone(),
         kind: Box::new(kind),
     };
+    let mut io: Option<CheckedIoasid> = None;
     for tl in &trace.lines {
         let step = match &tl.command {
             Command::Domain {
@@ -127,6 +153,10 @@ pub fn replay(file: &str, trace: &Trace) -> Result<Stats, Failure> {
                 cfg,
                 custom_alloc,
             } => create(cfg, *custom_alloc, tl).map(|slot| domains.push((name, slot))),
+            Command::Ioasid(c) => {
+                ops += 1;
+                run_ioasid_op(io.get_or_insert_with(CheckedIoasid::new), &domains, c, tl)
+            }
             cmd => {
                 ops += 1;
                 let slot = domains
@@ -196,6 +226,59 @@ fn run_op(slot: Option<&mut Slot>, tl: &TraceLine) -> Result<(), FailureKind> {
         k => k,
     })?;
     judge(outcome, outcome, tl.expect)
+}
+
+/// Runs one `ioasid.*` command against the trace's IOASID framework and its domains.
+fn run_ioasid_op(
+    io: &mut CheckedIoasid,
+    domains: &[(&str, Slot)],
+    cmd: &IoasidCommand,
+    tl: &TraceLine,
+) -> Result<(), FailureKind> {
+    let bind_to = match cmd {
+        IoasidCommand::Bind { dom, .. } => match domains.iter().rposition(|(n, _)| n == dom) {
+            Some(i) => match &domains[i].1 {
+                Slot::Live(_) => Some(DomainId(i as u32)),
+                Slot::Refused(line) => {
+                    return Err(FailureKind::RefusedDomain {
+                        name: dom.clone(),
+                        line: *line,
+                    })
+                }
+            },
+            None => return Err(FailureKind::Undeclared(dom.clone())),
+        },
+        _ => None,
+    };
+    let live: Vec<Option<&CheckedDomain>> = domains
+        .iter()
+        .map(|(_, s)| match s {
+            Slot::Live(d) => Some(&**d),
+            Slot::Refused(_) => None,
+        })
+        .collect();
+    let outcome = io.apply(cmd, bind_to, &live).map_err(|k| with_expectation(k, tl.expect))?;
+    judge(outcome, outcome, tl.expect)
+}
+
+/// A divergence found by the executor, labelled with what the trace line expected.
+fn with_expectation(k: FailureKind, want: Option<Expect>) -> FailureKind {
+    match k {
+        FailureKind::Divergence { engine, model, .. } => FailureKind::Divergence {
+            engine,
+            model,
+            expected: want,
+        },
+        FailureKind::IoasidDivergence {
+            engine, model, rule, ..
+        } => FailureKind::IoasidDivergence {
+            engine,
+            model,
+            rule,
+            expected: want,
+        },
+        k => k,
+    }
 }
 
 /// Reads, parses and replays one file.

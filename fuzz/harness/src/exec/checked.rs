@@ -137,6 +137,7 @@ impl CheckedDomain {
                 (Outcome::Done, Outcome::Done)
             }
             Command::Domain { .. } => unreachable!("domain lines create, they are not applied"),
+            Command::Ioasid(_) => unreachable!("ioasid commands run on CheckedIoasid"),
         })
     }
 
@@ -163,7 +164,7 @@ impl CheckedDomain {
             // grace, sync and fail_nth touch no mapping (TLB and counters were checked).
             Command::Clear { .. } => return self.check_all(),
             Command::Grace { .. } | Command::Sync { .. } | Command::FailNth { .. } => return Ok(()),
-            Command::Domain { .. } => return Ok(()),
+            Command::Domain { .. } | Command::Ioasid(_) => return Ok(()),
         };
         let g = self.engine.config().granule.size();
         let samples = [lo.wrapping_sub(g), hi, lo + (hi - lo) / 2];

@@ -4,11 +4,13 @@
 //! [`parse`](parse::parse) and the `Display` impls in [`print`] are inverses, so a trace
 //! printed from an input replays exactly as that input ran.
 
+pub mod ioasid;
 pub mod parse;
 pub mod print;
 
 use ptfuzz_engine::{DomainConfig, ErrorKind, Prot};
 
+pub use ioasid::IoasidCommand;
 pub use parse::{parse, parse_number, ParseError, ParseErrorKind};
 
 /// A parsed trace: commands only; comments and blank lines are not kept.
@@ -60,6 +62,8 @@ pub enum Command {
     Clear { dom: String },
     /// Clean every live table to the device view.
     Sync { dom: String },
+    /// An `ioasid.*` command (IOASID allocation and PASID binding).
+    Ioasid(IoasidCommand),
 }
 
 impl Command {
@@ -74,6 +78,7 @@ impl Command {
             Command::FailNth { .. } => "fail_nth",
             Command::Clear { .. } => "clear",
             Command::Sync { .. } => "sync",
+            Command::Ioasid(c) => c.word(),
         }
     }
 
@@ -88,6 +93,7 @@ impl Command {
             | Command::FailNth { dom: d, .. }
             | Command::Clear { dom: d }
             | Command::Sync { dom: d } => d,
+            Command::Ioasid(c) => c.domain(),
         }
     }
 }
@@ -104,6 +110,10 @@ pub struct Expect {
     pub unmapped: Option<u64>,
     pub pa: Option<u64>,
     pub none: bool,
+    /// The ID `ioasid.alloc` returned.
+    pub id: Option<u64>,
+    /// The data `ioasid.find` returned.
+    pub data: Option<u64>,
 }
 
 impl Expect {
@@ -123,5 +133,7 @@ impl Expect {
             && eq(self.mapped, actual.mapped)
             && eq(self.unmapped, actual.unmapped)
             && eq(self.pa, actual.pa)
+            && eq(self.id, actual.id)
+            && eq(self.data, actual.data)
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use ptfuzz_engine::{DomainConfig, ErrorKind, FormatKind, Granule, Prot, DEFAULT_PHYS_BASE};
 
-use super::{Command, Expect, Trace, TraceLine};
+use super::{Command, Expect, IoasidCommand, Trace, TraceLine};
 
 /// A parse error, naming the file, the 1-based line and (if known) the command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +65,10 @@ pub enum ParseErrorKind {
     FieldNotApplicable(&'static str),
     #[error("contradictory expectation: {0} and {1}")]
     Contradiction(&'static str, &'static str),
+    #[error("unknown allocator behaviour '{0}' (fresh dup oor invalid fail)")]
+    BadScript(String),
+    #[error("getter must be even, not '{0}'")]
+    BadGetter(String),
 }
 
 type Res<T> = Result<T, ParseErrorKind>;
@@ -101,10 +105,18 @@ pub fn parse(file: &str, text: &str) -> Result<Trace, ParseError> {
             "fail_nth" => "fail_nth",
             "clear" => "clear",
             "sync" => "sync",
-            w => return Err(err(None, ParseErrorKind::UnknownCommand(w.into()))),
+            w => match super::ioasid::WORDS.iter().find(|x| **x == w) {
+                Some(x) => x,
+                None => return Err(err(None, ParseErrorKind::UnknownCommand(w.into()))),
+            },
         };
         let toks: Vec<&str> = toks.collect();
-        let parsed = parse_command(word, &toks, &mut declared).and_then(|command| {
+        let command = if word.starts_with("ioasid.") {
+            super::ioasid::parse(word, &toks, &declared).map(Command::Ioasid)
+        } else {
+            parse_command(word, &toks, &mut declared)
+        };
+        let parsed = command.and_then(|command| {
             let expect = tail.map(|t| parse_expect(&command, t)).transpose()?;
             Ok(TraceLine {
                 line: i + 1,
@@ -220,10 +232,10 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
 }
 
 /// The `key=value` arguments of one line, validated against the keys the command takes.
-struct Args<'a>(Vec<(&'a str, &'a str)>);
+pub(super) struct Args<'a>(Vec<(&'a str, &'a str)>);
 
 impl<'a> Args<'a> {
-    fn new(toks: &[&'a str], required: &[&'static str], optional: &[&str]) -> Res<Self> {
+    pub(super) fn new(toks: &[&'a str], required: &[&'static str], optional: &[&str]) -> Res<Self> {
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         for t in toks {
             let (k, v) = t
@@ -247,15 +259,15 @@ impl<'a> Args<'a> {
         Ok(Args(pairs))
     }
 
-    fn opt(&self, key: &str) -> Option<&'a str> {
+    pub(super) fn opt(&self, key: &str) -> Option<&'a str> {
         self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
-    fn req(&self, key: &'static str) -> Res<&'a str> {
+    pub(super) fn req(&self, key: &'static str) -> Res<&'a str> {
         self.opt(key).ok_or(ParseErrorKind::MissingKey(key))
     }
 
-    fn num(&self, key: &'static str) -> Res<u64> {
+    pub(super) fn num(&self, key: &'static str) -> Res<u64> {
         num(self.req(key)?)
     }
 
@@ -297,6 +309,7 @@ pub fn parse_number(s: &str) -> Option<u64> {
 fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
     let mut e = Expect::default();
     let mut seen: Vec<&str> = Vec::new();
+    let is_translate = matches!(cmd, Command::Ioasid(IoasidCommand::Translate { .. }));
     for tok in tail.split_whitespace() {
         let (key, val) = match tok.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -307,8 +320,10 @@ fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
             "err" => ("err", true),
             "mapped" => ("mapped", matches!(cmd, Command::Map { .. })),
             "unmapped" => ("unmapped", matches!(cmd, Command::Unmap { .. })),
-            "pa" => ("pa", matches!(cmd, Command::Lookup { .. })),
-            "none" => ("none", matches!(cmd, Command::Lookup { .. })),
+            "pa" => ("pa", matches!(cmd, Command::Lookup { .. }) || is_translate),
+            "none" => ("none", matches!(cmd, Command::Lookup { .. }) || is_translate),
+            "id" => ("id", matches!(cmd, Command::Ioasid(IoasidCommand::Alloc { .. }))),
+            "data" => ("data", matches!(cmd, Command::Ioasid(IoasidCommand::Find { .. }))),
             _ => return Err(ParseErrorKind::UnknownField(tok.into())),
         };
         let is_flag = matches!(field, "ok" | "none");
@@ -334,6 +349,8 @@ fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
             }
             "mapped" => e.mapped = Some(num(val)?),
             "unmapped" => e.unmapped = Some(num(val)?),
+            "id" => e.id = Some(num(val)?),
+            "data" => e.data = Some(num(val)?),
             _ => e.pa = Some(num(val)?),
         }
     }

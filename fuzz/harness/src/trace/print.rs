@@ -76,6 +76,7 @@ impl fmt::Display for Command {
             Command::Grace { dom } | Command::Clear { dom } | Command::Sync { dom } => {
                 write!(f, "{} {dom}", self.word())
             }
+            Command::Ioasid(c) => c.fmt(f),
         }
     }
 }
@@ -98,6 +99,12 @@ impl fmt::Display for Expect {
             if let Some(v) = v {
                 fields.push(format!("{name}={}", Hex(v)));
             }
+        }
+        if let Some(id) = self.id {
+            fields.push(format!("id={id}"));
+        }
+        if let Some(d) = self.data {
+            fields.push(format!("data={}", Hex(d)));
         }
         if self.none {
             fields.push("none".to_string());
