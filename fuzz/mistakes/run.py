@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Deliberate mistakes: each is planted in a scratch copy of the repository (never in this
-tree), the cargo-fuzz `pagetable` target is built from that copy and run on one core until
+tree), the cargo-fuzz target that should catch it (`pagetable`, or `ioasid` for the
+`ioasid-*` mistakes) is built from that copy and run on one core until
 the first crash or the time limit. Prints, per mistake, the seconds to the first crash and
 the failure line. Issues 3-6 ask that each mistake be caught within 5 minutes.
 
@@ -42,7 +43,42 @@ MISTAKES = {
         "a.checked_add(size).is_some_and(|e| e < 1 << limit_bits)",
         "off-by-one at the last page below IAS",
     ),
+    # Issue 6 (target `ioasid`).
+    "ioasid-custom-out-of-range": (
+        "engine/src/ioasid/mod.rs",
+        "if id < min || id > max {",
+        "if id < min && id > max {",
+        "an ID from a custom allocator accepted outside [min, max]",
+    ),
+    "ioasid-unregister-busy-group": (
+        "engine/src/ioasid/mod.rs",
+        "        if !g.space.is_empty() {\n            return Err(Reason::GroupBusy.into());",
+        "        if false {\n            return Err(Reason::GroupBusy.into());",
+        "unregistering the last allocator of a group with IDs outstanding",
+    ),
+    "ioasid-free-keeps-id": (
+        "engine/src/ioasid/mod.rs",
+        "        self.active_space_mut().remove(&id);\n        Ok(())",
+        "        Ok(())",
+        "a free that leaves the ID findable",
+    ),
+    "ioasid-switch-to-default-busy": (
+        "engine/src/ioasid/mod.rs",
+        "        if !g.space.is_empty() {\n            return Err(Reason::GroupBusy.into());",
+        "        if !g.space.is_empty() && self.groups.len() > 1 {\n            return Err(Reason::GroupBusy.into());",
+        "switching to the default allocator with IDs outstanding (refused only when another "
+        "custom group would take over)",
+    ),
+    "ioasid-register-over-default-ids": (
+        "engine/src/ioasid/mod.rs",
+        "if self.groups.is_empty() && !self.default.space.is_empty() {",
+        "if self.groups.is_empty() && self.default.space.is_empty() && false {",
+        "switching from the default allocator to a custom one with IDs outstanding",
+    ),
 }
+
+# The fuzz target that must catch each mistake (default: pagetable).
+TARGET = {name: "ioasid" for name in MISTAKES if name.startswith("ioasid-")}
 
 
 def scratch_copy(name):
@@ -68,20 +104,22 @@ def plant(dst, name):
 
 
 def fuzz(dst, name, seconds, sanitizer, core, seeds):
-    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{name}")
+    target = TARGET.get(name, "pagetable")
+    # One target dir per fuzz target: dependencies build once, the planted crates per copy.
+    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{target}")
     toolchain = ["+nightly"] if sanitizer == "address" else []
     base = ["cargo", *toolchain, "fuzz"]
     common = ["--fuzz-dir", "fuzz/libfuzzer", "--sanitizer", sanitizer]
-    subprocess.run(base + ["build", *common, "pagetable"], cwd=dst, env=env, check=True,
+    subprocess.run(base + ["build", *common, target], cwd=dst, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     corpus = os.path.join(dst, "target", "mistake-corpus")
     shutil.rmtree(corpus, ignore_errors=True)
     os.makedirs(corpus)
     if seeds:
-        shutil.copytree(os.path.join(dst, "corpus", "pagetable"), corpus, dirs_exist_ok=True)
+        shutil.copytree(os.path.join(dst, "corpus", target), corpus, dirs_exist_ok=True)
     art = os.path.join(dst, "target", "mistake-artifacts") + "/"
     os.makedirs(art, exist_ok=True)
-    cmd = ["taskset", "-c", str(core), *base, "run", *common, "pagetable", corpus, "--",
+    cmd = ["taskset", "-c", str(core), *base, "run", *common, target, corpus, "--",
            f"-max_total_time={seconds}", "-seed=1", f"-artifact_prefix={art}", "-print_final_stats=1"]
     t0 = time.monotonic()
     out = subprocess.run(cmd, cwd=dst, env=env, capture_output=True, text=True)
