@@ -17,7 +17,7 @@ use crate::trace::{self, Command, Expect, IoasidCommand, ParseError, Trace, Trac
 /// What a passing replay did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
-    /// map/unmap/lookup commands run (domain lines not counted).
+    /// Commands run (domain lines not counted), `ioasid.*` included.
     pub ops: usize,
 }
 

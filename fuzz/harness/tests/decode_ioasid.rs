@@ -75,3 +75,18 @@ fn short_inputs() {
     let t = execute(&decode(&[0; 6]).unwrap()).unwrap();
     assert_eq!(t.lines.len(), 2, "two domain lines");
 }
+
+/// The committed seeds decode, run clean, and each carries ops.
+#[test]
+fn seeds_run_clean() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/ioasid");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("corpus/ioasid exists") {
+        let p = e.unwrap().path();
+        let input = decode(&std::fs::read(&p).unwrap()).expect("seed decodes");
+        assert!(input.ops.len() >= 10, "{}", p.display());
+        execute(&input).unwrap_or_else(|c| panic!("{}: {c}", p.display()));
+        n += 1;
+    }
+    assert!(n >= 5, "seeds: {n}");
+}

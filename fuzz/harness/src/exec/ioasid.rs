@@ -26,15 +26,28 @@ fn even(d: u64) -> bool {
     d.is_multiple_of(2)
 }
 
-/// The rule the model applied to a command it accepted (a refusal names its own).
+/// The rule the model applied to a command it accepted (a refusal names its own), judged
+/// from the model's state after the command.
 fn success_rule(cmd: &IoasidCommand, model: &IoasidModel) -> Rule {
     match cmd {
         IoasidCommand::Alloc { .. } => match model.active() {
             ModelActive::Default => Rule::R1DefaultAlwaysAvailable,
             ModelActive::Custom(_) => Rule::R2CustomTakesPrecedence,
         },
-        IoasidCommand::Register { .. } => Rule::R2CustomTakesPrecedence,
-        IoasidCommand::Unregister { .. } => Rule::R4SwitchWithinGroupKeepsIds,
+        IoasidCommand::Register { ops, .. } => {
+            match model.groups().iter().find(|(o, _)| o.0 == *ops) {
+                Some((_, members)) if members.len() > 1 => Rule::R4SwitchWithinGroupKeepsIds,
+                _ => Rule::R2CustomTakesPrecedence,
+            }
+        }
+        // (Judged after the op ran: a group still there lost a member; else it left.)
+        IoasidCommand::Unregister { ops, .. } => {
+            if model.groups().iter().any(|(o, _)| o.0 == *ops) {
+                Rule::R4SwitchWithinGroupKeepsIds
+            } else {
+                Rule::R5SwitchCustomDefaultNeedsEmptySpace
+            }
+        }
         IoasidCommand::Free { .. } | IoasidCommand::Find { .. } | IoasidCommand::SetData { .. } => {
             Rule::Lookup
         }
