@@ -75,6 +75,18 @@ MISTAKES = {
         "if self.groups.is_empty() && self.default.space.is_empty() && false {",
         "switching from the default allocator to a custom one with IDs outstanding",
     ),
+    "ioasid-free-while-bound": (
+        "engine/src/ioasid/mod.rs",
+        "if self.bindings.contains_key(&id) {",
+        "if false && self.bindings.contains_key(&id) {",
+        "a bound PASID freed (its binding left behind)",
+    ),
+    "ioasid-rebind-keeps-old": (
+        "engine/src/ioasid/bind.rs",
+        "Ok(self.bindings.insert(id, dom))",
+        "Ok(Some(*self.bindings.entry(id).or_insert(dom)))",
+        "a rebind that keeps translating through the old domain",
+    ),
 }
 
 # The fuzz target that must catch each mistake (default: pagetable).
