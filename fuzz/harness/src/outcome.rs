@@ -6,7 +6,7 @@ use std::fmt;
 use ptfuzz_engine::ioasid::IoasidError;
 use ptfuzz_engine::{ErrorKind, MapError};
 
-use crate::trace::Expect;
+use crate::trace::{Expect, IoValue};
 
 /// The result of one command, from the engine or from the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +42,8 @@ impl Outcome {
             Outcome::Unmap(Err(k)) => (e.err, e.unmapped) = (Some(k), Some(0)),
             Outcome::Lookup(pa) => (e.ok, e.pa, e.none) = (true, pa, pa.is_none()),
             Outcome::Done => e.ok = true,
-            Outcome::IoAlloc(Ok(id)) => (e.ok, e.id) = (true, Some(id as u64)),
-            Outcome::IoFind(Ok(d)) => (e.ok, e.data) = (true, Some(d)),
+            Outcome::IoAlloc(Ok(id)) => (e.ok, e.io) = (true, Some(IoValue::Id(id))),
+            Outcome::IoFind(Ok(d)) => (e.ok, e.io) = (true, Some(IoValue::Data(d))),
             Outcome::IoTranslate(Ok(pa)) => (e.ok, e.pa, e.none) = (true, pa, pa.is_none()),
             Outcome::IoDone(Ok(())) => e.ok = true,
             Outcome::IoAlloc(Err(x)) | Outcome::IoFind(Err(x)) | Outcome::IoTranslate(Err(x)) | Outcome::IoDone(Err(x)) => {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use ptfuzz_oracles::Divergence;
 
 use ptfuzz_engine::ioasid::DomainId;
+use ptfuzz_oracles::ioasid::Rule;
 
 use crate::exec::{CheckedDomain, CheckedIoasid, Created};
 use crate::outcome::Outcome;
@@ -52,13 +53,18 @@ pub enum FailureKind {
     /// Engine and model agree on the result, but an oracle caught the engine's state.
     Oracle(Divergence),
     /// An `ioasid.*` command on which engine and model differ (the refusal reasons count),
-    /// with the rule the model applied.
-    IoasidDivergence {
-        engine: Outcome,
-        model: Outcome,
-        rule: String,
-        expected: Option<Expect>,
-    },
+    /// with the rule the model applied. Boxed: it is the largest failure.
+    IoasidDivergence(Box<IoasidDivergence>),
+}
+
+/// Payload of [`FailureKind::IoasidDivergence`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoasidDivergence {
+    pub engine: Outcome,
+    pub model: Outcome,
+    /// The rule behind the model's result.
+    pub rule: Rule,
+    pub expected: Option<Expect>,
 }
 
 impl fmt::Display for FailureKind {
@@ -81,12 +87,13 @@ impl fmt::Display for FailureKind {
             FailureKind::Undeclared(name) => write!(f, "domain {name} not declared"),
             FailureKind::Panic { who, msg } => write!(f, "{who} panicked: {msg}"),
             FailureKind::Oracle(d) => write!(f, "{d}"),
-            FailureKind::IoasidDivergence {
-                engine,
-                model,
-                rule,
-                expected,
-            } => {
+            FailureKind::IoasidDivergence(d) => {
+                let IoasidDivergence {
+                    engine,
+                    model,
+                    rule,
+                    expected,
+                } = &**d;
                 let why = |o: &Outcome| o.ioasid_reason().map(|r| format!(" ({r:?})")).unwrap_or_default();
                 write!(
                     f,
@@ -269,14 +276,10 @@ fn with_expectation(k: FailureKind, want: Option<Expect>) -> FailureKind {
             model,
             expected: want,
         },
-        FailureKind::IoasidDivergence {
-            engine, model, rule, ..
-        } => FailureKind::IoasidDivergence {
-            engine,
-            model,
-            rule,
-            expected: want,
-        },
+        FailureKind::IoasidDivergence(mut d) => {
+            d.expected = want;
+            FailureKind::IoasidDivergence(d)
+        }
         k => k,
     }
 }

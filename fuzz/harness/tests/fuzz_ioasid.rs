@@ -7,5 +7,5 @@ use ptfuzz_harness::ioasid::IoasidInput;
 fn ioasid() {
     bolero::check!()
         .with_arbitrary::<IoasidInput>()
-        .for_each(|input| ptfuzz_harness::ioasid::run(input));
+        .for_each(ptfuzz_harness::ioasid::run);
 }

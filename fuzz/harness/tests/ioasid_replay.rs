@@ -85,13 +85,15 @@ fn translate_follows_the_bound_domain() {
 #[test]
 fn ioasid_divergence_names_reasons_and_rule() {
     use ptfuzz_engine::ioasid::Reason;
+    use ptfuzz_harness::replay::IoasidDivergence;
     use ptfuzz_harness::Outcome;
-    let k = FailureKind::IoasidDivergence {
+    use ptfuzz_oracles::ioasid::Rule;
+    let k = FailureKind::IoasidDivergence(Box::new(IoasidDivergence {
         engine: Outcome::IoDone(Err(Reason::NotRegistered.into())),
         model: Outcome::IoDone(Err(Reason::UnknownId.into())),
-        rule: "lookup of an outstanding ID".into(),
+        rule: Rule::Lookup,
         expected: None,
-    };
+    }));
     assert_eq!(
         k.to_string(),
         "divergence: engine `err=inval` (NotRegistered), model `err=inval` (UnknownId) by lookup of an outstanding ID"

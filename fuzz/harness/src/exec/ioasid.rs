@@ -10,7 +10,7 @@ use ptfuzz_oracles::Divergence;
 use super::checked::guarded;
 use super::CheckedDomain;
 use crate::outcome::Outcome;
-use crate::replay::FailureKind;
+use crate::replay::{FailureKind, IoasidDivergence};
 use crate::trace::IoasidCommand;
 
 /// Engine framework and model, checked after every command.
@@ -175,12 +175,12 @@ impl CheckedIoasid {
         };
         if engine != model {
             let rule = rule.unwrap_or_else(|| success_rule(cmd, &self.model));
-            return Err(FailureKind::IoasidDivergence {
+            return Err(FailureKind::IoasidDivergence(Box::new(IoasidDivergence {
                 engine,
                 model,
-                rule: rule.to_string(),
+                rule,
                 expected: None,
-            });
+            })));
         }
         self.check_state().map_err(FailureKind::Oracle)?;
         Ok(engine)

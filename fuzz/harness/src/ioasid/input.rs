@@ -220,7 +220,7 @@ mod tests {
         assert!(Script(0).behaviours().is_empty());
         assert_eq!(Script(1 + 5 * 2).behaviours(), vec![Behaviour::OutOfRange]);
         assert_eq!(
-            Script(3 + 5 * (1 + 5 * 4 + 25 * 0)).behaviours(),
+            Script(3 + 5 * (1 + 5 * 4)).behaviours(),
             vec![Behaviour::Duplicate, Behaviour::Fail, Behaviour::Fresh]
         );
     }

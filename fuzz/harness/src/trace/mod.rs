@@ -110,10 +110,18 @@ pub struct Expect {
     pub unmapped: Option<u64>,
     pub pa: Option<u64>,
     pub none: bool,
-    /// The ID `ioasid.alloc` returned.
-    pub id: Option<u64>,
-    /// The data `ioasid.find` returned.
-    pub data: Option<u64>,
+    /// What an `ioasid.*` command returned besides ok/err (`id=` or `data=`).
+    pub io: Option<IoValue>,
+}
+
+/// The value an `ioasid.*` command returns: one field, since no command returns both (and
+/// it keeps `Expect`, carried in every failure, small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoValue {
+    /// `id=`: the ID `ioasid.alloc` handed out.
+    Id(u32),
+    /// `data=`: the data `ioasid.find` returned.
+    Data(u64),
 }
 
 impl Expect {
@@ -133,7 +141,6 @@ impl Expect {
             && eq(self.mapped, actual.mapped)
             && eq(self.unmapped, actual.unmapped)
             && eq(self.pa, actual.pa)
-            && eq(self.id, actual.id)
-            && eq(self.data, actual.data)
+            && eq(self.io, actual.io)
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use ptfuzz_engine::{DomainConfig, ErrorKind, FormatKind, Granule, Prot, DEFAULT_PHYS_BASE};
 
-use super::{Command, Expect, IoasidCommand, Trace, TraceLine};
+use super::{Command, Expect, IoValue, IoasidCommand, Trace, TraceLine};
 
 /// A parse error, naming the file, the 1-based line and (if known) the command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -349,8 +349,12 @@ fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
             }
             "mapped" => e.mapped = Some(num(val)?),
             "unmapped" => e.unmapped = Some(num(val)?),
-            "id" => e.id = Some(num(val)?),
-            "data" => e.data = Some(num(val)?),
+            "id" => {
+                let id = u32::try_from(num(val)?)
+                    .map_err(|_| ParseErrorKind::OutOfRange("id", val.into()))?;
+                e.io = Some(IoValue::Id(id))
+            }
+            "data" => e.io = Some(IoValue::Data(num(val)?)),
             _ => e.pa = Some(num(val)?),
         }
     }

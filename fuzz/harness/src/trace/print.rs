@@ -6,7 +6,7 @@ use std::fmt;
 
 use ptfuzz_engine::DEFAULT_PHYS_BASE;
 
-use super::{Command, Expect, Trace, TraceLine};
+use super::{Command, Expect, IoValue, Trace, TraceLine};
 
 /// A number in the trace's hex style; zero as plain `0` (`mapped=0` reads as DESIGN.md's).
 pub struct Hex(pub u64);
@@ -100,11 +100,10 @@ impl fmt::Display for Expect {
                 fields.push(format!("{name}={}", Hex(v)));
             }
         }
-        if let Some(id) = self.id {
-            fields.push(format!("id={id}"));
-        }
-        if let Some(d) = self.data {
-            fields.push(format!("data={}", Hex(d)));
+        match self.io {
+            Some(IoValue::Id(id)) => fields.push(format!("id={id}")),
+            Some(IoValue::Data(d)) => fields.push(format!("data={}", Hex(d))),
+            None => {}
         }
         if self.none {
             fields.push("none".to_string());
