@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Deliberate mistakes: each is planted in a scratch copy of the repository (never in this
-tree), the mistake's cargo-fuzz target (`pagetable` unless named) is built from that copy and run on one core until
+tree), the cargo-fuzz target that should catch it (`pagetable` unless named: `ioasid` for
+the `ioasid-*` mistakes, `qemu_diff` for the QEMU one) is built from that copy and run on one core until
 the first crash or the time limit. Prints, per mistake, the seconds to the first crash and
 the failure line. Issues 3-6 ask that each mistake be caught within 5 minutes.
 
@@ -49,12 +50,59 @@ MISTAKES = {
         "missing TLB invalidation of the leaves an unmap removed (QEMU oracle)",
         "qemu_diff",
     ),
+    # Issue 6 (target `ioasid`).
+    "ioasid-custom-out-of-range": (
+        "engine/src/ioasid/mod.rs",
+        "if id < min || id > max {",
+        "if id < min && id > max {",
+        "an ID from a custom allocator accepted outside [min, max]",
+    ),
+    "ioasid-unregister-busy-group": (
+        "engine/src/ioasid/mod.rs",
+        "        if !g.space.is_empty() {\n            return Err(Reason::GroupBusy.into());",
+        "        if false {\n            return Err(Reason::GroupBusy.into());",
+        "unregistering the last allocator of a group with IDs outstanding",
+    ),
+    "ioasid-free-keeps-id": (
+        "engine/src/ioasid/mod.rs",
+        "        self.active_space_mut().remove(&id);\n        Ok(())",
+        "        Ok(())",
+        "a free that leaves the ID findable",
+    ),
+    "ioasid-switch-to-default-busy": (
+        "engine/src/ioasid/mod.rs",
+        "        if !g.space.is_empty() {\n            return Err(Reason::GroupBusy.into());",
+        "        if !g.space.is_empty() && self.groups.len() > 1 {\n            return Err(Reason::GroupBusy.into());",
+        "switching to the default allocator with IDs outstanding (refused only when another "
+        "custom group would take over)",
+    ),
+    "ioasid-register-over-default-ids": (
+        "engine/src/ioasid/mod.rs",
+        "if self.groups.is_empty() && !self.default.space.is_empty() {",
+        "if self.groups.is_empty() && self.default.space.is_empty() && false {",
+        "switching from the default allocator to a custom one with IDs outstanding",
+    ),
+    "ioasid-free-while-bound": (
+        "engine/src/ioasid/mod.rs",
+        "if self.bindings.contains_key(&id) {",
+        "if false && self.bindings.contains_key(&id) {",
+        "a bound PASID freed (its binding left behind)",
+    ),
+    "ioasid-rebind-keeps-old": (
+        "engine/src/ioasid/bind.rs",
+        "Ok(self.bindings.insert(id, dom))",
+        "Ok(Some(*self.bindings.entry(id).or_insert(dom)))",
+        "a rebind that keeps translating through the old domain",
+    ),
 }
+
+# The fuzz target that must catch each mistake (default: pagetable).
+TARGET = {name: "ioasid" for name in MISTAKES if name.startswith("ioasid-")}
 
 
 def target_of(name):
     m = MISTAKES[name]
-    return m[4] if len(m) > 4 else "pagetable"
+    return m[4] if len(m) > 4 else TARGET.get(name, "pagetable")
 
 
 def scratch_copy(name):
@@ -80,11 +128,12 @@ def plant(dst, name):
 
 
 def fuzz(dst, name, seconds, sanitizer, core, seeds):
-    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{name}")
+    target = target_of(name)
+    # One target dir per fuzz target: dependencies build once, the planted crates per copy.
+    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{target}")
     toolchain = ["+nightly"] if sanitizer == "address" else []
     base = ["cargo", *toolchain, "fuzz"]
     common = ["--fuzz-dir", "fuzz/libfuzzer", "--sanitizer", sanitizer]
-    target = target_of(name)
     subprocess.run(base + ["build", *common, target], cwd=dst, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     corpus = os.path.join(dst, "target", "mistake-corpus")

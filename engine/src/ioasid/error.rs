@@ -35,6 +35,12 @@ pub enum Reason {
     /// Rule 3: unregistering the last member of a shared-ops group while that group's space
     /// still has outstanding IDs.
     GroupBusy,
+    /// `free` of an ID bound to a page-table domain: unbind it first.
+    Bound,
+    /// `unbind` / `translate` of an outstanding ID that is bound to no domain.
+    NotBound,
+    /// `bind` of an ID to the domain it is already bound to.
+    AlreadyBound,
 }
 
 impl Reason {
@@ -45,10 +51,13 @@ impl Reason {
             | Reason::UnknownId
             | Reason::WrongSet
             | Reason::GetterRejected
-            | Reason::NotRegistered => ErrorKind::Inval,
+            | Reason::NotRegistered
+            | Reason::NotBound => ErrorKind::Inval,
             Reason::Exhausted | Reason::CustomFailed => ErrorKind::Nomem,
-            Reason::CustomDuplicate(_) | Reason::AlreadyRegistered => ErrorKind::Exists,
-            Reason::DefaultBusy | Reason::GroupBusy => ErrorKind::Busy,
+            Reason::CustomDuplicate(_) | Reason::AlreadyRegistered | Reason::AlreadyBound => {
+                ErrorKind::Exists
+            }
+            Reason::DefaultBusy | Reason::GroupBusy | Reason::Bound => ErrorKind::Busy,
         }
     }
 }

@@ -59,6 +59,7 @@
 //!   (also with no custom allocator at all) → `inval`. (The seed ignores an unknown
 //!   registration of a one-member group's ops and removes the group.)
 
+mod bind;
 mod custom;
 mod default;
 mod error;
@@ -67,6 +68,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
+pub use bind::DomainId;
 pub use custom::{AllocatorOps, Behaviour, OpsCall, OpsId, ScriptedOps};
 pub use error::{IoasidError, Reason};
 
@@ -106,6 +108,8 @@ pub struct Ioasid {
     default: DefaultAllocator,
     /// Groups in creation order; `groups[0]` is active.
     groups: Vec<Group>,
+    /// PASID → page-table domain (see `bind.rs`); every key is outstanding.
+    bindings: BTreeMap<u32, DomainId>,
 }
 
 impl Ioasid {
@@ -193,6 +197,9 @@ impl Ioasid {
     pub fn free(&mut self, id: u32) -> Result<(), IoasidError> {
         if !self.active_space().contains_key(&id) {
             return Err(Reason::UnknownId.into());
+        }
+        if self.bindings.contains_key(&id) {
+            return Err(Reason::Bound.into());
         }
         if let Some(g) = self.groups.first_mut() {
             let lead = g.members[0];
@@ -320,6 +327,9 @@ impl Ioasid {
         }
         if self.default.space.contains_key(&INVALID_IOASID) {
             return Err("default space holds INVALID_IOASID".into());
+        }
+        if let Some(id) = self.bindings.keys().find(|id| !self.active_space().contains_key(id)) {
+            return Err(format!("PASID {id} is bound but not outstanding"));
         }
         Ok(())
     }

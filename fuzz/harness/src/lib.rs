@@ -5,6 +5,7 @@
 pub mod campaign;
 pub mod exec;
 pub mod input;
+pub mod ioasid;
 pub mod outcome;
 pub mod qemu;
 pub mod replay;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ptfuzz_harness::campaign::{self, print::print_files, Budget, Config};
+use ptfuzz_harness::campaign::print::{print_files, print_ioasid_files};
+use ptfuzz_harness::campaign::{self, Budget, Config};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +50,9 @@ enum Cmd {
     /// Decode raw fuzzer files (libFuzzer/AFL crashes or corpus entries), execute them and
     /// print their traces; non-zero exit if any file does not decode or fails.
     Print {
+        /// The fuzz target the files belong to: pagetable or ioasid.
+        #[arg(long, default_value = "pagetable", value_parser = ["pagetable", "ioasid"])]
+        target: String,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -66,7 +70,10 @@ fn main() -> anyhow::Result<ExitCode> {
             report.crashes.len()
         }
         Cmd::Qemu { files } => ptfuzz_harness::qemu::replay_qemu_files(&files, &mut std::io::stdout().lock())?,
-        Cmd::Print { files } => print_files(&files, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?,
+        Cmd::Print { target, files } => {
+            let print = if target == "ioasid" { print_ioasid_files } else { print_files };
+            print(&files, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?
+        }
     };
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

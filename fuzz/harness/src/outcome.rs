@@ -3,9 +3,10 @@
 
 use std::fmt;
 
+use ptfuzz_engine::ioasid::IoasidError;
 use ptfuzz_engine::{ErrorKind, MapError};
 
-use crate::trace::Expect;
+use crate::trace::{Expect, IoValue};
 
 /// The result of one command, from the engine or from the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +18,15 @@ pub enum Outcome {
     Lookup(Option<u64>),
     /// An op with nothing to return (grace, fail_nth, clear, sync).
     Done,
+    /// `ioasid.alloc`: the ID. IOASID errors keep their `Reason`, so engine and model must
+    /// agree on why, not only on the kind the trace tail shows.
+    IoAlloc(Result<u32, IoasidError>),
+    /// `ioasid.find`: the data.
+    IoFind(Result<u64, IoasidError>),
+    /// `ioasid.translate`: the output address, or none.
+    IoTranslate(Result<Option<u64>, IoasidError>),
+    /// The other `ioasid.*` commands.
+    IoDone(Result<(), IoasidError>),
 }
 
 impl Outcome {
@@ -32,8 +42,27 @@ impl Outcome {
             Outcome::Unmap(Err(k)) => (e.err, e.unmapped) = (Some(k), Some(0)),
             Outcome::Lookup(pa) => (e.ok, e.pa, e.none) = (true, pa, pa.is_none()),
             Outcome::Done => e.ok = true,
+            Outcome::IoAlloc(Ok(id)) => (e.ok, e.io) = (true, Some(IoValue::Id(id))),
+            Outcome::IoFind(Ok(d)) => (e.ok, e.io) = (true, Some(IoValue::Data(d))),
+            Outcome::IoTranslate(Ok(pa)) => (e.ok, e.pa, e.none) = (true, pa, pa.is_none()),
+            Outcome::IoDone(Ok(())) => e.ok = true,
+            Outcome::IoAlloc(Err(x)) | Outcome::IoFind(Err(x)) | Outcome::IoTranslate(Err(x)) | Outcome::IoDone(Err(x)) => {
+                e.err = Some(x.kind)
+            }
         }
         e
+    }
+}
+
+impl Outcome {
+    /// Why an `ioasid.*` command was refused (the tail shows only the kind).
+    pub fn ioasid_reason(&self) -> Option<ptfuzz_engine::ioasid::Reason> {
+        match self {
+            Outcome::IoAlloc(Err(x)) | Outcome::IoFind(Err(x)) | Outcome::IoTranslate(Err(x)) | Outcome::IoDone(Err(x)) => {
+                Some(x.reason)
+            }
+            _ => None,
+        }
     }
 }
 

@@ -8,14 +8,17 @@ use std::path::{Path, PathBuf};
 
 use ptfuzz_oracles::Divergence;
 
-use crate::exec::{CheckedDomain, Created};
+use ptfuzz_engine::ioasid::DomainId;
+use ptfuzz_oracles::ioasid::Rule;
+
+use crate::exec::{CheckedDomain, CheckedIoasid, Created};
 use crate::outcome::Outcome;
-use crate::trace::{self, Command, Expect, ParseError, Trace, TraceLine};
+use crate::trace::{self, Command, Expect, IoasidCommand, ParseError, Trace, TraceLine};
 
 /// What a passing replay did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
-    /// map/unmap/lookup commands run (domain lines not counted).
+    /// Commands run (domain lines not counted), `ioasid.*` included.
     pub ops: usize,
 }
 
@@ -49,6 +52,19 @@ pub enum FailureKind {
     Panic { who: &'static str, msg: String },
     /// Engine and model agree on the result, but an oracle caught the engine's state.
     Oracle(Divergence),
+    /// An `ioasid.*` command on which engine and model differ (the refusal reasons count),
+    /// with the rule the model applied. Boxed: it is the largest failure.
+    IoasidDivergence(Box<IoasidDivergence>),
+}
+
+/// Payload of [`FailureKind::IoasidDivergence`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoasidDivergence {
+    pub engine: Outcome,
+    pub model: Outcome,
+    /// The rule behind the model's result.
+    pub rule: Rule,
+    pub expected: Option<Expect>,
 }
 
 impl fmt::Display for FailureKind {
@@ -71,6 +87,22 @@ impl fmt::Display for FailureKind {
             FailureKind::Undeclared(name) => write!(f, "domain {name} not declared"),
             FailureKind::Panic { who, msg } => write!(f, "{who} panicked: {msg}"),
             FailureKind::Oracle(d) => write!(f, "{d}"),
+            FailureKind::IoasidDivergence(d) => {
+                let IoasidDivergence {
+                    engine,
+                    model,
+                    rule,
+                    expected,
+                } = &**d;
+                let why = |o: &Outcome| o.ioasid_reason().map(|r| format!(" ({r:?})")).unwrap_or_default();
+                write!(
+                    f,
+                    "divergence: engine `{engine}`{}, model `{model}`{} by {rule}",
+                    why(engine),
+                    why(model)
+                )?;
+                expected.map_or(Ok(()), |e| write!(f, " (expected `{e}`)"))
+            }
         }
     }
 }
@@ -120,6 +152,7 @@ pub fn replay(file: &str, trace: &Trace) -> Result<Stats, Failure> {
         command: tl.command.clone(),
         kind: Box::new(kind),
     };
+    let mut io: Option<CheckedIoasid> = None;
     for tl in &trace.lines {
         let step = match &tl.command {
             Command::Domain {
@@ -131,6 +164,10 @@ pub fn replay(file: &str, trace: &Trace) -> Result<Stats, Failure> {
             Command::Attach { .. } => {
                 ops += 1;
                 Ok(())
+            }
+            Command::Ioasid(c) => {
+                ops += 1;
+                run_ioasid_op(io.get_or_insert_with(CheckedIoasid::new), &domains, c, tl)
             }
             cmd => {
                 ops += 1;
@@ -201,6 +238,55 @@ fn run_op(slot: Option<&mut Slot>, tl: &TraceLine) -> Result<(), FailureKind> {
         k => k,
     })?;
     judge(outcome, outcome, tl.expect)
+}
+
+/// Runs one `ioasid.*` command against the trace's IOASID framework and its domains.
+fn run_ioasid_op(
+    io: &mut CheckedIoasid,
+    domains: &[(&str, Slot)],
+    cmd: &IoasidCommand,
+    tl: &TraceLine,
+) -> Result<(), FailureKind> {
+    let bind_to = match cmd {
+        IoasidCommand::Bind { dom, .. } => match domains.iter().rposition(|(n, _)| n == dom) {
+            Some(i) => match &domains[i].1 {
+                Slot::Live(_) => Some(DomainId(i as u32)),
+                Slot::Refused(line) => {
+                    return Err(FailureKind::RefusedDomain {
+                        name: dom.clone(),
+                        line: *line,
+                    })
+                }
+            },
+            None => return Err(FailureKind::Undeclared(dom.clone())),
+        },
+        _ => None,
+    };
+    let live: Vec<Option<&CheckedDomain>> = domains
+        .iter()
+        .map(|(_, s)| match s {
+            Slot::Live(d) => Some(&**d),
+            Slot::Refused(_) => None,
+        })
+        .collect();
+    let outcome = io.apply(cmd, bind_to, &live).map_err(|k| with_expectation(k, tl.expect))?;
+    judge(outcome, outcome, tl.expect)
+}
+
+/// A divergence found by the executor, labelled with what the trace line expected.
+fn with_expectation(k: FailureKind, want: Option<Expect>) -> FailureKind {
+    match k {
+        FailureKind::Divergence { engine, model, .. } => FailureKind::Divergence {
+            engine,
+            model,
+            expected: want,
+        },
+        FailureKind::IoasidDivergence(mut d) => {
+            d.expected = want;
+            FailureKind::IoasidDivergence(d)
+        }
+        k => k,
+    }
 }
 
 /// Reads, parses and replays one file.

@@ -7,12 +7,13 @@
 //! allocator or a group), set and data. Every refusal names the rule that caused it.
 
 mod allocator;
+mod bind;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use ptfuzz_engine::ioasid::{
-    Behaviour, IoasidError, IoasidSet, OpsCall, OpsId, Reason, INVALID_IOASID,
+    Behaviour, DomainId, IoasidError, IoasidSet, OpsCall, OpsId, Reason, INVALID_IOASID,
 };
 use ptfuzz_engine::ErrorKind;
 
@@ -34,6 +35,13 @@ pub enum Rule {
     Lookup,
     /// Registration bookkeeping (duplicate or unknown registration).
     Registry,
+    /// Binding 1: a bound PASID cannot be freed (unbind first).
+    B1BoundIdsStay,
+    /// Binding 2: one domain per PASID; rebinding to another domain replaces the binding,
+    /// to the same domain is refused.
+    B2OneDomainPerPasid,
+    /// Binding 3: a PASID translates through its bound domain's tables, and only when bound.
+    B3TranslateThroughBinding,
 }
 
 impl fmt::Display for Rule {
@@ -52,6 +60,13 @@ impl fmt::Display for Rule {
             Rule::UntrustedAnswer => "untrusted custom allocator answer",
             Rule::Lookup => "lookup of an outstanding ID",
             Rule::Registry => "registration bookkeeping",
+            Rule::B1BoundIdsStay => "binding 1: a bound PASID cannot be freed",
+            Rule::B2OneDomainPerPasid => {
+                "binding 2: one domain per PASID, a rebind replaces the binding"
+            }
+            Rule::B3TranslateThroughBinding => {
+                "binding 3: a PASID translates through its bound domain only"
+            }
         })
     }
 }
@@ -114,6 +129,8 @@ pub struct IoasidModel {
     active: ModelActive,
     groups: Vec<ModelGroup>,
     ids: BTreeMap<u32, ModelEntry>,
+    /// PASID → domain (`bind.rs`).
+    bindings: BTreeMap<u32, DomainId>,
 }
 
 impl Default for IoasidModel {
@@ -128,6 +145,7 @@ impl IoasidModel {
             active: ModelActive::Default,
             groups: Vec::new(),
             ids: BTreeMap::new(),
+            bindings: BTreeMap::new(),
         }
     }
 
@@ -243,6 +261,13 @@ impl IoasidModel {
 
     pub fn free(&mut self, id: u32) -> Result<(), Refusal> {
         let owner = self.lookup(id)?.owner;
+        if self.bindings.contains_key(&id) {
+            return Err(Refusal::new(
+                ErrorKind::Busy,
+                Reason::Bound,
+                Rule::B1BoundIdsStay,
+            ));
+        }
         if let Owner::Group(g) = owner {
             let group = self.group_mut(g).expect("owner group exists");
             let lead = group.members[0];

@@ -30,6 +30,14 @@ pub fn signature(kind: &FailureKind, word: &str) -> String {
         FailureKind::Panic { who, msg } => format!("{word}: {who} panicked: {}", gist(msg, PANIC_WORDS)),
         FailureKind::RefusedDomain { .. } => format!("{word}: refused domain"),
         FailureKind::Undeclared(_) => format!("{word}: undeclared domain"),
+        FailureKind::IoasidDivergence(d) => format!(
+            "{word}: divergence: engine {} {:?}, model {} {:?} by {:?}",
+            shape(&d.engine),
+            d.engine.ioasid_reason(),
+            shape(&d.model),
+            d.model.ioasid_reason(),
+            d.rule
+        ),
     }
 }
 

@@ -138,6 +138,7 @@ impl CheckedDomain {
             }
             Command::Attach { .. } => (Outcome::Done, Outcome::Done),
             Command::Domain { .. } => unreachable!("domain lines create, they are not applied"),
+            Command::Ioasid(_) => unreachable!("ioasid commands run on CheckedIoasid"),
         })
     }
 
@@ -166,7 +167,7 @@ impl CheckedDomain {
             Command::Grace { .. } | Command::Sync { .. } | Command::FailNth { .. } | Command::Attach { .. } => {
                 return Ok(())
             }
-            Command::Domain { .. } => return Ok(()),
+            Command::Domain { .. } | Command::Ioasid(_) => return Ok(()),
         };
         let g = self.engine.config().granule.size();
         let samples = [lo.wrapping_sub(g), hi, lo + (hi - lo) / 2];

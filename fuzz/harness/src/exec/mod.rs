@@ -3,5 +3,7 @@
 //! every fuzzing engine go through here, so a crash from any of them replays the same way.
 
 pub(crate) mod checked;
+pub mod ioasid;
 
 pub use checked::{CheckedDomain, Created};
+pub use ioasid::CheckedIoasid;

@@ -229,6 +229,11 @@ impl<'q> QemuDiff<'q> {
                 self.attach(&name, nest.as_deref())?;
                 return Ok(Outcome::Done);
             }
+            Command::Ioasid(_) => {
+                return Err(Stop::Oracle(OracleError::Unsupported(
+                    "ioasid.* commands are not run against QEMU (edu DMA carries no PASID)".into(),
+                )))
+            }
             Command::Domain { .. } => unreachable!("domain lines create, they are not applied"),
         };
         if eo != mo {

@@ -4,11 +4,13 @@
 //! [`parse`](parse::parse) and the `Display` impls in [`print`] are inverses, so a trace
 //! printed from an input replays exactly as that input ran.
 
+pub mod ioasid;
 pub mod parse;
 pub mod print;
 
 use ptfuzz_engine::{DomainConfig, ErrorKind, Prot};
 
+pub use ioasid::IoasidCommand;
 pub use parse::{parse, parse_number, ParseError, ParseErrorKind};
 
 /// A parsed trace: commands only; comments and blank lines are not kept.
@@ -63,6 +65,8 @@ pub enum Command {
     /// Point the QEMU oracle's SMMU stream at this domain, nested over `nest` (stage 1 then
     /// stage 2); engine and model do nothing. See docs/QEMU.md.
     Attach { dom: String, nest: Option<String> },
+    /// An `ioasid.*` command (IOASID allocation and PASID binding).
+    Ioasid(IoasidCommand),
 }
 
 impl Command {
@@ -78,6 +82,7 @@ impl Command {
             Command::Clear { .. } => "clear",
             Command::Sync { .. } => "sync",
             Command::Attach { .. } => "attach",
+            Command::Ioasid(c) => c.word(),
         }
     }
 
@@ -93,6 +98,7 @@ impl Command {
             | Command::Clear { dom: d }
             | Command::Sync { dom: d }
             | Command::Attach { dom: d, .. } => d,
+            Command::Ioasid(c) => c.domain(),
         }
     }
 }
@@ -109,6 +115,18 @@ pub struct Expect {
     pub unmapped: Option<u64>,
     pub pa: Option<u64>,
     pub none: bool,
+    /// What an `ioasid.*` command returned besides ok/err (`id=` or `data=`).
+    pub io: Option<IoValue>,
+}
+
+/// The value an `ioasid.*` command returns: one field, since no command returns both (and
+/// it keeps `Expect`, carried in every failure, small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoValue {
+    /// `id=`: the ID `ioasid.alloc` handed out.
+    Id(u32),
+    /// `data=`: the data `ioasid.find` returned.
+    Data(u64),
 }
 
 impl Expect {
@@ -128,5 +146,6 @@ impl Expect {
             && eq(self.mapped, actual.mapped)
             && eq(self.unmapped, actual.unmapped)
             && eq(self.pa, actual.pa)
+            && eq(self.io, actual.io)
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use ptfuzz_engine::{DomainConfig, ErrorKind, FormatKind, Granule, Prot, DEFAULT_PHYS_BASE};
 
-use super::{Command, Expect, Trace, TraceLine};
+use super::{Command, Expect, IoValue, IoasidCommand, Trace, TraceLine};
 
 /// A parse error, naming the file, the 1-based line and (if known) the command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +65,10 @@ pub enum ParseErrorKind {
     FieldNotApplicable(&'static str),
     #[error("contradictory expectation: {0} and {1}")]
     Contradiction(&'static str, &'static str),
+    #[error("unknown allocator behaviour '{0}' (fresh dup oor invalid fail)")]
+    BadScript(String),
+    #[error("getter must be even, not '{0}'")]
+    BadGetter(String),
 }
 
 type Res<T> = Result<T, ParseErrorKind>;
@@ -102,10 +106,18 @@ pub fn parse(file: &str, text: &str) -> Result<Trace, ParseError> {
             "clear" => "clear",
             "sync" => "sync",
             "attach" => "attach",
-            w => return Err(err(None, ParseErrorKind::UnknownCommand(w.into()))),
+            w => match super::ioasid::WORDS.iter().find(|x| **x == w) {
+                Some(x) => x,
+                None => return Err(err(None, ParseErrorKind::UnknownCommand(w.into()))),
+            },
         };
         let toks: Vec<&str> = toks.collect();
-        let parsed = parse_command(word, &toks, &mut declared).and_then(|command| {
+        let command = if word.starts_with("ioasid.") {
+            super::ioasid::parse(word, &toks, &declared).map(Command::Ioasid)
+        } else {
+            parse_command(word, &toks, &mut declared)
+        };
+        let parsed = command.and_then(|command| {
             let expect = tail.map(|t| parse_expect(&command, t)).transpose()?;
             Ok(TraceLine {
                 line: i + 1,
@@ -231,10 +243,10 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
 }
 
 /// The `key=value` arguments of one line, validated against the keys the command takes.
-struct Args<'a>(Vec<(&'a str, &'a str)>);
+pub(super) struct Args<'a>(Vec<(&'a str, &'a str)>);
 
 impl<'a> Args<'a> {
-    fn new(toks: &[&'a str], required: &[&'static str], optional: &[&str]) -> Res<Self> {
+    pub(super) fn new(toks: &[&'a str], required: &[&'static str], optional: &[&str]) -> Res<Self> {
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         for t in toks {
             let (k, v) = t
@@ -258,15 +270,15 @@ impl<'a> Args<'a> {
         Ok(Args(pairs))
     }
 
-    fn opt(&self, key: &str) -> Option<&'a str> {
+    pub(super) fn opt(&self, key: &str) -> Option<&'a str> {
         self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
-    fn req(&self, key: &'static str) -> Res<&'a str> {
+    pub(super) fn req(&self, key: &'static str) -> Res<&'a str> {
         self.opt(key).ok_or(ParseErrorKind::MissingKey(key))
     }
 
-    fn num(&self, key: &'static str) -> Res<u64> {
+    pub(super) fn num(&self, key: &'static str) -> Res<u64> {
         num(self.req(key)?)
     }
 
@@ -308,6 +320,7 @@ pub fn parse_number(s: &str) -> Option<u64> {
 fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
     let mut e = Expect::default();
     let mut seen: Vec<&str> = Vec::new();
+    let is_translate = matches!(cmd, Command::Ioasid(IoasidCommand::Translate { .. }));
     for tok in tail.split_whitespace() {
         let (key, val) = match tok.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -318,8 +331,10 @@ fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
             "err" => ("err", true),
             "mapped" => ("mapped", matches!(cmd, Command::Map { .. })),
             "unmapped" => ("unmapped", matches!(cmd, Command::Unmap { .. })),
-            "pa" => ("pa", matches!(cmd, Command::Lookup { .. })),
-            "none" => ("none", matches!(cmd, Command::Lookup { .. })),
+            "pa" => ("pa", matches!(cmd, Command::Lookup { .. }) || is_translate),
+            "none" => ("none", matches!(cmd, Command::Lookup { .. }) || is_translate),
+            "id" => ("id", matches!(cmd, Command::Ioasid(IoasidCommand::Alloc { .. }))),
+            "data" => ("data", matches!(cmd, Command::Ioasid(IoasidCommand::Find { .. }))),
             _ => return Err(ParseErrorKind::UnknownField(tok.into())),
         };
         let is_flag = matches!(field, "ok" | "none");
@@ -345,6 +360,12 @@ fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
             }
             "mapped" => e.mapped = Some(num(val)?),
             "unmapped" => e.unmapped = Some(num(val)?),
+            "id" => {
+                let id = u32::try_from(num(val)?)
+                    .map_err(|_| ParseErrorKind::OutOfRange("id", val.into()))?;
+                e.io = Some(IoValue::Id(id))
+            }
+            "data" => e.io = Some(IoValue::Data(num(val)?)),
             _ => e.pa = Some(num(val)?),
         }
     }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use ptfuzz_engine::DEFAULT_PHYS_BASE;
 
-use super::{Command, Expect, Trace, TraceLine};
+use super::{Command, Expect, IoValue, Trace, TraceLine};
 
 /// A number in the trace's hex style; zero as plain `0` (`mapped=0` reads as DESIGN.md's).
 pub struct Hex(pub u64);
@@ -78,6 +78,7 @@ impl fmt::Display for Command {
             Command::Grace { dom } | Command::Clear { dom } | Command::Sync { dom } => {
                 write!(f, "{} {dom}", self.word())
             }
+            Command::Ioasid(c) => c.fmt(f),
         }
     }
 }
@@ -100,6 +101,11 @@ impl fmt::Display for Expect {
             if let Some(v) = v {
                 fields.push(format!("{name}={}", Hex(v)));
             }
+        }
+        match self.io {
+            Some(IoValue::Id(id)) => fields.push(format!("id={id}")),
+            Some(IoValue::Data(d)) => fields.push(format!("data={}", Hex(d))),
+            None => {}
         }
         if self.none {
             fields.push("none".to_string());
