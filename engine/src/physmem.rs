@@ -86,6 +86,7 @@ impl PhysMem {
     /// Records the words of `[w, w + n)` whose device view is about to change to `cpu`.
     #[cold]
     fn log_range(&mut self, w: usize, n: usize) {
+        let _p = crate::noalloc::Pause::new(); // the device log is instrumentation
         let Some((log, shadow)) = &mut self.log else {
             return;
         };
