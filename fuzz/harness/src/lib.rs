@@ -2,6 +2,7 @@
 //! executor that runs engine, model and oracles side by side, and what the `ptfuzz` CLI
 //! calls. Contracts: `../shared/DESIGN.md`, `docs/SEMANTICS.md`.
 
+pub mod alloc_guard;
 pub mod campaign;
 pub mod exec;
 pub mod input;

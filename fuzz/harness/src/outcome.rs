@@ -17,6 +17,14 @@ pub enum Outcome {
     Lookup(Option<u64>),
     /// An op with nothing to return (grace, fail_nth, clear, sync).
     Done,
+    /// `job.prepare`: pages reserved into the pool.
+    Prepare(Result<u64, ErrorKind>),
+    /// `job.cleanup`: leftover pages returned.
+    Cleanup(Result<u64, ErrorKind>),
+    /// `reserve`: tables allocated.
+    Reserve(Result<u64, ErrorKind>),
+    /// `unreserve`: tables freed.
+    Unreserve(Result<u64, ErrorKind>),
 }
 
 impl Outcome {
@@ -32,6 +40,9 @@ impl Outcome {
             Outcome::Unmap(Err(k)) => (e.err, e.unmapped) = (Some(k), Some(0)),
             Outcome::Lookup(pa) => (e.ok, e.pa, e.none) = (true, pa, pa.is_none()),
             Outcome::Done => e.ok = true,
+            Outcome::Prepare(r) | Outcome::Reserve(r) => (e.ok, e.err, e.pages) = (r.is_ok(), r.err(), Some(r.unwrap_or(0))),
+            Outcome::Cleanup(r) => (e.ok, e.err, e.returned) = (r.is_ok(), r.err(), Some(r.unwrap_or(0))),
+            Outcome::Unreserve(r) => (e.ok, e.err, e.freed) = (r.is_ok(), r.err(), Some(r.unwrap_or(0))),
         }
         e
     }

@@ -60,6 +60,24 @@ pub enum Command {
     Clear { dom: String },
     /// Clean every live table to the device view.
     Sync { dom: String },
+    /// Prepare job `job` for `[iova, iova + size)`: count and reserve its pool.
+    JobPrepare { dom: String, job: u32, iova: u64, size: u64 },
+    /// Run job `job`: a map whose tables all come from the job's pool.
+    JobRun {
+        dom: String,
+        job: u32,
+        iova: u64,
+        pa: u64,
+        pgsize: u64,
+        count: u64,
+        prot: Prot,
+    },
+    /// Clean job `job` up: its leftover pages go back.
+    JobCleanup { dom: String, job: u32 },
+    /// Reserve `[iova, iova + size)`: install and pin every table level it needs.
+    Reserve { dom: String, iova: u64, size: u64 },
+    /// Drop one reservation of exactly that range, freeing what is then unused.
+    Unreserve { dom: String, iova: u64, size: u64 },
 }
 
 impl Command {
@@ -74,6 +92,11 @@ impl Command {
             Command::FailNth { .. } => "fail_nth",
             Command::Clear { .. } => "clear",
             Command::Sync { .. } => "sync",
+            Command::JobPrepare { .. } => "job.prepare",
+            Command::JobRun { .. } => "job.run",
+            Command::JobCleanup { .. } => "job.cleanup",
+            Command::Reserve { .. } => "reserve",
+            Command::Unreserve { .. } => "unreserve",
         }
     }
 
@@ -87,7 +110,12 @@ impl Command {
             | Command::Grace { dom: d }
             | Command::FailNth { dom: d, .. }
             | Command::Clear { dom: d }
-            | Command::Sync { dom: d } => d,
+            | Command::Sync { dom: d }
+            | Command::JobPrepare { dom: d, .. }
+            | Command::JobRun { dom: d, .. }
+            | Command::JobCleanup { dom: d, .. }
+            | Command::Reserve { dom: d, .. }
+            | Command::Unreserve { dom: d, .. } => d,
         }
     }
 }
@@ -104,6 +132,12 @@ pub struct Expect {
     pub unmapped: Option<u64>,
     pub pa: Option<u64>,
     pub none: bool,
+    /// Pages a job's pool got, or tables a reservation allocated.
+    pub pages: Option<u64>,
+    /// Leftover pages a job cleanup returned.
+    pub returned: Option<u64>,
+    /// Tables an unreserve freed.
+    pub freed: Option<u64>,
 }
 
 impl Expect {
@@ -123,5 +157,8 @@ impl Expect {
             && eq(self.mapped, actual.mapped)
             && eq(self.unmapped, actual.unmapped)
             && eq(self.pa, actual.pa)
+            && eq(self.pages, actual.pages)
+            && eq(self.returned, actual.returned)
+            && eq(self.freed, actual.freed)
     }
 }
