@@ -7,6 +7,8 @@ pub mod campaign;
 pub mod exec;
 pub mod input;
 pub mod outcome;
+pub mod prealloc_ratio;
+pub mod prealloc_run;
 pub mod replay;
 pub mod run;
 pub mod trace;

@@ -79,13 +79,13 @@ impl fmt::Display for BudgetStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "budget: jobs prepared={} run={} abandoned={}; pages reserved={} used={} over-reservation={:.2}x; reservation tables={}; violations={}",
+            "budget: jobs prepared={} run={} abandoned={}; pages reserved={} used={} over-reservation={}; reservation tables={}; violations={}",
             self.prepared,
             self.run,
             self.abandoned,
             self.reserved,
             self.used,
-            self.over_reservation(),
+            if self.used == 0 { "n/a".to_string() } else { format!("{:.2}x", self.over_reservation()) },
             self.reserve_tables,
             self.violations
         )
