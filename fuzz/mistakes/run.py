@@ -42,7 +42,48 @@ MISTAKES = {
         "a.checked_add(size).is_some_and(|e| e < 1 << limit_bits)",
         "off-by-one at the last page below IAS",
     ),
+    # Issue 5: preallocation and reservation (fuzzed with the `prealloc` target).
+    "count-forgets-top": (
+        "engine/src/prealloc/count.rs",
+        "(geo.start_level..LAST_LEVEL)",
+        "(geo.start_level + 1..LAST_LEVEL)",
+        "a worst-case count that forgets the top-level table",
+    ),
+    "job-global-page": (
+        "engine/src/alloc.rs",
+        "        if let Some(pool) = self.source {\n            return self.alloc_from_pool(mem, pool, level);\n        }",
+        "        if let Some(pool) = self.source.filter(|p| level < 3 || *p == PoolId::Reserve) {\n            return self.alloc_from_pool(mem, pool, level);\n        }",
+        "a job that takes a (last-level) table page from the global allocator",
+    ),
+    "jobs-share-pool": (
+        "engine/src/prealloc/jobs.rs",
+        "self.tables.set_source(Some(PoolId::Job(job)));",
+        "let first = *self.jobs.keys().next().expect(\"pending\");\n        self.tables.set_source(Some(PoolId::Job(first)));",
+        "two jobs sharing a pool (every run draws from the lowest pending job's pool)",
+    ),
+    "cleanup-forgets-leftovers": (
+        "engine/src/prealloc/jobs.rs",
+        "Ok(self.tables.return_pool(&mut self.mem, PoolId::Job(job)).unwrap_or(0))",
+        "Ok(0)",
+        "a cleanup that forgets the leftover pages",
+    ),
+    "unmap-frees-reserved": (
+        "engine/src/domain.rs",
+        "let goes = covered && !walk.stopped && self.tables.pins(child) == 0;",
+        "let goes = covered && !walk.stopped;",
+        "an unmap inside a reserved range that frees a (pinned) table",
+    ),
+    "vec-in-map": (
+        "engine/src/domain.rs",
+        "        let mut done = 0u64;\n        while done < count {",
+        "        let trail = std::hint::black_box(vec![iova]);\n        drop(trail);\n        let mut done = 0u64;\n        while done < count {",
+        "a Vec growing inside the map path",
+    ),
 }
+
+# The fuzz target each mistake is hunted with (default: pagetable).
+TARGET = {n: "prealloc" for n in ["count-forgets-top", "job-global-page", "jobs-share-pool",
+                                  "cleanup-forgets-leftovers", "unmap-frees-reserved", "vec-in-map"]}
 
 
 def scratch_copy(name):
@@ -68,20 +109,23 @@ def plant(dst, name):
 
 
 def fuzz(dst, name, seconds, sanitizer, core, seeds):
-    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{name}")
+    target = TARGET.get(name, "pagetable")
+    # prealloc mistakes share one target dir: only the workspace crates rebuild per mistake.
+    tdir = name if target == "pagetable" else target
+    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{tdir}")
     toolchain = ["+nightly"] if sanitizer == "address" else []
     base = ["cargo", *toolchain, "fuzz"]
     common = ["--fuzz-dir", "fuzz/libfuzzer", "--sanitizer", sanitizer]
-    subprocess.run(base + ["build", *common, "pagetable"], cwd=dst, env=env, check=True,
+    subprocess.run(base + ["build", *common, target], cwd=dst, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     corpus = os.path.join(dst, "target", "mistake-corpus")
     shutil.rmtree(corpus, ignore_errors=True)
     os.makedirs(corpus)
-    if seeds:
-        shutil.copytree(os.path.join(dst, "corpus", "pagetable"), corpus, dirs_exist_ok=True)
+    if seeds and os.path.isdir(os.path.join(dst, "corpus", target)):
+        shutil.copytree(os.path.join(dst, "corpus", target), corpus, dirs_exist_ok=True)
     art = os.path.join(dst, "target", "mistake-artifacts") + "/"
     os.makedirs(art, exist_ok=True)
-    cmd = ["taskset", "-c", str(core), *base, "run", *common, "pagetable", corpus, "--",
+    cmd = ["taskset", "-c", str(core), *base, "run", *common, target, corpus, "--",
            f"-max_total_time={seconds}", "-seed=1", f"-artifact_prefix={art}", "-print_final_stats=1"]
     t0 = time.monotonic()
     out = subprocess.run(cmd, cwd=dst, env=env, capture_output=True, text=True)
@@ -90,6 +134,7 @@ def fuzz(dst, name, seconds, sanitizer, core, seeds):
     found = out.returncode != 0 and any(f.startswith("crash-") for f in os.listdir(art))
     lines = log.splitlines()
     why = next((l.strip() for l in lines if "divergence at op" in l), "") or \
+        next((l.strip() for l in lines if "[budget]" in l or "[alloc-guard]" in l), "") or \
         next((l.strip() for l in lines if "panicked" in l), "")
     execs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", log)
     return found, took, why, execs[-1] if execs else "?"

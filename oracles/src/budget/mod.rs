@@ -244,3 +244,6 @@ impl BudgetChecker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
