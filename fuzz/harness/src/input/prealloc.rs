@@ -56,6 +56,10 @@ pub enum POp {
     Lookup { at: Spot },
     Grace,
     FailNth(u8),
+    /// Map (bind) the whole n-th reservation with granule pages.
+    MapReserved { n: u8 },
+    /// Unmap (unbind) the whole n-th reservation in one call.
+    UnmapReserved { n: u8 },
 }
 
 /// Turns `prealloc` ops into commands against the model's state.
@@ -155,6 +159,18 @@ impl PreallocResolver {
                 Command::Unmap { dom, iova, pgsize, count: 1 + pages as u64 % 64 }
             }
             POp::Lookup { at } => Command::Lookup { dom, iova: self.addr(at) },
+            POp::MapReserved { n } | POp::UnmapReserved { n } => {
+                let held: Vec<(u64, u64)> = model.reservations().map(|(r, _)| r).collect();
+                let (iova, size) = match held.len() {
+                    0 => (self.addr(Spot { base: n, pages: 0 }), g),
+                    k => held[n as usize % k],
+                };
+                if let POp::MapReserved { .. } = op {
+                    Command::Map { dom, iova, pa: iova & ((1 << 30) - 1), pgsize: g, count: size / g, prot: rw }
+                } else {
+                    Command::Unmap { dom, iova, pgsize: g, count: size / g }
+                }
+            }
             POp::Grace => Command::Grace { dom },
             POp::FailNth(n) => Command::FailNth { dom, n: (n % 4) as u64 },
         }
