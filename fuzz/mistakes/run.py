@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Deliberate mistakes: each is planted in a scratch copy of the repository (never in this
-tree), the cargo-fuzz `pagetable` target is built from that copy and run on one core until
+tree), the cargo-fuzz `pagetable` target (`prealloc` for issue 5's mistakes) is built from that copy and run on one core until
 the first crash or the time limit. Prints, per mistake, the seconds to the first crash and
 the failure line. Issues 3-6 ask that each mistake be caught within 5 minutes.
 
