@@ -2,7 +2,9 @@
 //! metadata, deferred (grace-period) free, poisoning, exact counters, custom hooks and
 //! allocation-failure injection.
 
-use crate::events::{next_seq, AllocEvent};
+use std::collections::BTreeMap;
+
+use crate::events::{next_seq, AllocEvent, PoolEvent, PoolId};
 use crate::physmem::PhysMem;
 use crate::ErrorKind;
 
@@ -23,6 +25,8 @@ pub enum FrameState {
     Deferred,
     /// Part of a multi-frame (concatenated) root, described by its first frame.
     Tail,
+    /// Set aside in a preallocation pool (a job's, or a reservation's batch).
+    Pooled,
 }
 
 /// Who a table was allocated for.
@@ -63,6 +67,8 @@ pub struct Counters {
     pub freed: u64,
     /// Allocations refused (injected failure, custom hook).
     pub failed: u64,
+    /// Frames set aside in preallocation pools now (not tables yet).
+    pub pooled: u64,
 }
 
 /// io-pgtable style custom allocator hooks: `alloc` decides whether a table may be taken
@@ -91,7 +97,11 @@ pub struct TableAllocator {
     base: u64,
     meta: Vec<TableMeta>,
     free_head: u32,
-    deferred: Vec<u32>,
+    /// Frames on the free list.
+    free_len: u64,
+    /// Deferred frames, oldest first, threaded through `next` so freeing never allocates.
+    deferred_head: u32,
+    deferred_tail: u32,
     counters: Counters,
     fail_nth: Option<u64>,
     custom: Option<CustomAllocator>,
@@ -99,6 +109,11 @@ pub struct TableAllocator {
     limit: u64,
     /// When logging: what happened, in order.
     log: Option<Vec<AllocEvent>>,
+    /// Preallocation pools: frames set aside, taken from the end.
+    pools: BTreeMap<PoolId, Vec<u32>>,
+    /// The pool every table must come from now (a job runs, a reservation installs).
+    source: Option<PoolId>,
+    pool_log: Option<Vec<PoolEvent>>,
 }
 
 impl TableAllocator {
@@ -109,12 +124,17 @@ impl TableAllocator {
             base: mem.base(),
             meta: Vec::new(),
             free_head: NIL,
-            deferred: Vec::new(),
+            free_len: 0,
+            deferred_head: NIL,
+            deferred_tail: NIL,
             counters: Counters::default(),
             fail_nth: None,
             custom,
             limit,
             log: None,
+            pools: BTreeMap::new(),
+            source: None,
+            pool_log: None,
         }
     }
 
@@ -130,6 +150,19 @@ impl TableAllocator {
     /// Starts (or stops) recording allocator events.
     pub fn set_logging(&mut self, on: bool) {
         self.log = on.then(Vec::new);
+        self.pool_log = on.then(Vec::new);
+    }
+
+    /// Takes the pool events recorded so far.
+    pub fn take_pool_log(&mut self) -> Vec<PoolEvent> {
+        self.pool_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn record_pool(&mut self, ev: impl FnOnce(u64) -> PoolEvent) {
+        if let Some(log) = &mut self.pool_log {
+            let _p = crate::noalloc::Pause::new();
+            log.push(ev(next_seq()));
+        }
     }
 
     /// Takes the events recorded so far.
@@ -139,6 +172,7 @@ impl TableAllocator {
 
     fn record(&mut self, ev: impl FnOnce(u64) -> AllocEvent) {
         if let Some(log) = &mut self.log {
+            let _p = crate::noalloc::Pause::new(); // the event log is instrumentation
             log.push(ev(next_seq()));
         }
     }
@@ -214,6 +248,9 @@ impl TableAllocator {
     /// tables (concatenated roots) are always carved from fresh memory. The new table is
     /// synced to the device view before it is returned, so it can be linked at once.
     pub fn alloc(&mut self, mem: &mut PhysMem, level: u32, frames: u64) -> Result<u64, ErrorKind> {
+        if let Some(pool) = self.source {
+            return self.alloc_from_pool(mem, pool, level);
+        }
         let size = frames << self.frame_shift;
         let fresh_end = mem.end().next_multiple_of(size) + size;
         if (frames > 1 || self.free_head == NIL) && fresh_end > self.limit {
@@ -223,6 +260,7 @@ impl TableAllocator {
         let pa = if frames == 1 && self.free_head != NIL {
             let f = self.free_head;
             self.free_head = self.meta[f as usize].next;
+            self.free_len -= 1;
             let pa = self.pa(f);
             mem.fill_both(pa, size, 0);
             pa
@@ -234,6 +272,7 @@ impl TableAllocator {
                 let f = self.frame(pad) as u32;
                 self.meta[f as usize].next = self.free_head;
                 self.free_head = f;
+                self.free_len += 1;
                 mem.fill_both(pad, 1 << self.frame_shift, POISON);
             }
             let pa = mem.grow(frames);
@@ -278,7 +317,13 @@ impl TableAllocator {
         let m = &mut self.meta[f];
         assert_eq!(m.state, FrameState::Live, "table {pa:#x} freed twice");
         m.state = FrameState::Deferred;
-        self.deferred.push(f as u32);
+        m.next = NIL;
+        if self.deferred_tail == NIL {
+            self.deferred_head = f as u32;
+        } else {
+            self.meta[self.deferred_tail as usize].next = f as u32;
+        }
+        self.deferred_tail = f as u32;
         self.counters.live -= 1;
         self.counters.deferred += 1;
         self.record(|seq| AllocEvent::Defer { seq, pa });
@@ -287,7 +332,11 @@ impl TableAllocator {
     /// Ends the grace period: every deferred table is poisoned and goes to the free list.
     pub fn grace_period(&mut self, mem: &mut PhysMem) {
         let frame_size = 1u64 << self.frame_shift;
-        for f in std::mem::take(&mut self.deferred) {
+        let mut next = std::mem::replace(&mut self.deferred_head, NIL);
+        self.deferred_tail = NIL;
+        while next != NIL {
+            let f = next;
+            next = self.meta[f as usize].next;
             let pa = self.pa(f);
             let m = self.meta[f as usize];
             mem.fill_both(pa, frame_size * m.frames as u64, POISON);
@@ -305,6 +354,7 @@ impl TableAllocator {
             m.live = 0;
             m.next = self.free_head;
             self.free_head = f;
+            self.free_len += 1;
             self.counters.deferred -= 1;
             self.counters.freed += 1;
             self.record(|seq| AllocEvent::Release { seq, pa });
@@ -313,6 +363,129 @@ impl TableAllocator {
 
     /// Frames waiting for the grace period.
     pub fn deferred(&self) -> impl Iterator<Item = u64> + '_ {
-        self.deferred.iter().map(|&f| self.pa(f))
+        let first = (self.deferred_head != NIL).then_some(self.deferred_head);
+        std::iter::successors(first, |&f| Some(self.meta[f as usize].next).filter(|&n| n != NIL))
+            .map(|f| self.pa(f))
+    }
+
+    /// Sets `n` frames aside in a new pool `pool`, in one batch: the room is checked first
+    /// (free frames plus fresh memory below 2^OAS), then the batch counts as ONE allocation
+    /// attempt for `fail_nth` and the custom hook (asked for `n` frames at once). On refusal
+    /// (`nomem`) nothing is taken. `n == 0` makes an empty pool without an attempt.
+    pub fn reserve_pool(&mut self, mem: &mut PhysMem, pool: PoolId, n: u64) -> Result<(), ErrorKind> {
+        assert!(!self.pools.contains_key(&pool), "pool {pool:?} reserved twice");
+        let mut owner = Owner::Default;
+        if n > 0 {
+            let frame = 1u64 << self.frame_shift;
+            let room = self.limit.saturating_sub(mem.end()) / frame;
+            if n > self.free_len + room {
+                return Err(self.refuse());
+            }
+            owner = self.may_allocate(n * frame)?;
+        }
+        let mut frames = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let f = if self.free_head != NIL {
+                let f = self.free_head;
+                self.free_head = self.meta[f as usize].next;
+                self.free_len -= 1;
+                f
+            } else {
+                let pa = mem.grow(1);
+                self.push_meta(FrameState::Free, Owner::Default, 0, 1);
+                self.frame(pa) as u32
+            };
+            let m = &mut self.meta[f as usize];
+            m.state = FrameState::Pooled;
+            m.owner = owner;
+            m.next = NIL;
+            frames.push(f);
+            let pa = self.pa(f);
+            self.record_pool(|seq| PoolEvent::Reserve { seq, pa, pool });
+        }
+        // Taken from the end: the first frame reserved serves the first table.
+        frames.reverse();
+        self.counters.pooled += n;
+        self.pools.insert(pool, frames);
+        Ok(())
+    }
+
+    /// Makes every table allocation come from `pool` (or `None`: the allocator again).
+    pub fn set_source(&mut self, pool: Option<PoolId>) {
+        self.source = pool;
+    }
+
+    /// Frames left in `pool`, if it exists.
+    pub fn pool_left(&self, pool: PoolId) -> Option<u64> {
+        self.pools.get(&pool).map(|v| v.len() as u64)
+    }
+
+    /// The pools that exist now.
+    pub fn pools(&self) -> impl Iterator<Item = (PoolId, u64)> + '_ {
+        self.pools.iter().map(|(&p, v)| (p, v.len() as u64))
+    }
+
+    /// A table from `pool` (never from the allocator): `budget` when it is empty.
+    fn alloc_from_pool(&mut self, mem: &mut PhysMem, pool: PoolId, level: u32) -> Result<u64, ErrorKind> {
+        let Some(f) = self.pools.get_mut(&pool).and_then(|v| v.pop()) else {
+            self.record_pool(|seq| PoolEvent::Dry { seq, pool });
+            return Err(ErrorKind::Budget);
+        };
+        let pa = self.pa(f);
+        mem.fill_both(pa, 1 << self.frame_shift, 0);
+        let owner = self.meta[f as usize].owner;
+        self.meta[f as usize] = TableMeta {
+            state: FrameState::Live,
+            owner,
+            level: level as u8,
+            frames: 1,
+            live: 0,
+            pins: 0,
+            next: NIL,
+        };
+        self.counters.pooled -= 1;
+        self.counters.allocated += 1;
+        self.counters.live += 1;
+        self.record_pool(|seq| PoolEvent::Take { seq, pa, pool });
+        let level = level as u8;
+        self.record(|seq| AllocEvent::Alloc { seq, pa, level, frames: 1, owner });
+        Ok(pa)
+    }
+
+    /// Removes `pool`, poisoning its leftover frames onto the free list; how many there were.
+    pub fn return_pool(&mut self, mem: &mut PhysMem, pool: PoolId) -> Option<u64> {
+        let frames = self.pools.remove(&pool)?;
+        let n = frames.len() as u64;
+        for f in frames {
+            let pa = self.pa(f);
+            mem.fill_both(pa, 1 << self.frame_shift, POISON);
+            let m = &mut self.meta[f as usize];
+            m.state = FrameState::Free;
+            m.next = self.free_head;
+            self.free_head = f;
+            self.free_len += 1;
+            self.record_pool(|seq| PoolEvent::Return { seq, pa, pool });
+        }
+        self.counters.pooled -= n;
+        Some(n)
+    }
+
+    /// Adds a reservation pin to the table at `pa`.
+    pub(crate) fn pin(&mut self, pa: u64) {
+        let f = self.frame(pa);
+        self.meta[f].pins += 1;
+    }
+
+    /// Drops a reservation pin from the table at `pa`.
+    pub(crate) fn unpin(&mut self, pa: u64) {
+        let f = self.frame(pa);
+        assert!(self.meta[f].pins > 0, "table {pa:#x} unpinned below zero");
+        self.meta[f].pins -= 1;
+    }
+
+    /// Reservation pins on the table at `pa`.
+    #[inline(always)]
+    pub(crate) fn pins(&self, pa: u64) -> u32 {
+        self.meta[self.frame(pa)].pins
     }
 }

@@ -2,6 +2,7 @@
 //! descriptor code of its [`Format`]. Semantics: docs/SEMANTICS.md.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 
 use crate::alloc::{Counters, CustomAllocator, TableAllocator};
 use crate::config::DomainConfig;
@@ -9,24 +10,29 @@ use crate::flush::{FlushOps, Gather, NullFlush};
 use crate::format::{Entry, Format, Lpae};
 use crate::geometry::{ConfigError, Geometry, LAST_LEVEL};
 use crate::physmem::PhysMem;
+use crate::prealloc::Job;
 use crate::prot::Prot;
-use crate::{ErrorKind, MapError};
+use crate::{noalloc, ErrorKind, MapError};
 
 /// One I/O address space and its tables.
 pub struct Domain<F: FlushOps = NullFlush> {
     cfg: DomainConfig,
-    geo: Geometry,
-    fmt: Lpae,
-    mem: PhysMem,
-    tables: TableAllocator,
+    pub(crate) geo: Geometry,
+    pub(crate) fmt: Lpae,
+    pub(crate) mem: PhysMem,
+    pub(crate) tables: TableAllocator,
     flush: F,
-    root: u64,
+    pub(crate) root: u64,
     /// Leaf attribute bits by [prot bits][level], computed once.
     attrs: Box<[[u64; 4]; 64]>,
     /// Software walk cache: per level, the table last walked to and the tag
     /// (`iova >> shift(level - 1)`) of the span it covers. Tables only disappear by being
     /// unlinked, which clears it, so a hit is always a linked table.
     path: [Cell<(u64, u64)>; 4],
+    /// Prepared jobs (preallocation), by id.
+    pub(crate) jobs: BTreeMap<u32, Job>,
+    /// VA reservations held: (iova, size) → nesting count.
+    pub(crate) reservations: BTreeMap<(u64, u64), u32>,
 }
 
 const NO_TAG: (u64, u64) = (u64::MAX, 0);
@@ -97,6 +103,8 @@ impl<F: FlushOps> Domain<F> {
             tables,
             flush,
             root,
+            jobs: BTreeMap::new(),
+            reservations: BTreeMap::new(),
         })
     }
 
@@ -143,6 +151,10 @@ impl<F: FlushOps> Domain<F> {
     pub fn take_alloc_log(&mut self) -> Vec<crate::events::AllocEvent> {
         self.tables.take_log()
     }
+    /// Preallocation-pool events since the last call (see [`crate::events::PoolEvent`]).
+    pub fn take_pool_log(&mut self) -> Vec<crate::events::PoolEvent> {
+        self.tables.take_pool_log()
+    }
 
     /// Frees everything: every root entry is cleared, the whole TLB invalidated, then every
     /// table below the root deferred for freeing. The root stays.
@@ -167,6 +179,8 @@ impl<F: FlushOps> Domain<F> {
         }
         self.tables.add_live(self.root, -(live as i32));
         self.forget_paths();
+        // Every reservation goes with the tables it pinned; job pools stay.
+        self.reservations.clear();
         self.flush.flush_all();
         for child in children {
             self.free_subtree(child, level + 1);
@@ -192,7 +206,7 @@ impl<F: FlushOps> Domain<F> {
     }
 
     #[inline(always)]
-    fn slot(&self, table: u64, iova: u64, level: u32) -> u64 {
+    pub(crate) fn slot(&self, table: u64, iova: u64, level: u32) -> u64 {
         table + 8 * self.geo.index(iova, level) as u64
     }
 
@@ -225,6 +239,8 @@ impl<F: FlushOps> Domain<F> {
         if !prot.readable() && !prot.writable() {
             return Ok(0);
         }
+        let _section = (!self.reservations.is_empty() && self.inside_reservation(iova, iova + size))
+            .then(noalloc::Section::enter);
         let attrs = self.attrs[prot.bits() as usize][level as usize];
         if count == 1 {
             // One page into a cached table: the common per-page call.
@@ -280,6 +296,8 @@ impl<F: FlushOps> Domain<F> {
     #[inline(never)]
     fn map_over_occupied(&mut self, table: u64, slot: u64, level: u32, va: u64, leaf: u64) -> Result<(), ErrorKind> {
         match self.fmt.decode(self.mem.read(slot), level) {
+            // A pinned table (a reservation) is never replaced by a leaf.
+            Entry::Table(child) if self.tables.pins(child) > 0 => Err(ErrorKind::Busy),
             Entry::Table(child) if !self.subtree_has_leaf(child, level + 1) => {
                 let span = 1u64 << self.geo.shift(level);
                 self.unlink_table(table, slot, child, level + 1, va, span);
@@ -330,7 +348,7 @@ impl<F: FlushOps> Domain<F> {
 
     /// Allocates a table for `level` and links it at `slot` of `parent`.
     #[inline(never)]
-    fn link_new_table(&mut self, parent: u64, slot: u64, level: u32) -> Result<u64, ErrorKind> {
+    pub(crate) fn link_new_table(&mut self, parent: u64, slot: u64, level: u32) -> Result<u64, ErrorKind> {
         let next = self.tables.alloc(&mut self.mem, level, 1)?;
         self.mem.write_sync(slot, self.fmt.table(next));
         self.tables.add_live(parent, 1);
@@ -368,7 +386,7 @@ impl<F: FlushOps> Domain<F> {
 
     /// Clears `slot` (in `parent`) that links `child`, invalidates the walk over its span,
     /// then defers the free of `child` and everything below it: break before make.
-    fn unlink_table(&mut self, parent: u64, slot: u64, child: u64, child_level: u32, va: u64, span: u64) {
+    pub(crate) fn unlink_table(&mut self, parent: u64, slot: u64, child: u64, child_level: u32, va: u64, span: u64) {
         self.mem.write_sync(slot, 0);
         self.tables.add_live(parent, -1);
         self.forget_paths();
@@ -410,6 +428,8 @@ impl<F: FlushOps> Domain<F> {
             .and_then(|s| iova.checked_add(s))
             .filter(|&e| e <= self.geo.ia_size())
             .ok_or(ErrorKind::Range)?;
+        let _section = (!self.reservations.is_empty() && self.inside_reservation(iova, end))
+            .then(noalloc::Section::enter);
         let mut walk = UnmapWalk {
             page_level,
             stopped: false,
@@ -437,7 +457,7 @@ impl<F: FlushOps> Domain<F> {
     /// The table at `level` on the path to `iova`, or `None` where the path ends earlier
     /// (an invalid entry or a larger leaf).
     #[inline]
-    fn find_table(&self, iova: u64, level: u32) -> Option<u64> {
+    pub(crate) fn find_table(&self, iova: u64, level: u32) -> Option<u64> {
         if let Some(t) = self.cached(iova, level) {
             return Some(t);
         }
@@ -473,7 +493,12 @@ impl<F: FlushOps> Domain<F> {
                     bytes += span;
                 }
                 Entry::Table(child) => {
-                    if self.subtree_has_leaf(child, level + 1) {
+                    if self.subtree_has_leaf(child, level + 1) && self.tables.pins(child) > 0 {
+                        // Pinned by a reservation: its leaves go, the tables stay.
+                        self.strip_pinned(child, level + 1, page);
+                        self.flush.flush_walk(page, span, self.geo.granule.size());
+                        bytes += span;
+                    } else if self.subtree_has_leaf(child, level + 1) {
                         self.unlink_table(table, slot, child, level + 1, page, span);
                         bytes += span;
                     } else {
@@ -487,6 +512,25 @@ impl<F: FlushOps> Domain<F> {
         }
         self.tables.add_live(table, -removed);
         bytes
+    }
+
+    /// Removes every leaf below the pinned `table` (at `level`, spanning from `va`), keeping
+    /// pinned tables and freeing unpinned ones; the caller flushes the walk of its span.
+    fn strip_pinned(&mut self, table: u64, level: u32, va: u64) {
+        let shift = self.geo.shift(level);
+        for i in 0..self.entries(level) {
+            let slot = table + 8 * i;
+            let page = va + (i << shift);
+            match self.fmt.decode(self.mem.read(slot), level) {
+                Entry::Invalid => {}
+                Entry::Leaf(_) => {
+                    self.mem.write_sync(slot, 0);
+                    self.tables.add_live(table, -1);
+                }
+                Entry::Table(child) if self.tables.pins(child) > 0 => self.strip_pinned(child, level + 1, page),
+                Entry::Table(child) => self.unlink_table(table, slot, child, level + 1, page, 1 << shift),
+            }
+        }
     }
 
     /// Unmaps `[lo, hi)` within `table` at `level`; returns the bytes counted.
@@ -510,6 +554,7 @@ impl<F: FlushOps> Domain<F> {
             if covered
                 && child_level == LAST_LEVEL
                 && self.tables.live_entries(child) as u64 == self.entries(child_level)
+                && self.tables.pins(child) == 0
             {
                 // A full last-level table unmapped whole: O(1), the walk flush covers
                 // its leaves.
@@ -524,12 +569,14 @@ impl<F: FlushOps> Domain<F> {
                     None
                 };
                 bytes += self.unmap_in(child, child_level, va, hi.min(next), walk);
-                if covered && !walk.stopped {
+                // A pinned table (a reservation) stays, and so its leaves need flushing.
+                let goes = covered && !walk.stopped && self.tables.pins(child) == 0;
+                if goes {
                     self.unlink_table(table, slot, child, child_level, va, span);
                 }
                 if let Some(outer) = outer {
                     let inner = std::mem::replace(&mut walk.gather, outer);
-                    if walk.stopped {
+                    if !goes {
                         self.flush.sync(&inner);
                     }
                 }

@@ -42,6 +42,32 @@ pub enum AllocEvent {
     Fail { seq: u64 },
 }
 
+/// Where a table page comes from: a prepared job's pool, or the one-batch allocation of a
+/// VA reservation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PoolId {
+    Job(u32),
+    /// The batch `reserve_va` allocates before installing its tables.
+    Reserve,
+}
+
+/// Something the preallocation pools did; kept apart from [`AllocEvent`] so the oracles that
+/// only follow tables need not know about pools. A table taken from a pool is a [`Take`]
+/// immediately followed by the usual `AllocEvent::Alloc` of the same frame.
+///
+/// [`Take`]: PoolEvent::Take
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolEvent {
+    /// A frame moved from the allocator into a pool.
+    Reserve { seq: u64, pa: u64, pool: PoolId },
+    /// A pool frame became a table.
+    Take { seq: u64, pa: u64, pool: PoolId },
+    /// A leftover frame went back to the allocator's free list.
+    Return { seq: u64, pa: u64, pool: PoolId },
+    /// A table was needed but the pool was empty (`budget`).
+    Dry { seq: u64, pool: PoolId },
+}
+
 /// Records every flush request with its sequence number.
 #[derive(Clone, Debug, Default)]
 pub struct OrderedFlushLog {
@@ -50,14 +76,17 @@ pub struct OrderedFlushLog {
 
 impl FlushOps for OrderedFlushLog {
     fn flush_all(&mut self) {
+        let _p = crate::noalloc::Pause::new();
         self.events.push((next_seq(), FlushEvent::All));
     }
     fn flush_walk(&mut self, iova: u64, size: u64, granule: u64) {
+        let _p = crate::noalloc::Pause::new();
         self.events
             .push((next_seq(), FlushEvent::Walk { iova, size, granule }));
     }
     fn sync(&mut self, gather: &Gather) {
         if !gather.is_empty() {
+            let _p = crate::noalloc::Pause::new();
             let ev = FlushEvent::Leaves {
                 start: gather.start,
                 end: gather.end,

@@ -14,14 +14,17 @@ pub mod flush;
 pub mod format;
 pub mod geometry;
 pub mod ioasid;
+pub mod noalloc;
+pub mod prealloc;
 pub mod physmem;
 pub mod prot;
+mod reserve;
 
 pub use alloc::{Counters, CustomAllocator, FrameState, Owner, TableAllocator, TableMeta};
 pub use config::{DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
 pub use domain::Domain;
 pub use error::{ErrorKind, MapError};
-pub use events::{AllocEvent, DeviceWrite, OrderedFlushLog};
+pub use events::{AllocEvent, DeviceWrite, OrderedFlushLog, PoolEvent, PoolId};
 pub use flush::{FlushEvent, FlushLog, FlushOps, Gather, NullFlush};
 pub use geometry::{ConfigError, Geometry};
 pub use ioasid::{Ioasid, IoasidError, IoasidSet, INVALID_IOASID};

@@ -159,6 +159,7 @@ impl PhysMem {
     /// Records the words of `[w, w + n)` whose device view is about to change to `cpu`.
     #[cold]
     fn log_range(&mut self, w: usize, n: usize) {
+        let _p = crate::noalloc::Pause::new(); // the device log is instrumentation
         let Some(log) = &mut self.log else {
             return;
         };

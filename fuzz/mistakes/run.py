@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Deliberate mistakes: each is planted in a scratch copy of the repository (never in this
 tree), the cargo-fuzz target that should catch it (`pagetable` unless named: `ioasid` for
-the `ioasid-*` mistakes, `qemu_diff` for the QEMU one) is built from that copy and run on one core until
+the `ioasid-*` mistakes, `prealloc` for issue 5's, `qemu_diff` for the QEMU one) is built
+from that copy and run on one core until
 the first crash or the time limit. Prints, per mistake, the seconds to the first crash and
 the failure line. Issues 3-6 ask that each mistake be caught within 5 minutes.
 
@@ -94,10 +95,49 @@ MISTAKES = {
         "Ok(Some(*self.bindings.entry(id).or_insert(dom)))",
         "a rebind that keeps translating through the old domain",
     ),
+    # Issue 5: preallocation and reservation (fuzzed with the `prealloc` target).
+    "count-forgets-top": (
+        "engine/src/prealloc/count.rs",
+        "(geo.start_level..LAST_LEVEL)",
+        "(geo.start_level + 1..LAST_LEVEL)",
+        "a worst-case count that forgets the top-level table",
+    ),
+    "job-global-page": (
+        "engine/src/alloc.rs",
+        "        if let Some(pool) = self.source {\n            return self.alloc_from_pool(mem, pool, level);\n        }",
+        "        if let Some(pool) = self.source.filter(|p| level < 3 || *p == PoolId::Reserve) {\n            return self.alloc_from_pool(mem, pool, level);\n        }",
+        "a job that takes a (last-level) table page from the global allocator",
+    ),
+    "jobs-share-pool": (
+        "engine/src/prealloc/jobs.rs",
+        "self.tables.set_source(Some(PoolId::Job(job)));",
+        "let first = *self.jobs.keys().next().expect(\"pending\");\n        self.tables.set_source(Some(PoolId::Job(first)));",
+        "two jobs sharing a pool (every run draws from the lowest pending job's pool)",
+    ),
+    "cleanup-forgets-leftovers": (
+        "engine/src/prealloc/jobs.rs",
+        "Ok(self.tables.return_pool(&mut self.mem, PoolId::Job(job)).unwrap_or(0))",
+        "Ok(0)",
+        "a cleanup that forgets the leftover pages",
+    ),
+    "unmap-frees-reserved": (
+        "engine/src/domain.rs",
+        "let goes = covered && !walk.stopped && self.tables.pins(child) == 0;",
+        "let goes = covered && !walk.stopped;",
+        "an unmap inside a reserved range that frees a (pinned) table",
+    ),
+    "vec-in-map": (
+        "engine/src/domain.rs",
+        "        let mut done = 0u64;\n        while done < count {",
+        "        let trail = std::hint::black_box(vec![iova]);\n        drop(trail);\n        let mut done = 0u64;\n        while done < count {",
+        "a Vec growing inside the map path",
+    ),
 }
 
 # The fuzz target that must catch each mistake (default: pagetable).
 TARGET = {name: "ioasid" for name in MISTAKES if name.startswith("ioasid-")}
+TARGET.update({n: "prealloc" for n in ["count-forgets-top", "job-global-page", "jobs-share-pool",
+                                        "cleanup-forgets-leftovers", "unmap-frees-reserved", "vec-in-map"]})
 
 
 def target_of(name):
@@ -129,8 +169,9 @@ def plant(dst, name):
 
 def fuzz(dst, name, seconds, sanitizer, core, seeds):
     target = target_of(name)
-    # One target dir per fuzz target: dependencies build once, the planted crates per copy.
-    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{target}")
+    # One target dir per fuzz target (per mistake for pagetable): dependencies build once.
+    tdir = name if target == "pagetable" else target
+    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{tdir}")
     toolchain = ["+nightly"] if sanitizer == "address" else []
     base = ["cargo", *toolchain, "fuzz"]
     common = ["--fuzz-dir", "fuzz/libfuzzer", "--sanitizer", sanitizer]
@@ -155,6 +196,7 @@ def fuzz(dst, name, seconds, sanitizer, core, seeds):
     found = out.returncode != 0 and any(f.startswith("crash-") for f in os.listdir(art))
     lines = log.splitlines()
     why = next((l.strip() for l in lines if "divergence at op" in l), "") or \
+        next((l.strip() for l in lines if "[budget]" in l or "[alloc-guard]" in l), "") or \
         next((l.strip() for l in lines if "panicked" in l), "")
     execs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", log)
     return found, took, why, execs[-1] if execs else "?"

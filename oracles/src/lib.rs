@@ -4,6 +4,7 @@
 //! `Domain`'s public accessors (root, device view of memory, allocator metadata and
 //! counters: see `walker::view`), never through its format or geometry.
 
+pub mod budget;
 pub mod divergence;
 pub mod ioasid;
 pub mod qemu;

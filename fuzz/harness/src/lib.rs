@@ -2,11 +2,14 @@
 //! executor that runs engine, model and oracles side by side, and what the `ptfuzz` CLI
 //! calls. Contracts: `../shared/DESIGN.md`, `docs/SEMANTICS.md`.
 
+pub mod alloc_guard;
 pub mod campaign;
 pub mod exec;
 pub mod input;
 pub mod ioasid;
 pub mod outcome;
+pub mod prealloc_ratio;
+pub mod prealloc_run;
 pub mod qemu;
 pub mod replay;
 pub mod run;

@@ -47,6 +47,30 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run the over-reservation workload (many small VM_BIND-style jobs over a sparse
+    /// address space) and print the budget report line per granule.
+    PreallocRatio {
+        #[arg(long, default_value_t = 10000)]
+        jobs: u64,
+        #[arg(long, default_value_t = 16)]
+        batch: u64,
+        /// Largest job in granule pages.
+        #[arg(long, default_value_t = 16)]
+        max_pages: u64,
+        /// Distinct 1G regions the jobs land in.
+        #[arg(long, default_value_t = 256)]
+        regions: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Execute raw `prealloc` fuzzer files (crashes or corpus entries): print each one's
+    /// budget report line (and its trace with --trace); non-zero exit if any fails.
+    Prealloc {
+        #[arg(long)]
+        trace: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Decode raw fuzzer files (libFuzzer/AFL crashes or corpus entries), execute them and
     /// print their traces; non-zero exit if any file does not decode or fails.
     Print {
@@ -68,6 +92,41 @@ fn main() -> anyhow::Result<ExitCode> {
             print!("{}", report.summary());
             println!("report: {}", out.join("report.html").display());
             report.crashes.len()
+        }
+        Cmd::PreallocRatio { jobs, batch, max_pages, regions, seed } => {
+            for granule in ptfuzz_engine::Granule::ALL {
+                let w = ptfuzz_harness::prealloc_ratio::Workload { granule, jobs, batch, max_pages, regions, seed };
+                let s = ptfuzz_harness::prealloc_ratio::run_workload(&w);
+                println!("arm64-s1 {granule} ias=48: {s}");
+            }
+            0
+        }
+        Cmd::Prealloc { trace, files } => {
+            let mut failed = 0;
+            let mut total = ptfuzz_oracles::budget::BudgetStats::default();
+            for f in &files {
+                let bytes = std::fs::read(f)?;
+                let Some(input) = ptfuzz_harness::prealloc_run::decode_prealloc(&bytes) else {
+                    println!("UNDECODABLE {}", f.display());
+                    failed += 1;
+                    continue;
+                };
+                match ptfuzz_harness::prealloc_run::execute_prealloc(&input) {
+                    Ok((t, s)) => {
+                        println!("PASS {} {s}", f.display());
+                        if trace {
+                            print!("{t}");
+                        }
+                        total.add(&s);
+                    }
+                    Err(crash) => {
+                        println!("FAIL {}\n{crash}", f.display());
+                        failed += 1;
+                    }
+                }
+            }
+            println!("total {total}");
+            failed
         }
         Cmd::Qemu { files } => ptfuzz_harness::qemu::replay_qemu_files(&files, &mut std::io::stdout().lock())?,
         Cmd::Print { target, files } => {

@@ -27,6 +27,14 @@ pub enum Outcome {
     IoTranslate(Result<Option<u64>, IoasidError>),
     /// The other `ioasid.*` commands.
     IoDone(Result<(), IoasidError>),
+    /// `job.prepare`: pages reserved into the pool.
+    Prepare(Result<u64, ErrorKind>),
+    /// `job.cleanup`: leftover pages returned.
+    Cleanup(Result<u64, ErrorKind>),
+    /// `reserve`: tables allocated.
+    Reserve(Result<u64, ErrorKind>),
+    /// `unreserve`: tables freed.
+    Unreserve(Result<u64, ErrorKind>),
 }
 
 impl Outcome {
@@ -49,6 +57,9 @@ impl Outcome {
             Outcome::IoAlloc(Err(x)) | Outcome::IoFind(Err(x)) | Outcome::IoTranslate(Err(x)) | Outcome::IoDone(Err(x)) => {
                 e.err = Some(x.kind)
             }
+            Outcome::Prepare(r) | Outcome::Reserve(r) => (e.ok, e.err, e.pages) = (r.is_ok(), r.err(), Some(r.unwrap_or(0))),
+            Outcome::Cleanup(r) => (e.ok, e.err, e.returned) = (r.is_ok(), r.err(), Some(r.unwrap_or(0))),
+            Outcome::Unreserve(r) => (e.ok, e.err, e.freed) = (r.is_ok(), r.err(), Some(r.unwrap_or(0))),
         }
         e
     }

@@ -5,6 +5,7 @@
 //! or address-limit allocation failure stops a map, and the allocator's counters.
 
 pub mod domain_rules;
+mod prealloc;
 mod tables;
 #[cfg(test)]
 mod tables_tests;
@@ -18,6 +19,7 @@ use ptfuzz_engine::error::{ErrorKind, MapError};
 use ptfuzz_engine::prot::Prot;
 
 pub use domain_rules::DomainRules;
+pub use prealloc::ModelJob;
 pub use tables::ModelCounters;
 use tables::Tables;
 
@@ -42,6 +44,10 @@ pub struct Model {
     /// Leaves removed (by unmap or clear) since the last `take_removed_leaves`.
     removed: Vec<RemovedLeaf>,
     log_on: bool,
+    /// Prepared jobs by id (preallocation).
+    jobs: BTreeMap<u32, ModelJob>,
+    /// VA reservations: (iova, size) → nesting count.
+    reservations: BTreeMap<(u64, u64), u32>,
 }
 
 impl Model {
@@ -61,6 +67,8 @@ impl Model {
             tables,
             removed: Vec::new(),
             log_on: true,
+            jobs: BTreeMap::new(),
+            reservations: BTreeMap::new(),
         })
     }
 
@@ -194,6 +202,11 @@ impl Model {
         for k in 0..count {
             let off = k * pgsize;
             let a = iova + off;
+            // A table pinned by a reservation where the leaf would go: `busy`, before
+            // anything else (its path exists, so nothing would be allocated).
+            if level < 3 && self.tables.pinned(level + 1, a) {
+                return Err(MapError::new(ErrorKind::Busy, off));
+            }
             // A leaf overlapping the page either is larger and covers it (the walk meets it
             // before allocating anything), or lies at the page's level or below, in which case
             // every node on the way to the slot exists already (a leaf's enclosing nodes
@@ -201,9 +214,14 @@ impl Model {
             if !clear && self.overlaps(a, pgsize) {
                 return Err(MapError::new(ErrorKind::Exists, off));
             }
-            self.tables
-                .ensure_path(a, level, &mut seen)
-                .map_err(|_| MapError::new(ErrorKind::Nomem, off))?;
+            self.tables.ensure_path(a, level, &mut seen).map_err(|_| {
+                let kind = if std::mem::take(&mut self.tables.dry) {
+                    ErrorKind::Budget
+                } else {
+                    ErrorKind::Nomem
+                };
+                MapError::new(kind, off)
+            })?;
             // An empty table at the slot (no leaf overlaps) is replaced: it and its subtree go.
             if level < 3 && self.tables.contains(level + 1, a) {
                 self.tables.free_inside(a, a + pgsize, level + 1);
@@ -321,6 +339,7 @@ impl Model {
                 .extend(leaves.into_iter().map(|(a, l)| (a, l.pa, l.size, l.prot)));
         }
         self.tables.free_all();
+        self.reservations.clear();
     }
 
     /// The leaf containing `iova`: the last one starting at or before it, if it reaches it.

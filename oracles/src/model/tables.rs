@@ -9,7 +9,7 @@
 //! a node. Invariant (kept by the model): a node's parent node exists (for levels below
 //! start_level + 1), and every leaf's enclosing nodes exist.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Expected allocator counters, with the engine's meanings (tables, a concatenated root
 /// counting once). Always `allocated == live + deferred + freed`.
@@ -50,6 +50,14 @@ pub(crate) struct Tables {
     /// Nodes freed since the last `take_freed`: (level, base, span).
     freed_log: Vec<(u32, u64, u64)>,
     log_on: bool,
+    /// Reservation pins per node `(level, base)`; absent = 0.
+    pub(crate) pins: BTreeMap<(u32, u64), u32>,
+    /// Frames set aside in preallocation pools.
+    pub(crate) pooled: u64,
+    /// While a job runs: the pages left in its pool, the only source of tables.
+    pub(crate) drawing: Option<u64>,
+    /// Set when an allocation failed because the pool being drawn from was empty.
+    pub(crate) dry: bool,
 }
 
 impl Tables {
@@ -80,6 +88,10 @@ impl Tables {
             frames_backed: 0,
             freed_log: Vec::new(),
             log_on: true,
+            pins: BTreeMap::new(),
+            pooled: 0,
+            drawing: None,
+            dry: false,
         }
     }
 
@@ -126,7 +138,18 @@ impl Tables {
     /// frame can be reused) refuses before the injected failure is consulted; then
     /// `fail_nth` counts the attempt down.
     fn allocate(&mut self, level: u32, base: u64) -> Result<(), AllocFailed> {
-        let reusable = self.frames_backed - self.count - self.counters.deferred;
+        if let Some(left) = self.drawing {
+            // A running job: its pool or nothing (no limit, no injected failure).
+            if left == 0 {
+                self.dry = true;
+                return Err(AllocFailed);
+            }
+            self.drawing = Some(left - 1);
+            self.pooled -= 1;
+            self.insert_node(level, base);
+            return Ok(());
+        }
+        let reusable = self.frames_backed - self.count - self.counters.deferred - self.pooled;
         if reusable == 0 && self.frames_backed >= self.frame_cap {
             self.counters.failed += 1;
             return Err(AllocFailed);
@@ -142,12 +165,75 @@ impl Tables {
         if reusable == 0 {
             self.frames_backed += 1;
         }
+        self.insert_node(level, base);
+        Ok(())
+    }
+
+    fn insert_node(&mut self, level: u32, base: u64) {
         let fresh = self.nodes[level as usize].insert(base);
         debug_assert!(fresh, "node L{level} {base:#x} allocated twice");
         self.count += 1;
         self.counters.allocated += 1;
         self.counters.live += 1;
+    }
+
+    /// Sets `n` frames aside in one batch (a job's pool, a reservation's tables): the room
+    /// (reusable frames plus fresh ones below 2^OAS) is checked first, then the batch is one
+    /// `fail_nth` attempt. Nothing is taken on failure. `n == 0` is no attempt at all.
+    pub(crate) fn reserve_frames(&mut self, n: u64) -> Result<(), AllocFailed> {
+        if n == 0 {
+            return Ok(());
+        }
+        let reusable = self.frames_backed - self.count - self.counters.deferred - self.pooled;
+        if n > reusable + (self.frame_cap - self.frames_backed) {
+            self.counters.failed += 1;
+            return Err(AllocFailed);
+        }
+        if let Some(k) = self.fail_nth {
+            if k == 1 {
+                self.fail_nth = None;
+                self.counters.failed += 1;
+                return Err(AllocFailed);
+            }
+            self.fail_nth = Some(k - 1);
+        }
+        self.frames_backed += n.saturating_sub(reusable);
+        self.pooled += n;
         Ok(())
+    }
+
+    /// Leftover pool frames go back (they become reusable).
+    pub(crate) fn return_frames(&mut self, n: u64) {
+        self.pooled -= n;
+    }
+
+    /// Span bases of the nodes at `level` whose span meets `[lo, hi)`.
+    pub(crate) fn bases_meeting(&self, level: u32, lo: u64, hi: u64) -> impl Iterator<Item = u64> {
+        let span = self.span(level);
+        let first = lo & !(span - 1);
+        (0..).map(move |k| first + k * span).take_while(move |&b| b < hi)
+    }
+
+    pub(crate) fn pinned(&self, level: u32, base: u64) -> bool {
+        self.pins.contains_key(&(level, base))
+    }
+
+    /// Frees (defers) the one node `(level, base)`.
+    pub(crate) fn free_node(&mut self, level: u32, base: u64) {
+        let removed = self.nodes[level as usize].remove(&base);
+        debug_assert!(removed);
+        if self.log_on {
+            self.freed_log.push((level, base, self.span(level)));
+        }
+        self.count -= 1;
+        self.counters.live -= 1;
+        self.counters.deferred += 1;
+    }
+
+    /// Allocates the node `(level, base)` from a batch reserved before.
+    pub(crate) fn insert_reserved(&mut self, level: u32, base: u64) {
+        self.pooled -= 1;
+        self.insert_node(level, base);
     }
 
     /// Makes sure every node on the way from the root to a leaf at `leaf_level` covering
@@ -185,7 +271,13 @@ impl Tables {
             // Bases are aligned to the span: base >= lo and base + span <= hi.
             let last = hi - span;
             let set = &mut self.nodes[l as usize];
-            let gone: Vec<u64> = set.range(lo..=last).copied().collect();
+            let pins = &self.pins;
+            // Pinned nodes (reservations) are never freed by an unmap.
+            let gone: Vec<u64> = set
+                .range(lo..=last)
+                .copied()
+                .filter(|&b| !pins.contains_key(&(l, b)))
+                .collect();
             for &b in &gone {
                 set.remove(&b);
             }
@@ -200,8 +292,9 @@ impl Tables {
         n
     }
 
-    /// Frees every node.
+    /// Frees every node (and drops every pin with them).
     pub(crate) fn free_all(&mut self) {
+        self.pins.clear();
         for l in self.levels() {
             let set = std::mem::take(&mut self.nodes[l as usize]);
             if self.log_on {

@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
+use ptfuzz_oracles::budget::{BudgetChecker, OpContext};
 use ptfuzz_oracles::walker::WalkParams;
 use ptfuzz_oracles::{check_domain, check_range, Divergence, Model, TlbOracle};
 
@@ -25,6 +26,8 @@ pub struct CheckedDomain {
     tlb: TlbOracle,
     /// Commands applied so far (the op index of divergences).
     ops: usize,
+    /// The preallocation-budget checker (jobs, reservations).
+    budget: BudgetChecker,
 }
 
 /// Whether engine and model accepted the configuration, and the pair if both did.
@@ -70,6 +73,7 @@ impl CheckedDomain {
                     hooks,
                     tlb,
                     ops: 0,
+                    budget: BudgetChecker::new(),
                 }))
             }
             (Err(e), Err(_)) => Created::Refused(e.to_string()),
@@ -90,7 +94,17 @@ impl CheckedDomain {
     /// Applies one op command to both sides, compares outcomes, then runs the oracles.
     pub fn apply(&mut self, cmd: &Command) -> Result<Outcome, FailureKind> {
         self.ops += 1;
+        let before = self.engine.counters();
+        let ctx = self.budget_context(cmd);
+        crate::alloc_guard::take_hits();
         let (engine, model) = self.run_both(cmd)?;
+        let hits = crate::alloc_guard::take_hits();
+        if hits > 0 {
+            return Err(FailureKind::Oracle(ptfuzz_oracles::Divergence::new(
+                "alloc-guard",
+                format!("{hits} heap allocation(s) inside a no-allocate section during op {} ({})", self.ops - 1, cmd.word()),
+            )));
+        }
         if engine != model {
             return Err(FailureKind::Divergence {
                 engine,
@@ -98,8 +112,63 @@ impl CheckedDomain {
                 expected: None,
             });
         }
+        self.check_budget(cmd, ctx, &engine, &before).map_err(FailureKind::Oracle)?;
         self.check_after(cmd).map_err(FailureKind::Oracle)?;
         Ok(engine)
+    }
+
+    /// What the budget checker needs to know about `cmd`, from the model before it runs.
+    fn budget_context(&self, cmd: &Command) -> OpContext {
+        let m = &self.model;
+        let end = |iova: u64, pgsize: u64, count: u64| pgsize.checked_mul(count).and_then(|s| iova.checked_add(s));
+        match *cmd {
+            Command::Map { iova, pgsize, count, .. } => OpContext::Map {
+                reserved: end(iova, pgsize, count).is_some_and(|e| m.inside_reservation(iova, e)),
+            },
+            Command::Unmap { iova, pgsize, count, .. } => OpContext::Unmap {
+                reserved: end(iova, pgsize, count).is_some_and(|e| m.inside_reservation(iova, e)),
+            },
+            Command::JobPrepare { job, iova, size, .. } => match m.worst_case(iova, size) {
+                Ok(worst) => OpContext::Prepare { job, worst },
+                Err(_) => OpContext::Other,
+            },
+            Command::JobRun { job, iova, pgsize, count, .. } => match m.jobs().find(|(j, _)| *j == job) {
+                Some((_, j)) if !j.ran => OpContext::Run {
+                    job,
+                    inside: end(iova, pgsize, count).is_some_and(|e| j.iova <= iova && e <= j.iova + j.size),
+                },
+                _ => OpContext::Other,
+            },
+            Command::JobCleanup { job, .. } => OpContext::Cleanup { job },
+            Command::Reserve { .. } => OpContext::Reserve,
+            Command::Unreserve { .. } => OpContext::Unreserve,
+            _ => OpContext::Other,
+        }
+    }
+
+    /// The budget checker after one op (refused prepares and cleanups change nothing).
+    fn check_budget(&mut self, cmd: &Command, ctx: OpContext, out: &Outcome, before: &ptfuzz_engine::Counters) -> Result<(), Divergence> {
+        let ctx = match (ctx, out) {
+            (OpContext::Prepare { .. } | OpContext::Cleanup { .. }, Outcome::Prepare(Err(_)) | Outcome::Cleanup(Err(_))) => {
+                OpContext::Other
+            }
+            (OpContext::Reserve, Outcome::Reserve(Err(_))) => OpContext::Other,
+            (c, _) => c,
+        };
+        let events = self.engine.take_pool_log();
+        let after = self.engine.counters();
+        let op = self.ops - 1;
+        self.budget.check_op(op, ctx, &events, before, &after)?;
+        if matches!(cmd, Command::Reserve { .. } | Command::Unreserve { .. } | Command::Clear { .. } | Command::Unmap { .. }) {
+            let pins: u64 = self.engine.tables().live_tables().map(|(_, t)| t.pins as u64).sum();
+            self.budget.check_pins(op, pins, self.model.total_pins())?;
+        }
+        Ok(())
+    }
+
+    /// The budget checker's totals so far.
+    pub fn budget_stats(&self) -> ptfuzz_oracles::budget::BudgetStats {
+        self.budget.stats
     }
 
     fn run_both(&mut self, cmd: &Command) -> Result<(Outcome, Outcome), FailureKind> {
@@ -137,6 +206,26 @@ impl CheckedDomain {
                 (Outcome::Done, Outcome::Done)
             }
             Command::Attach { .. } => (Outcome::Done, Outcome::Done),
+            Command::JobPrepare { job, iova, size, .. } => (
+                Outcome::Prepare(guarded("engine", || e.job_prepare(job, iova, size))?),
+                Outcome::Prepare(guarded("model", || m.job_prepare(job, iova, size))?),
+            ),
+            Command::JobRun { job, iova, pa, pgsize, count, prot, .. } => (
+                Outcome::Map(guarded("engine", || e.job_run(job, iova, pa, pgsize, count, prot))?),
+                Outcome::Map(guarded("model", || m.job_run(job, iova, pa, pgsize, count, prot))?),
+            ),
+            Command::JobCleanup { job, .. } => (
+                Outcome::Cleanup(guarded("engine", || e.job_cleanup(job))?),
+                Outcome::Cleanup(guarded("model", || m.job_cleanup(job))?),
+            ),
+            Command::Reserve { iova, size, .. } => (
+                Outcome::Reserve(guarded("engine", || e.reserve_va(iova, size))?),
+                Outcome::Reserve(guarded("model", || m.reserve_va(iova, size))?),
+            ),
+            Command::Unreserve { iova, size, .. } => (
+                Outcome::Unreserve(guarded("engine", || e.unreserve_va(iova, size))?),
+                Outcome::Unreserve(guarded("model", || m.unreserve_va(iova, size))?),
+            ),
             Command::Domain { .. } => unreachable!("domain lines create, they are not applied"),
             Command::Ioasid(_) => unreachable!("ioasid commands run on CheckedIoasid"),
         })
@@ -157,9 +246,12 @@ impl CheckedDomain {
             (iova.min(ia_end), end)
         };
         let (lo, hi) = match *cmd {
-            Command::Map { iova, pgsize, count, .. } | Command::Unmap { iova, pgsize, count, .. } => {
-                range(iova, pgsize, count)
-            }
+            Command::Map { iova, pgsize, count, .. }
+            | Command::Unmap { iova, pgsize, count, .. }
+            | Command::JobRun { iova, pgsize, count, .. } => range(iova, pgsize, count),
+            Command::Reserve { iova, size, .. } | Command::Unreserve { iova, size, .. } => range(iova, size, 1),
+            // Pools hold no mappings; counters and the TLB were checked.
+            Command::JobPrepare { .. } | Command::JobCleanup { .. } => return Ok(()),
             Command::Lookup { iova, .. } => range(iova, 1, 1),
             // The whole structure is walked after a clear and at the end of every input;
             // grace, sync and fail_nth touch no mapping (TLB and counters were checked).
@@ -199,6 +291,7 @@ impl CheckedDomain {
             ("deferred", e.deferred, m.deferred),
             ("freed", e.freed, m.freed),
             ("failed", e.failed, m.failed),
+            ("pooled", e.pooled, self.model.pooled()),
         ];
         match pairs.iter().find(|(_, a, b)| a != b) {
             None => Ok(()),

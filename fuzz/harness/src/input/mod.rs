@@ -4,6 +4,7 @@
 //! mappings instead of empty space. The resolved commands are the trace.
 
 mod pools;
+pub mod prealloc;
 mod resolve;
 
 use arbitrary::{Arbitrary, Unstructured};

@@ -67,6 +67,24 @@ pub enum Command {
     Attach { dom: String, nest: Option<String> },
     /// An `ioasid.*` command (IOASID allocation and PASID binding).
     Ioasid(IoasidCommand),
+    /// Prepare job `job` for `[iova, iova + size)`: count and reserve its pool.
+    JobPrepare { dom: String, job: u32, iova: u64, size: u64 },
+    /// Run job `job`: a map whose tables all come from the job's pool.
+    JobRun {
+        dom: String,
+        job: u32,
+        iova: u64,
+        pa: u64,
+        pgsize: u64,
+        count: u64,
+        prot: Prot,
+    },
+    /// Clean job `job` up: its leftover pages go back.
+    JobCleanup { dom: String, job: u32 },
+    /// Reserve `[iova, iova + size)`: install and pin every table level it needs.
+    Reserve { dom: String, iova: u64, size: u64 },
+    /// Drop one reservation of exactly that range, freeing what is then unused.
+    Unreserve { dom: String, iova: u64, size: u64 },
 }
 
 impl Command {
@@ -83,6 +101,11 @@ impl Command {
             Command::Sync { .. } => "sync",
             Command::Attach { .. } => "attach",
             Command::Ioasid(c) => c.word(),
+            Command::JobPrepare { .. } => "job.prepare",
+            Command::JobRun { .. } => "job.run",
+            Command::JobCleanup { .. } => "job.cleanup",
+            Command::Reserve { .. } => "reserve",
+            Command::Unreserve { .. } => "unreserve",
         }
     }
 
@@ -97,7 +120,12 @@ impl Command {
             | Command::FailNth { dom: d, .. }
             | Command::Clear { dom: d }
             | Command::Sync { dom: d }
-            | Command::Attach { dom: d, .. } => d,
+            | Command::Attach { dom: d, .. }
+            | Command::JobPrepare { dom: d, .. }
+            | Command::JobRun { dom: d, .. }
+            | Command::JobCleanup { dom: d, .. }
+            | Command::Reserve { dom: d, .. }
+            | Command::Unreserve { dom: d, .. } => d,
             Command::Ioasid(c) => c.domain(),
         }
     }
@@ -117,6 +145,12 @@ pub struct Expect {
     pub none: bool,
     /// What an `ioasid.*` command returned besides ok/err (`id=` or `data=`).
     pub io: Option<IoValue>,
+    /// Pages a job's pool got, or tables a reservation allocated.
+    pub pages: Option<u64>,
+    /// Leftover pages a job cleanup returned.
+    pub returned: Option<u64>,
+    /// Tables an unreserve freed.
+    pub freed: Option<u64>,
 }
 
 /// The value an `ioasid.*` command returns: one field, since no command returns both (and
@@ -147,5 +181,8 @@ impl Expect {
             && eq(self.unmapped, actual.unmapped)
             && eq(self.pa, actual.pa)
             && eq(self.io, actual.io)
+            && eq(self.pages, actual.pages)
+            && eq(self.returned, actual.returned)
+            && eq(self.freed, actual.freed)
     }
 }

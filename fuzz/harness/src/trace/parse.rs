@@ -106,6 +106,11 @@ pub fn parse(file: &str, text: &str) -> Result<Trace, ParseError> {
             "clear" => "clear",
             "sync" => "sync",
             "attach" => "attach",
+            "job.prepare" => "job.prepare",
+            "job.run" => "job.run",
+            "job.cleanup" => "job.cleanup",
+            "reserve" => "reserve",
+            "unreserve" => "unreserve",
             w => match super::ioasid::WORDS.iter().find(|x| **x == w) {
                 Some(x) => x,
                 None => return Err(err(None, ParseErrorKind::UnknownCommand(w.into()))),
@@ -227,6 +232,37 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
             }
             Command::Attach { dom, nest }
         }
+        "job.prepare" => {
+            let a = Args::new(rest, &["job", "iova", "size"], &[])?;
+            Command::JobPrepare { dom, job: a.job()?, iova: a.num("iova")?, size: a.num("size")? }
+        }
+        "job.run" => {
+            let a = Args::new(rest, &["job", "iova", "pa", "pgsize", "count", "prot"], &[])?;
+            let p = a.req("prot")?;
+            let prot = Prot::parse(p).ok_or_else(|| {
+                let bad = p.chars().find(|c| !"rwxcmp".contains(*c)).unwrap_or('-');
+                ParseErrorKind::BadProt(bad)
+            })?;
+            Command::JobRun {
+                dom,
+                job: a.job()?,
+                iova: a.num("iova")?,
+                pa: a.num("pa")?,
+                pgsize: a.num("pgsize")?,
+                count: a.num("count")?,
+                prot,
+            }
+        }
+        "job.cleanup" => Command::JobCleanup { job: Args::new(rest, &["job"], &[])?.job()?, dom },
+        "reserve" | "unreserve" => {
+            let a = Args::new(rest, &["iova", "size"], &[])?;
+            let (iova, size) = (a.num("iova")?, a.num("size")?);
+            if word == "reserve" {
+                Command::Reserve { dom, iova, size }
+            } else {
+                Command::Unreserve { dom, iova, size }
+            }
+        }
         "fail_nth" => Command::FailNth {
             n: Args::new(rest, &["n"], &[])?.num("n")?,
             dom,
@@ -282,6 +318,12 @@ impl<'a> Args<'a> {
         num(self.req(key)?)
     }
 
+    /// A job id (32 bits).
+    fn job(&self) -> Res<u32> {
+        let v = self.req("job")?;
+        u32::try_from(num(v)?).map_err(|_| ParseErrorKind::OutOfRange("job", v.into()))
+    }
+
     /// An address-size field (IAS/OAS, in bits).
     fn bits(&self, key: &'static str) -> Res<u32> {
         let v = self.req(key)?;
@@ -329,7 +371,10 @@ fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
         let (field, applies): (&'static str, bool) = match key {
             "ok" => ("ok", true),
             "err" => ("err", true),
-            "mapped" => ("mapped", matches!(cmd, Command::Map { .. })),
+            "mapped" => ("mapped", matches!(cmd, Command::Map { .. } | Command::JobRun { .. })),
+            "pages" => ("pages", matches!(cmd, Command::JobPrepare { .. } | Command::Reserve { .. })),
+            "returned" => ("returned", matches!(cmd, Command::JobCleanup { .. })),
+            "freed" => ("freed", matches!(cmd, Command::Unreserve { .. })),
             "unmapped" => ("unmapped", matches!(cmd, Command::Unmap { .. })),
             "pa" => ("pa", matches!(cmd, Command::Lookup { .. }) || is_translate),
             "none" => ("none", matches!(cmd, Command::Lookup { .. }) || is_translate),
@@ -366,6 +411,9 @@ fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
                 e.io = Some(IoValue::Id(id))
             }
             "data" => e.io = Some(IoValue::Data(num(val)?)),
+            "pages" => e.pages = Some(num(val)?),
+            "returned" => e.returned = Some(num(val)?),
+            "freed" => e.freed = Some(num(val)?),
             _ => e.pa = Some(num(val)?),
         }
     }
