@@ -13,8 +13,13 @@ use ptfuzz_harness::run::{decode, execute};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().context("usage: throughput CORPUS_DIR [SECONDS]")?;
-    let secs: f64 = args.next().map_or(Ok(5.0), |s| s.parse()).context("SECONDS")?;
+    let dir = args
+        .next()
+        .context("usage: throughput CORPUS_DIR [SECONDS]")?;
+    let secs: f64 = args
+        .next()
+        .map_or(Ok(5.0), |s| s.parse())
+        .context("SECONDS")?;
     let mut files = Vec::new();
     for e in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
         let p = e?.path();
@@ -78,7 +83,7 @@ fn main() -> Result<()> {
                 crashes += execute(&input).is_err() as usize;
             }
             execs += 1;
-            if execs % 64 == 0 && t0.elapsed() >= budget {
+            if execs.is_multiple_of(64) && t0.elapsed() >= budget {
                 break 'outer;
             }
         }
@@ -101,7 +106,11 @@ fn main() -> Result<()> {
     }
     if std::env::var_os("THROUGHPUT_BY_CONFIG").is_some() {
         for (k, (n, t, o)) in &by_cfg {
-            println!("  {k:40} {n:5} inputs, {:7.1} us/exec, {:5.1} ops", t * 1e6 / *n as f64, *o as f64 / *n as f64);
+            println!(
+                "  {k:40} {n:5} inputs, {:7.1} us/exec, {:5.1} ops",
+                t * 1e6 / *n as f64,
+                *o as f64 / *n as f64
+            );
         }
     }
     // On a loaded machine the wall clock also counts time spent waiting for the core; the
@@ -123,7 +132,11 @@ fn config_key(input: &ptfuzz_harness::input::Input) -> String {
         cfg.format.name(),
         cfg.granule.name(),
         cfg.ias,
-        if cfg.coherent { "coherent" } else { "noncoherent" },
+        if cfg.coherent {
+            "coherent"
+        } else {
+            "noncoherent"
+        },
         if custom { " custom" } else { "" }
     )
 }

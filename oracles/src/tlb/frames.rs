@@ -67,7 +67,9 @@ impl Frame {
         let n = if self.valid == 0 {
             0
         } else {
-            self.words.len().min(usize::try_from(entries).unwrap_or(usize::MAX))
+            self.words
+                .len()
+                .min(usize::try_from(entries).unwrap_or(usize::MAX))
         };
         self.words[..n]
             .iter()
