@@ -20,9 +20,12 @@ ROOT=$PWD
 FUZZ_SECONDS=${PTFUZZ_FUZZ_SECONDS:-60}
 AFL_SECONDS=${PTFUZZ_AFL_SECONDS:-30}
 SANITIZER=${PTFUZZ_FUZZ_SANITIZER:-address}
-TARGET=pagetable
+# cargo-fuzz targets, each fuzzed FUZZ_SECONDS with seeds from corpus/<target>/ when it
+# exists; AFL runs the first one.
+read -r -a TARGETS <<<"${PTFUZZ_FUZZ_TARGETS:-pagetable}"
+TARGET=${TARGETS[0]}
 FUZZ_DIR=fuzz/libfuzzer
-SEEDS=corpus/pagetable
+SEEDS=corpus/$TARGET
 SCRATCH=target/fuzz-ci          # scratch corpora, artifacts, logs (the repository's target/)
 CRASHES=reports/ci-crashes      # where found crashes are kept
 
@@ -103,25 +106,26 @@ fuzz_flags() {   # the flags build and run share, so run does not rebuild
     --release --debug-assertions
 }
 
-libfuzzer_build() {
+libfuzzer_build() {   # every target in one build
   # shellcheck disable=SC2046
-  if ! env "${FUZZ_ENV[@]}" "${FUZZ_CARGO[@]}" fuzz build $(fuzz_flags) "$TARGET"; then
+  if ! env "${FUZZ_ENV[@]}" "${FUZZ_CARGO[@]}" fuzz build $(fuzz_flags); then
     if [ "$SANITIZER" = none ]; then return 1; fi
     echo "!!! the $SANITIZER build failed on this toolchain; falling back to --sanitizer none"
     SANITIZER=none
     choose_toolchain
     # shellcheck disable=SC2046
-    env "${FUZZ_ENV[@]}" "${FUZZ_CARGO[@]}" fuzz build $(fuzz_flags) "$TARGET"
+    env "${FUZZ_ENV[@]}" "${FUZZ_CARGO[@]}" fuzz build $(fuzz_flags)
   fi
 }
 
-libfuzzer_run() {
+libfuzzer_run() {   # target
+  local TARGET=$1 SEEDS=corpus/$1
   local corpus=$SCRATCH/libfuzzer/corpus/$TARGET art=$SCRATCH/libfuzzer/artifacts/$TARGET
   local log=$SCRATCH/libfuzzer/$TARGET.log
   rm -rf "$corpus" "$art"
   mkdir -p "$corpus" "$art"
-  cp "$SEEDS"/* "$corpus"/
-  echo "seeds: $(ls "$SEEDS" | wc -l) files from $SEEDS; fuzzing $FUZZ_SECONDS s; full log: $log"
+  if [ -d "$SEEDS" ]; then cp "$SEEDS"/* "$corpus"/; fi
+  echo "$TARGET seeds: $(ls "$corpus" | wc -l) files from $SEEDS; fuzzing $FUZZ_SECONDS s; full log: $log"
   local rc=0
   # The log keeps every line; the console skips libFuzzer's per-input NEW/REDUCE lines.
   # shellcheck disable=SC2046
@@ -133,7 +137,7 @@ libfuzzer_run() {
   local execs eps
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  echo "libFuzzer ($SANITIZER): ${execs:-?} execs, ${eps:-?} exec/s, corpus $(ls "$corpus" | wc -l) files, exit $rc"
+  echo "libFuzzer $TARGET ($SANITIZER): ${execs:-?} execs, ${eps:-?} exec/s, corpus $(ls "$corpus" | wc -l) files, exit $rc"
   local found=()
   shopt -s nullglob
   found=("$art"/crash-* "$art"/leak-* "$art"/timeout-* "$art"/oom-*)
@@ -197,7 +201,7 @@ for w in "${what[@]}"; do
     libfuzzer)
       choose_toolchain
       step libfuzzer-build libfuzzer_build
-      step libfuzzer-run libfuzzer_run ;;
+      for t in "${TARGETS[@]}"; do step "libfuzzer-run-$t" libfuzzer_run "$t"; done ;;
     afl)
       step afl-build afl_build
       step afl-run afl_run ;;

@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """Deliberate mistakes: each is planted in a scratch copy of the repository (never in this
-tree), the cargo-fuzz target that should catch it (`pagetable`, or `ioasid` for the
-`ioasid-*` mistakes) is built from that copy and run on one core until
+tree), the mistake's cargo-fuzz target (`pagetable` unless named) is built from that copy and run on one core until
 the first crash or the time limit. Prints, per mistake, the seconds to the first crash and
 the failure line. Issues 3-6 ask that each mistake be caught within 5 minutes.
 
@@ -11,7 +10,7 @@ import argparse, os, re, shutil, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# name: (file, exact text, replacement, what it breaks)
+# name: (file, exact text, replacement, what it breaks[, cargo-fuzz target; default pagetable])
 MISTAKES = {
     "concat-root-index": (
         "engine/src/geometry.rs",
@@ -43,24 +42,34 @@ MISTAKES = {
         "a.checked_add(size).is_some_and(|e| e < 1 << limit_bits)",
         "off-by-one at the last page below IAS",
     ),
+    "no-unmap-tlbi": (
+        "engine/src/domain.rs",
+        "        self.flush.sync(&walk.gather);\n        Ok(bytes)",
+        "        let _ = &walk.gather;\n        Ok(bytes)",
+        "missing TLB invalidation of the leaves an unmap removed (QEMU oracle)",
+        "qemu_diff",
+    ),
     # Issue 6 (target `ioasid`).
     "ioasid-custom-out-of-range": (
         "engine/src/ioasid/mod.rs",
         "if id < min || id > max {",
         "if id < min && id > max {",
         "an ID from a custom allocator accepted outside [min, max]",
+        "ioasid",
     ),
     "ioasid-unregister-busy-group": (
         "engine/src/ioasid/mod.rs",
         "        if !g.space.is_empty() {\n            return Err(Reason::GroupBusy.into());",
         "        if false {\n            return Err(Reason::GroupBusy.into());",
         "unregistering the last allocator of a group with IDs outstanding",
+        "ioasid",
     ),
     "ioasid-free-keeps-id": (
         "engine/src/ioasid/mod.rs",
         "        self.active_space_mut().remove(&id);\n        Ok(())",
         "        Ok(())",
         "a free that leaves the ID findable",
+        "ioasid",
     ),
     "ioasid-switch-to-default-busy": (
         "engine/src/ioasid/mod.rs",
@@ -68,29 +77,35 @@ MISTAKES = {
         "        if !g.space.is_empty() && self.groups.len() > 1 {\n            return Err(Reason::GroupBusy.into());",
         "switching to the default allocator with IDs outstanding (refused only when another "
         "custom group would take over)",
+        "ioasid",
     ),
     "ioasid-register-over-default-ids": (
         "engine/src/ioasid/mod.rs",
         "if self.groups.is_empty() && !self.default.space.is_empty() {",
         "if self.groups.is_empty() && self.default.space.is_empty() && false {",
         "switching from the default allocator to a custom one with IDs outstanding",
+        "ioasid",
     ),
     "ioasid-free-while-bound": (
         "engine/src/ioasid/mod.rs",
         "if self.bindings.contains_key(&id) {",
         "if false && self.bindings.contains_key(&id) {",
         "a bound PASID freed (its binding left behind)",
+        "ioasid",
     ),
     "ioasid-rebind-keeps-old": (
         "engine/src/ioasid/bind.rs",
         "Ok(self.bindings.insert(id, dom))",
         "Ok(Some(*self.bindings.entry(id).or_insert(dom)))",
         "a rebind that keeps translating through the old domain",
+        "ioasid",
     ),
 }
 
-# The fuzz target that must catch each mistake (default: pagetable).
-TARGET = {name: "ioasid" for name in MISTAKES if name.startswith("ioasid-")}
+
+def target_of(name):
+    m = MISTAKES[name]
+    return m[4] if len(m) > 4 else "pagetable"
 
 
 def scratch_copy(name):
@@ -107,7 +122,7 @@ def scratch_copy(name):
 
 
 def plant(dst, name):
-    path, old, new, _ = MISTAKES[name]
+    path, old, new = MISTAKES[name][:3]
     p = os.path.join(dst, path)
     text = open(p).read()
     if text.count(old) != 1:
@@ -116,19 +131,21 @@ def plant(dst, name):
 
 
 def fuzz(dst, name, seconds, sanitizer, core, seeds):
-    target = TARGET.get(name, "pagetable")
-    # One target dir per fuzz target: dependencies build once, the planted crates per copy.
-    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{target}")
+    env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{sanitizer}-{name}")
     toolchain = ["+nightly"] if sanitizer == "address" else []
     base = ["cargo", *toolchain, "fuzz"]
     common = ["--fuzz-dir", "fuzz/libfuzzer", "--sanitizer", sanitizer]
+    target = target_of(name)
     subprocess.run(base + ["build", *common, target], cwd=dst, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     corpus = os.path.join(dst, "target", "mistake-corpus")
     shutil.rmtree(corpus, ignore_errors=True)
     os.makedirs(corpus)
     if seeds:
-        shutil.copytree(os.path.join(dst, "corpus", target), corpus, dirs_exist_ok=True)
+        seeds_dir = os.path.join(dst, "corpus", target)
+        if not os.path.isdir(seeds_dir):
+            seeds_dir = os.path.join(dst, "corpus", "pagetable")
+        shutil.copytree(seeds_dir, corpus, dirs_exist_ok=True)
     art = os.path.join(dst, "target", "mistake-artifacts") + "/"
     os.makedirs(art, exist_ok=True)
     cmd = ["taskset", "-c", str(core), *base, "run", *common, target, corpus, "--",
@@ -158,7 +175,7 @@ def main():
         plant(dst, name)
         found, took, why, execs = fuzz(dst, name, a.seconds, a.sanitizer, a.core, not a.no_seeds)
         verdict = f"caught in {took:.1f} s" if found else f"NOT caught in {a.seconds} s"
-        print(f"{name:20} {verdict:>22}  execs={execs}  ({MISTAKES[name][3]})\n    {why}", flush=True)
+        print(f"{name:20} {verdict:>22}  execs={execs}  [{target_of(name)}] ({MISTAKES[name][3]})\n    {why}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 
 pub mod divergence;
 pub mod ioasid;
+pub mod qemu;
 pub mod model;
 pub mod tlb;
 pub mod walker;

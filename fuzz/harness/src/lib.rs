@@ -7,6 +7,7 @@ pub mod exec;
 pub mod input;
 pub mod ioasid;
 pub mod outcome;
+pub mod qemu;
 pub mod replay;
 pub mod run;
 pub mod trace;

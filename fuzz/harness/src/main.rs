@@ -40,6 +40,13 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Replay traces against engine, model and QEMU's SMMUv3 (qemu-images/install-qemu.sh
+    /// installs it); prints each probe's outcome, PASS/FAIL per file, non-zero exit if any
+    /// file fails. Known QEMU deviations are printed, not failures.
+    Qemu {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Decode raw fuzzer files (libFuzzer/AFL crashes or corpus entries), execute them and
     /// print their traces; non-zero exit if any file does not decode or fails.
     Print {
@@ -62,6 +69,7 @@ fn main() -> anyhow::Result<ExitCode> {
             println!("report: {}", out.join("report.html").display());
             report.crashes.len()
         }
+        Cmd::Qemu { files } => ptfuzz_harness::qemu::replay_qemu_files(&files, &mut std::io::stdout().lock())?,
         Cmd::Print { target, files } => {
             let print = if target == "ioasid" { print_ioasid_files } else { print_files };
             print(&files, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?

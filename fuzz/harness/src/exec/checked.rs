@@ -136,6 +136,7 @@ impl CheckedDomain {
                 guarded("engine", || e.sync_all())?;
                 (Outcome::Done, Outcome::Done)
             }
+            Command::Attach { .. } => (Outcome::Done, Outcome::Done),
             Command::Domain { .. } => unreachable!("domain lines create, they are not applied"),
             Command::Ioasid(_) => unreachable!("ioasid commands run on CheckedIoasid"),
         })
@@ -163,7 +164,9 @@ impl CheckedDomain {
             // The whole structure is walked after a clear and at the end of every input;
             // grace, sync and fail_nth touch no mapping (TLB and counters were checked).
             Command::Clear { .. } => return self.check_all(),
-            Command::Grace { .. } | Command::Sync { .. } | Command::FailNth { .. } => return Ok(()),
+            Command::Grace { .. } | Command::Sync { .. } | Command::FailNth { .. } | Command::Attach { .. } => {
+                return Ok(())
+            }
             Command::Domain { .. } | Command::Ioasid(_) => return Ok(()),
         };
         let g = self.engine.config().granule.size();

@@ -64,6 +64,9 @@ pub enum Command {
     Sync { dom: String },
     /// An `ioasid.*` command (IOASID allocation and PASID binding).
     Ioasid(IoasidCommand),
+    /// Point the QEMU oracle's SMMU stream at this domain, nested over `nest` (stage 1 then
+    /// stage 2); engine and model do nothing. See docs/QEMU.md.
+    Attach { dom: String, nest: Option<String> },
 }
 
 impl Command {
@@ -79,6 +82,7 @@ impl Command {
             Command::Clear { .. } => "clear",
             Command::Sync { .. } => "sync",
             Command::Ioasid(c) => c.word(),
+            Command::Attach { .. } => "attach",
         }
     }
 
@@ -92,7 +96,8 @@ impl Command {
             | Command::Grace { dom: d }
             | Command::FailNth { dom: d, .. }
             | Command::Clear { dom: d }
-            | Command::Sync { dom: d } => d,
+            | Command::Sync { dom: d }
+            | Command::Attach { dom: d, .. } => d,
             Command::Ioasid(c) => c.domain(),
         }
     }

@@ -105,6 +105,7 @@ pub fn parse(file: &str, text: &str) -> Result<Trace, ParseError> {
             "fail_nth" => "fail_nth",
             "clear" => "clear",
             "sync" => "sync",
+            "attach" => "attach",
             w => match super::ioasid::WORDS.iter().find(|x| **x == w) {
                 Some(x) => x,
                 None => return Err(err(None, ParseErrorKind::UnknownCommand(w.into()))),
@@ -215,6 +216,16 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
                 dom,
                 iova: a.num("iova")?,
             }
+        }
+        "attach" => {
+            let a = Args::new(rest, &[], &["nest"])?;
+            let nest = a.opt("nest").map(str::to_string);
+            if let Some(n) = &nest {
+                if !declared.contains(n) {
+                    return Err(ParseErrorKind::UndeclaredDomain(n.clone()));
+                }
+            }
+            Command::Attach { dom, nest }
         }
         "fail_nth" => Command::FailNth {
             n: Args::new(rest, &["n"], &[])?.num("n")?,

@@ -73,6 +73,8 @@ impl fmt::Display for Command {
             }
             Command::Lookup { dom, iova } => write!(f, "lookup {dom} iova={}", Hex(*iova)),
             Command::FailNth { dom, n } => write!(f, "fail_nth {dom} n={n}"),
+            Command::Attach { dom, nest: None } => write!(f, "attach {dom}"),
+            Command::Attach { dom, nest: Some(n) } => write!(f, "attach {dom} nest={n}"),
             Command::Grace { dom } | Command::Clear { dom } | Command::Sync { dom } => {
                 write!(f, "{} {dom}", self.word())
             }

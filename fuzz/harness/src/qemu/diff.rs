@@ -1,0 +1,324 @@
+//! Commands run on engine and model as everywhere else, and after each one the attached
+//! stream is re-checked in QEMU: the changed table bytes uploaded, the op's flushes
+//! forwarded as SMMU commands, and DMA probes compared with the model's prediction.
+
+use std::collections::BTreeMap;
+
+use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, FlushLog};
+use ptfuzz_oracles::qemu::oracle::{Attach, OracleError, ProbeReport, QemuOracle, Verdict, Which};
+use ptfuzz_oracles::qemu::probe;
+use ptfuzz_oracles::{Divergence, Model};
+
+use crate::exec::checked::guarded;
+use crate::outcome::Outcome;
+use crate::replay::FailureKind;
+use crate::trace::Command;
+
+/// Probes after each op: at most this many (one DMA round on 16 devices), of which this
+/// many are live mappings away from the op's range.
+pub const MAX_PROBES: usize = 12;
+pub const LIVE_PROBES: usize = 4;
+
+struct Pair {
+    cfg: DomainConfig,
+    engine: Domain<FlushLog>,
+    model: Model,
+}
+
+/// Why a command could not be judged.
+#[derive(Debug)]
+pub enum Stop {
+    /// Engine and model, or QEMU and the model, disagree (the message names the op).
+    Failure(FailureKind),
+    /// QEMU could not be used (died, hung, or cannot translate this configuration).
+    Oracle(OracleError),
+}
+
+impl From<OracleError> for Stop {
+    fn from(e: OracleError) -> Self {
+        Stop::Oracle(e)
+    }
+}
+
+/// The domains of one input or trace, and the stream they are attached to in QEMU.
+pub struct QemuDiff<'q> {
+    oracle: &'q mut QemuOracle,
+    domains: BTreeMap<String, Pair>,
+    /// Attached: the first stage's domain, and the stage-2 domain of a nested stream.
+    attached: Option<(String, Option<String>)>,
+    ops: usize,
+    /// Every probe so far, in order.
+    pub reports: Vec<ProbeReport>,
+    /// Drop the engine's flush requests instead of forwarding them: what an engine that
+    /// forgets to invalidate looks like to QEMU (tests of the oracle itself).
+    pub drop_flushes: bool,
+}
+
+/// Where a nested stream's context descriptor lives: the first granule of RAM, below the
+/// stage-1 tables (which then start one granule-aligned 64 KiB later), mapped IPA = PA.
+pub const NESTED_CD_IPA: u64 = 0x4000_0000;
+
+fn granting_hooks() -> CustomAllocator {
+    CustomAllocator {
+        alloc: Some(Box::new(|_, _| true)),
+        free: Some(Box::new(|_, _, _| {})),
+        cookie: 0xc0de,
+    }
+}
+
+impl<'q> QemuDiff<'q> {
+    /// Starts from a clean QEMU state (nothing attached, everything invalidated).
+    pub fn new(oracle: &'q mut QemuOracle) -> Result<Self, OracleError> {
+        oracle.reset()?;
+        Ok(QemuDiff {
+            oracle,
+            domains: BTreeMap::new(),
+            attached: None,
+            ops: 0,
+            reports: Vec::new(),
+            drop_flushes: false,
+        })
+    }
+
+    /// Creates a domain; the first one created is attached alone.
+    pub fn create(
+        &mut self,
+        name: &str,
+        cfg: &DomainConfig,
+        custom_alloc: bool,
+    ) -> Result<Outcome, Stop> {
+        let engine =
+            Domain::with_flush(*cfg, FlushLog::default(), custom_alloc.then(granting_hooks));
+        let model = Model::new(cfg);
+        let (engine, model) = match (engine, model) {
+            (Ok(e), Ok(m)) => (e, m),
+            (Err(_), Err(_)) => return Ok(Outcome::Domain(Err(ptfuzz_engine::ErrorKind::Inval))),
+            (e, m) => {
+                return Err(Stop::Failure(FailureKind::Divergence {
+                    engine: Outcome::Domain(e.map(|_| ()).map_err(|c| c.kind())),
+                    model: Outcome::Domain(m.map(|_| ())),
+                    expected: None,
+                }))
+            }
+        };
+        self.domains.insert(
+            name.to_string(),
+            Pair {
+                cfg: *cfg,
+                engine,
+                model,
+            },
+        );
+        if self.attached.is_none() {
+            self.attach(name, None)?;
+        }
+        Ok(Outcome::Domain(Ok(())))
+    }
+
+    /// Points the stream at `first` (nested over `second`), uploads their tables and starts
+    /// from an empty IOTLB.
+    pub fn attach(&mut self, first: &str, second: Option<&str>) -> Result<(), Stop> {
+        let get = |n: &str| {
+            self.domains.get(n).ok_or_else(|| {
+                Stop::Oracle(OracleError::Unsupported(format!("domain {n} was refused")))
+            })
+        };
+        let p1 = get(first)?;
+        let a1 = Attach {
+            cfg: &p1.cfg,
+            rules: p1.model.rules(),
+            root: p1.engine.root(),
+        };
+        let a2 = match second {
+            Some(n) => {
+                let p2 = get(n)?;
+                Some((
+                    Attach {
+                        cfg: &p2.cfg,
+                        rules: p2.model.rules(),
+                        root: p2.engine.root(),
+                    },
+                    NESTED_CD_IPA,
+                ))
+            }
+            None => None,
+        };
+        self.oracle.attach(a1, a2)?;
+        self.attached = Some((first.to_string(), second.map(str::to_string)));
+        self.oracle
+            .upload(Which::First, self.domains[first].engine.mem())?;
+        if let Some(n) = second {
+            self.oracle
+                .upload(Which::Second, self.domains[n].engine.mem())?;
+        }
+        self.oracle
+            .qemu()
+            .invalidate_all()
+            .map_err(OracleError::from)?;
+        Ok(())
+    }
+
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.domains.get(name).map(|p| &p.model)
+    }
+
+    /// Runs one op command on engine and model, compares, then checks QEMU.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Outcome, Stop> {
+        let op = self.ops;
+        self.ops += 1;
+        let name = cmd.domain().to_string();
+        let Some(p) = self.domains.get_mut(&name) else {
+            return Err(Stop::Failure(FailureKind::Undeclared(name)));
+        };
+        let (e, m) = (&mut p.engine, &mut p.model);
+        let (eo, mo) = match *cmd {
+            Command::Map {
+                iova,
+                pa,
+                pgsize,
+                count,
+                prot,
+                ..
+            } => (
+                Outcome::Map(
+                    guarded("engine", || e.map(iova, pa, pgsize, count, prot))
+                        .map_err(Stop::Failure)?,
+                ),
+                Outcome::Map(
+                    guarded("model", || m.map(iova, pa, pgsize, count, prot))
+                        .map_err(Stop::Failure)?,
+                ),
+            ),
+            Command::Unmap {
+                iova,
+                pgsize,
+                count,
+                ..
+            } => (
+                Outcome::Unmap(
+                    guarded("engine", || e.unmap(iova, pgsize, count)).map_err(Stop::Failure)?,
+                ),
+                Outcome::Unmap(
+                    guarded("model", || m.unmap(iova, pgsize, count)).map_err(Stop::Failure)?,
+                ),
+            ),
+            Command::Lookup { iova, .. } => (
+                Outcome::Lookup(e.lookup(iova)),
+                Outcome::Lookup(m.lookup(iova)),
+            ),
+            Command::Grace { .. } => {
+                e.grace_period();
+                m.grace_period();
+                (Outcome::Done, Outcome::Done)
+            }
+            Command::FailNth { n, .. } => {
+                e.fail_nth_alloc(Some(n));
+                m.fail_nth(Some(n));
+                (Outcome::Done, Outcome::Done)
+            }
+            Command::Clear { .. } => {
+                e.clear();
+                m.clear();
+                (Outcome::Done, Outcome::Done)
+            }
+            Command::Sync { .. } => {
+                e.sync_all();
+                (Outcome::Done, Outcome::Done)
+            }
+            Command::Attach { ref nest, .. } => {
+                self.attach(&name, nest.as_deref())?;
+                return Ok(Outcome::Done);
+            }
+            Command::Domain { .. } => unreachable!("domain lines create, they are not applied"),
+            Command::Ioasid(_) => unreachable!("ioasid commands are refused before the QEMU oracle"),
+        };
+        if eo != mo {
+            return Err(Stop::Failure(FailureKind::Divergence {
+                engine: eo,
+                model: mo,
+                expected: None,
+            }));
+        }
+        let flushes = std::mem::take(&mut p.engine.flush_ops_mut().events);
+        let which = match &self.attached {
+            Some((f, _)) if *f == name => Which::First,
+            Some((_, Some(s))) if *s == name => Which::Second,
+            _ => return Ok(eo),
+        };
+        self.oracle
+            .upload(which, self.domains[&name].engine.mem())?;
+        if !self.drop_flushes {
+            self.oracle.forward(which, &flushes)?;
+        }
+        self.probe(op, cmd, which)?;
+        Ok(eo)
+    }
+
+    /// Probes the op's range (for the first stage) and live mappings of the stream.
+    fn probe(&mut self, op: usize, cmd: &Command, which: Which) -> Result<(), Stop> {
+        let Some((first, second)) = self.attached.clone() else {
+            return Ok(());
+        };
+        let p1 = &self.domains[&first];
+        let g = p1.cfg.granule.size();
+        let ias_end = 1u64 << p1.cfg.ias;
+        let (lo, hi) = match (cmd, which) {
+            (
+                &Command::Map {
+                    iova,
+                    pgsize,
+                    count,
+                    ..
+                }
+                | &Command::Unmap {
+                    iova,
+                    pgsize,
+                    count,
+                    ..
+                },
+                Which::First,
+            ) => {
+                let end = pgsize
+                    .checked_mul(count.min(1 << 20))
+                    .and_then(|s| iova.checked_add(s));
+                (iova.min(ias_end), end.map_or(ias_end, |e| e.min(ias_end)))
+            }
+            (&Command::Lookup { iova, .. }, Which::First) => {
+                (iova.min(ias_end), iova.saturating_add(1).min(ias_end))
+            }
+            _ => (0, 0),
+        };
+        // Ops that change no mapping and no table byte the device sees get fewer probes: a
+        // lookup its own address, fail_nth none.
+        let live = match cmd {
+            Command::FailNth { .. } => return Ok(()),
+            Command::Lookup { .. } => 0,
+            _ => LIVE_PROBES,
+        };
+        let cached = self.oracle.cached_in(lo, hi, MAX_PROBES / 2);
+        let probes = probe::select(
+            &p1.model,
+            g,
+            ias_end,
+            op,
+            (lo, hi),
+            &cached,
+            live,
+            MAX_PROBES,
+        );
+        let m2 = second.as_ref().map(|s| &self.domains[s].model);
+        let reports = self.oracle.probe(op, &probes, &p1.model, m2)?;
+        let bad = reports
+            .iter()
+            .find(|r| matches!(r.verdict, Verdict::Stale | Verdict::Mismatch))
+            .copied();
+        self.reports.extend(reports);
+        match bad {
+            Some(r) => Err(Stop::Failure(FailureKind::Oracle(Divergence::new(
+                "qemu",
+                r.to_string(),
+            )))),
+            None => Ok(()),
+        }
+    }
+}

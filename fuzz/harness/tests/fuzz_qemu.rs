@@ -1,0 +1,9 @@
+//! The `qemu_diff` target under plain `cargo test` (bolero): random inputs for a bounded
+//! time against one QEMU (installed by qemu-images/install-qemu.sh when missing; where that
+//! fails, the test fails naming the script).
+
+#[test]
+fn qemu_diff() {
+    ptfuzz_oracles::qemu::driver::install::ensure_installed().unwrap_or_else(|e| panic!("{e}"));
+    bolero::check!().for_each(|data: &[u8]| ptfuzz_harness::qemu::run_qemu_bytes(data));
+}
