@@ -11,7 +11,7 @@
 cd "$SRC/ptfuzz"
 FUZZ_DIR=fuzz/libfuzzer
 # qemu_diff is left out: it needs qemu-system-aarch64, which the runner image lacks.
-TARGETS="pagetable"
+TARGETS="pagetable ioasid prealloc"
 TRIPLE=x86_64-unknown-linux-gnu
 # A target dir of our own under $WORK, so a local run never mixes with the developer's builds.
 TARGET_DIR=${WORK}/cargo-fuzz-target

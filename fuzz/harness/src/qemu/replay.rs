@@ -44,6 +44,12 @@ pub fn replay_qemu(
                 diff.create(name, cfg, *custom_alloc)
                     .map(|o| (o, Some(tl.expect.unwrap_or(ok))))
             }
+            // PASIDs do not reach the QEMU stream (one context descriptor per stream).
+            Command::Ioasid(_) => {
+                return Err(at(
+                    "not run against QEMU; replay IOASID traces with `ptfuzz replay`".into(),
+                ))
+            }
             cmd => {
                 stats.ops += 1;
                 diff.apply(cmd).map(|o| (o, tl.expect))
