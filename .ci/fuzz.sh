@@ -121,6 +121,8 @@ libfuzzer_build() {   # every target in one build
 
 libfuzzer_run() {   # target
   local TARGET=$1 SEEDS=corpus/$1
+  # qemu_diff decodes the pagetable op language: it starts from the pagetable seeds.
+  [ "$TARGET" = qemu_diff ] && SEEDS=corpus/pagetable
   local corpus=$SCRATCH/libfuzzer/corpus/$TARGET art=$SCRATCH/libfuzzer/artifacts/$TARGET
   local log=$SCRATCH/libfuzzer/$TARGET.log
   rm -rf "$corpus" "$art"
