@@ -161,6 +161,7 @@ fn deviations_explain_only_their_own_shape() {
     let priv_page = ProbeFacts {
         s1_privileged: true,
         unchecked_pa: Some(0x5000_0000),
+        if_ap1_ignored: Some(Expected::Pa(0x5000_0000)),
         ..Default::default()
     };
     assert_eq!(

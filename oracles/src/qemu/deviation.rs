@@ -42,7 +42,8 @@ pub const TABLE: &[Row] = &[
         deviation: Some(Deviation::Ap1Ignored),
         id: "ap1-ignored",
         what: "AP[1] ignored: a privileged-only (prot p) stage-1 page translates for DMA",
-        handling: "a probe of a `p` page that translates is reported as this deviation",
+        handling: "a probe of a `p` page that ends where an SMMU ignoring AP[1] would take it \
+                   (the page, or the next stage's result) is reported as this deviation",
         trace: Some("ap1-ignored.trace"),
     },
     Row {
@@ -95,6 +96,8 @@ pub struct ProbeFacts {
     pub s2_concatenated_beyond_first: bool,
     /// Where the access would go if no permission were checked (mapped in every stage).
     pub unchecked_pa: Option<u64>,
+    /// The prediction of an SMMU that ignores stage-1 AP[1] (for privileged-only leaves).
+    pub if_ap1_ignored: Option<Expected>,
 }
 
 /// The known deviation that explains `observed` differing from `expected`, if any.
@@ -103,11 +106,17 @@ pub fn explain(expected: &Expected, observed: &Observed, facts: &ProbeFacts) -> 
         return Some(Deviation::ConcatenatedS2Root);
     }
     match (expected, observed) {
-        (Expected::Fault(f), Observed::Reached(pa))
+        (Expected::Fault(f), observed)
             if f.kind == FaultKind::Permission
                 && !f.stage2
                 && facts.s1_privileged
-                && facts.unchecked_pa == Some(*pa) =>
+                && facts
+                    .if_ap1_ignored
+                    .is_some_and(|alt| match (alt, observed) {
+                        (Expected::Pa(a), Observed::Reached(b)) => a == *b,
+                        (Expected::Fault(a), Observed::Fault(b)) => a == *b,
+                        _ => false,
+                    }) =>
         {
             Some(Deviation::Ap1Ignored)
         }

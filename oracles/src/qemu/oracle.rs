@@ -15,7 +15,7 @@ use ptfuzz_engine::{DomainConfig, FlushEvent, PhysMem};
 use super::deviation::{explain, Deviation, ProbeFacts};
 use super::driver::{Dma, DmaDir, Qemu, QemuError, SmmuCommand, StreamConfig};
 use super::observed::{decode, tag_of, Observed, WRITE_TAG};
-use super::predict::{predict, Access, Expected, Stage};
+use super::predict::{predict, predict_ignoring_ap1, Access, Expected, Stage};
 use super::probe::{Probe, PROBE_BYTES};
 use super::stream::{self, concatenated_table, Unsupported};
 use super::tlbi::{commands, Role};
@@ -347,6 +347,7 @@ impl QemuOracle {
                     .zip(s2_input)
                     .is_some_and(|(r, a)| concatenated_table(&r, a) > 0),
                 unchecked_pa: unchecked,
+                if_ap1_ignored: Some(predict_ignoring_ap1(s1, s2, p.iova, p.access)),
             };
             // Tag where the access should go; for a fault, where it would go without
             // permission checks, or where QEMU last reached for this page (a stale hit).

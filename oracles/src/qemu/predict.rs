@@ -144,7 +144,7 @@ pub struct Stage<'a> {
 }
 
 impl Stage<'_> {
-    fn translate(&self, addr: u64, access: Access) -> Result<(u64, Prot), Fault> {
+    fn translate(&self, addr: u64, access: Access, ignore_ap1: bool) -> Result<(u64, Prot), Fault> {
         let fault = |kind| Fault {
             kind,
             stage2: self.stage2,
@@ -155,6 +155,11 @@ impl Stage<'_> {
             .ok_or(fault(FaultKind::Translation))?;
         let allowed = if self.stage2 {
             stage2_allows(prot, access)
+        } else if ignore_ap1 {
+            stage1_allows(
+                Prot::from_bits_truncate(prot.bits() & !Prot::PRIV.bits()),
+                access,
+            )
         } else {
             stage1_allows(prot, access)
         };
@@ -168,10 +173,31 @@ impl Stage<'_> {
 /// The prediction for `access` at `iova` through `first` and, for a nested stream, then
 /// through `second` (the stage-2 domain translating the stage-1 output).
 pub fn predict(first: Stage<'_>, second: Option<Stage<'_>>, iova: u64, access: Access) -> Expected {
+    predict_with(first, second, iova, access, false)
+}
+
+/// The prediction of an SMMU that ignores stage-1 AP[1] (as QEMU does): what a
+/// privileged-only leaf then gives, for telling that deviation apart.
+pub fn predict_ignoring_ap1(
+    first: Stage<'_>,
+    second: Option<Stage<'_>>,
+    iova: u64,
+    access: Access,
+) -> Expected {
+    predict_with(first, second, iova, access, true)
+}
+
+fn predict_with(
+    first: Stage<'_>,
+    second: Option<Stage<'_>>,
+    iova: u64,
+    access: Access,
+    ignore_ap1: bool,
+) -> Expected {
     let out = first
-        .translate(iova, access)
+        .translate(iova, access, ignore_ap1)
         .and_then(|(ipa, _)| match second {
-            Some(s2) => s2.translate(ipa, access).map(|(pa, _)| pa),
+            Some(s2) => s2.translate(ipa, access, false).map(|(pa, _)| pa),
             None => Ok(ipa),
         });
     match out {

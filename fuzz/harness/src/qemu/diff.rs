@@ -229,25 +229,53 @@ impl<'q> QemuDiff<'q> {
                 self.attach(&name, nest.as_deref())?;
                 return Ok(Outcome::Done);
             }
-            Command::JobPrepare { job, iova, size, .. } => (
-                Outcome::Prepare(guarded("engine", || e.job_prepare(job, iova, size)).map_err(Stop::Failure)?),
-                Outcome::Prepare(guarded("model", || m.job_prepare(job, iova, size)).map_err(Stop::Failure)?),
+            Command::JobPrepare {
+                job, iova, size, ..
+            } => (
+                Outcome::Prepare(
+                    guarded("engine", || e.job_prepare(job, iova, size)).map_err(Stop::Failure)?,
+                ),
+                Outcome::Prepare(
+                    guarded("model", || m.job_prepare(job, iova, size)).map_err(Stop::Failure)?,
+                ),
             ),
-            Command::JobRun { job, iova, pa, pgsize, count, prot, .. } => (
-                Outcome::Map(guarded("engine", || e.job_run(job, iova, pa, pgsize, count, prot)).map_err(Stop::Failure)?),
-                Outcome::Map(guarded("model", || m.job_run(job, iova, pa, pgsize, count, prot)).map_err(Stop::Failure)?),
+            Command::JobRun {
+                job,
+                iova,
+                pa,
+                pgsize,
+                count,
+                prot,
+                ..
+            } => (
+                Outcome::Map(
+                    guarded("engine", || e.job_run(job, iova, pa, pgsize, count, prot))
+                        .map_err(Stop::Failure)?,
+                ),
+                Outcome::Map(
+                    guarded("model", || m.job_run(job, iova, pa, pgsize, count, prot))
+                        .map_err(Stop::Failure)?,
+                ),
             ),
             Command::JobCleanup { job, .. } => (
                 Outcome::Cleanup(guarded("engine", || e.job_cleanup(job)).map_err(Stop::Failure)?),
                 Outcome::Cleanup(guarded("model", || m.job_cleanup(job)).map_err(Stop::Failure)?),
             ),
             Command::Reserve { iova, size, .. } => (
-                Outcome::Reserve(guarded("engine", || e.reserve_va(iova, size)).map_err(Stop::Failure)?),
-                Outcome::Reserve(guarded("model", || m.reserve_va(iova, size)).map_err(Stop::Failure)?),
+                Outcome::Reserve(
+                    guarded("engine", || e.reserve_va(iova, size)).map_err(Stop::Failure)?,
+                ),
+                Outcome::Reserve(
+                    guarded("model", || m.reserve_va(iova, size)).map_err(Stop::Failure)?,
+                ),
             ),
             Command::Unreserve { iova, size, .. } => (
-                Outcome::Unreserve(guarded("engine", || e.unreserve_va(iova, size)).map_err(Stop::Failure)?),
-                Outcome::Unreserve(guarded("model", || m.unreserve_va(iova, size)).map_err(Stop::Failure)?),
+                Outcome::Unreserve(
+                    guarded("engine", || e.unreserve_va(iova, size)).map_err(Stop::Failure)?,
+                ),
+                Outcome::Unreserve(
+                    guarded("model", || m.unreserve_va(iova, size)).map_err(Stop::Failure)?,
+                ),
             ),
             Command::Ioasid(_) => {
                 return Err(Stop::Oracle(OracleError::Unsupported(

@@ -9,7 +9,7 @@ use ptfuzz_oracles::qemu::oracle::{OracleError, QemuOracle};
 use ptfuzz_oracles::qemu::stream::QEMU_OAS;
 use ptfuzz_oracles::Model;
 
-use super::diff::{QemuDiff, Stop};
+use super::diff::{QemuDiff, Stop, NESTED_CD_IPA};
 use super::session;
 use crate::input::{resolve_config, ConfigChoice, Input, Pools, Resolver, MAX_OPS};
 use crate::outcome::Outcome;
@@ -36,6 +36,58 @@ pub fn resolve_qemu_config(c: &ConfigChoice) -> (DomainConfig, bool) {
         cfg = DomainConfig::new(FormatKind::Arm64S1, Granule::G4K, 48, 48);
     }
     (cfg, custom)
+}
+
+/// Where a nested input's stage-1 tables start (above the CD page at RAM base, which
+/// [`NESTED_CD_IPA`] names) and where its stage-2 tables live.
+pub const NESTED_S1_BASE: u64 = 0x4010_0000;
+pub const NESTED_S2_BASE: u64 = 0x4800_0000;
+
+/// For `qemu_diff`, the choices that would resolve to arm32-lpae-s2 (which QEMU cannot walk)
+/// build a nested stream instead: the op language drives a stage-1 domain `d0` (granule and
+/// IAS from the choice, tables at [`NESTED_S1_BASE`]) whose output goes through a fixed
+/// stage-2 domain `d1` (4K, IPA 39 bits, one root table). Decoding is unchanged.
+pub fn nested_configs(c: &ConfigChoice) -> Option<(DomainConfig, DomainConfig)> {
+    if FormatKind::ALL[c.format as usize % FormatKind::ALL.len()] != FormatKind::Arm32LpaeS2 {
+        return None;
+    }
+    let (base, _) = resolve_config(c);
+    let mut s1 = DomainConfig::new(
+        FormatKind::Arm64S1,
+        Granule::ALL[c.granule as usize % 3],
+        base.ias,
+        40,
+    );
+    s1.coherent = c.coherent;
+    s1.phys_base = NESTED_S1_BASE;
+    let mut s2 = DomainConfig::new(FormatKind::Arm64S2, Granule::G4K, 39, 44);
+    s2.phys_base = NESTED_S2_BASE;
+    Some((s1, s2))
+}
+
+/// The stage-2 mappings of a nested input, then the attach: IPA = PA for RAM below the data
+/// window (the CD and the stage-1 tables), and the two halves of the data window swapped, so
+/// a stage-2 that is skipped or wrong shows.
+fn nested_setup(window: &Range<u64>) -> Vec<Command> {
+    let block = 2 << 20;
+    let half = (window.end - window.start) / 2 & !(block - 1);
+    let map = |iova: u64, pa: u64, bytes: u64| Command::Map {
+        dom: "d1".into(),
+        iova,
+        pa,
+        pgsize: block,
+        count: bytes / block,
+        prot: ptfuzz_engine::Prot::RW,
+    };
+    vec![
+        map(NESTED_CD_IPA, NESTED_CD_IPA, window.start - NESTED_CD_IPA),
+        map(window.start, window.start + half, half),
+        map(window.start + half, window.start, half),
+        Command::Attach {
+            dom: "d0".into(),
+            nest: Some("d1".into()),
+        },
+    ]
 }
 
 /// Moves a map's output address into the data window (same offset modulo the window,
@@ -75,27 +127,53 @@ pub enum QemuStop {
 
 /// Runs `input` against engine, model and QEMU; returns the trace it produced.
 pub fn execute_qemu(oracle: &mut QemuOracle, input: &Input) -> Result<Trace, QemuStop> {
-    let (cfg, custom_alloc) = resolve_qemu_config(&input.config);
+    let nested = nested_configs(&input.config);
+    let (cfg, custom_alloc) = match nested {
+        Some((s1, _)) => (s1, false),
+        None => resolve_qemu_config(&input.config),
+    };
     let dom = "d0".to_string();
     let mut trace = Trace::default();
-    trace.lines.push(TraceLine {
-        line: 1,
-        command: Command::Domain {
-            name: dom.clone(),
-            cfg,
-            custom_alloc,
-        },
-        expect: None,
-    });
     let window = oracle.data_window();
+    let mut setup = vec![Command::Domain {
+        name: dom.clone(),
+        cfg,
+        custom_alloc,
+    }];
+    if let Some((_, s2)) = nested {
+        setup.push(Command::Domain {
+            name: "d1".into(),
+            cfg: s2,
+            custom_alloc: false,
+        });
+        setup.extend(nested_setup(&window));
+    }
     let mut diff = QemuDiff::new(oracle).map_err(|e| QemuStop::Oracle(e, trace.clone()))?;
-    match diff.create(&dom, &cfg, custom_alloc) {
-        Ok(Outcome::Domain(Ok(()))) => {}
-        Ok(o) => panic!("resolved QEMU configuration refused by both sides ({o}): {cfg:?}"),
-        Err(Stop::Failure(kind)) => {
-            return Err(QemuStop::Crash(Box::new(Crash { op: 0, kind, trace })))
+    for command in setup {
+        let r = match &command {
+            Command::Domain {
+                name,
+                cfg,
+                custom_alloc,
+            } => diff.create(name, cfg, *custom_alloc),
+            c => diff.apply(c),
+        };
+        let line = trace.lines.len() + 1;
+        trace.lines.push(TraceLine {
+            line,
+            command,
+            expect: None,
+        });
+        match r {
+            Ok(Outcome::Domain(Err(_))) => {
+                panic!("resolved QEMU configuration refused by both sides: {trace}")
+            }
+            Ok(o) => trace.lines.last_mut().expect("pushed").expect = Some(o.facts()),
+            Err(Stop::Failure(kind)) => {
+                return Err(QemuStop::Crash(Box::new(Crash { op: 0, kind, trace })))
+            }
+            Err(Stop::Oracle(e)) => return Err(QemuStop::Oracle(e, trace)),
         }
-        Err(Stop::Oracle(e)) => return Err(QemuStop::Oracle(e, trace)),
     }
     let pools = Pools::new(diff.model(&dom).expect("created"));
     let resolver = Resolver {
