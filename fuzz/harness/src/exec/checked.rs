@@ -172,63 +172,11 @@ impl CheckedDomain {
     }
 
     fn run_both(&mut self, cmd: &Command) -> Result<(Outcome, Outcome), FailureKind> {
-        let (e, m) = (&mut self.engine, &mut self.model);
-        Ok(match *cmd {
-            Command::Map { iova, pa, pgsize, count, prot, .. } => (
-                Outcome::Map(guarded("engine", || e.map(iova, pa, pgsize, count, prot))?),
-                Outcome::Map(guarded("model", || m.map(iova, pa, pgsize, count, prot))?),
-            ),
-            Command::Unmap { iova, pgsize, count, .. } => (
-                Outcome::Unmap(guarded("engine", || e.unmap(iova, pgsize, count))?),
-                Outcome::Unmap(guarded("model", || m.unmap(iova, pgsize, count))?),
-            ),
-            Command::Lookup { iova, .. } => (
-                Outcome::Lookup(guarded("engine", || e.lookup(iova))?),
-                Outcome::Lookup(guarded("model", || m.lookup(iova))?),
-            ),
-            Command::Grace { .. } => {
-                guarded("engine", || e.grace_period())?;
-                guarded("model", || m.grace_period())?;
-                (Outcome::Done, Outcome::Done)
-            }
-            Command::FailNth { n, .. } => {
-                guarded("engine", || e.fail_nth_alloc(Some(n)))?;
-                guarded("model", || m.fail_nth(Some(n)))?;
-                (Outcome::Done, Outcome::Done)
-            }
-            Command::Clear { .. } => {
-                guarded("engine", || e.clear())?;
-                guarded("model", || m.clear())?;
-                (Outcome::Done, Outcome::Done)
-            }
-            Command::Sync { .. } => {
-                guarded("engine", || e.sync_all())?;
-                (Outcome::Done, Outcome::Done)
-            }
-            Command::Attach { .. } => (Outcome::Done, Outcome::Done),
-            Command::JobPrepare { job, iova, size, .. } => (
-                Outcome::Prepare(guarded("engine", || e.job_prepare(job, iova, size))?),
-                Outcome::Prepare(guarded("model", || m.job_prepare(job, iova, size))?),
-            ),
-            Command::JobRun { job, iova, pa, pgsize, count, prot, .. } => (
-                Outcome::Map(guarded("engine", || e.job_run(job, iova, pa, pgsize, count, prot))?),
-                Outcome::Map(guarded("model", || m.job_run(job, iova, pa, pgsize, count, prot))?),
-            ),
-            Command::JobCleanup { job, .. } => (
-                Outcome::Cleanup(guarded("engine", || e.job_cleanup(job))?),
-                Outcome::Cleanup(guarded("model", || m.job_cleanup(job))?),
-            ),
-            Command::Reserve { iova, size, .. } => (
-                Outcome::Reserve(guarded("engine", || e.reserve_va(iova, size))?),
-                Outcome::Reserve(guarded("model", || m.reserve_va(iova, size))?),
-            ),
-            Command::Unreserve { iova, size, .. } => (
-                Outcome::Unreserve(guarded("engine", || e.unreserve_va(iova, size))?),
-                Outcome::Unreserve(guarded("model", || m.unreserve_va(iova, size))?),
-            ),
-            Command::Domain { .. } => unreachable!("domain lines create, they are not applied"),
+        match cmd {
+            Command::Attach { .. } => Ok((Outcome::Done, Outcome::Done)),
             Command::Ioasid(_) => unreachable!("ioasid commands run on CheckedIoasid"),
-        })
+            cmd => super::op::run_op(&mut self.engine, &mut self.model, cmd),
+        }
     }
 
     /// The oracles after one command: the range it touched (plus neighbours) through the

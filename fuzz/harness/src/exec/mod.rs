@@ -4,6 +4,7 @@
 
 pub(crate) mod checked;
 pub mod ioasid;
+pub(crate) mod op;
 
 pub use checked::{CheckedDomain, Created};
 pub use ioasid::CheckedIoasid;

@@ -9,7 +9,7 @@ use ptfuzz_oracles::qemu::oracle::{Attach, OracleError, ProbeReport, QemuOracle,
 use ptfuzz_oracles::qemu::probe;
 use ptfuzz_oracles::{Divergence, Model};
 
-use crate::exec::checked::guarded;
+use crate::exec::op::run_op;
 use crate::outcome::Outcome;
 use crate::replay::FailureKind;
 use crate::trace::Command;
@@ -170,119 +170,17 @@ impl<'q> QemuDiff<'q> {
         let Some(p) = self.domains.get_mut(&name) else {
             return Err(Stop::Failure(FailureKind::Undeclared(name)));
         };
-        let (e, m) = (&mut p.engine, &mut p.model);
-        let (eo, mo) = match *cmd {
-            Command::Map {
-                iova,
-                pa,
-                pgsize,
-                count,
-                prot,
-                ..
-            } => (
-                Outcome::Map(
-                    guarded("engine", || e.map(iova, pa, pgsize, count, prot))
-                        .map_err(Stop::Failure)?,
-                ),
-                Outcome::Map(
-                    guarded("model", || m.map(iova, pa, pgsize, count, prot))
-                        .map_err(Stop::Failure)?,
-                ),
-            ),
-            Command::Unmap {
-                iova,
-                pgsize,
-                count,
-                ..
-            } => (
-                Outcome::Unmap(
-                    guarded("engine", || e.unmap(iova, pgsize, count)).map_err(Stop::Failure)?,
-                ),
-                Outcome::Unmap(
-                    guarded("model", || m.unmap(iova, pgsize, count)).map_err(Stop::Failure)?,
-                ),
-            ),
-            Command::Lookup { iova, .. } => (
-                Outcome::Lookup(e.lookup(iova)),
-                Outcome::Lookup(m.lookup(iova)),
-            ),
-            Command::Grace { .. } => {
-                e.grace_period();
-                m.grace_period();
-                (Outcome::Done, Outcome::Done)
-            }
-            Command::FailNth { n, .. } => {
-                e.fail_nth_alloc(Some(n));
-                m.fail_nth(Some(n));
-                (Outcome::Done, Outcome::Done)
-            }
-            Command::Clear { .. } => {
-                e.clear();
-                m.clear();
-                (Outcome::Done, Outcome::Done)
-            }
-            Command::Sync { .. } => {
-                e.sync_all();
-                (Outcome::Done, Outcome::Done)
-            }
-            Command::Attach { ref nest, .. } => {
+        let (eo, mo) = match cmd {
+            Command::Attach { nest, .. } => {
                 self.attach(&name, nest.as_deref())?;
                 return Ok(Outcome::Done);
             }
-            Command::JobPrepare {
-                job, iova, size, ..
-            } => (
-                Outcome::Prepare(
-                    guarded("engine", || e.job_prepare(job, iova, size)).map_err(Stop::Failure)?,
-                ),
-                Outcome::Prepare(
-                    guarded("model", || m.job_prepare(job, iova, size)).map_err(Stop::Failure)?,
-                ),
-            ),
-            Command::JobRun {
-                job,
-                iova,
-                pa,
-                pgsize,
-                count,
-                prot,
-                ..
-            } => (
-                Outcome::Map(
-                    guarded("engine", || e.job_run(job, iova, pa, pgsize, count, prot))
-                        .map_err(Stop::Failure)?,
-                ),
-                Outcome::Map(
-                    guarded("model", || m.job_run(job, iova, pa, pgsize, count, prot))
-                        .map_err(Stop::Failure)?,
-                ),
-            ),
-            Command::JobCleanup { job, .. } => (
-                Outcome::Cleanup(guarded("engine", || e.job_cleanup(job)).map_err(Stop::Failure)?),
-                Outcome::Cleanup(guarded("model", || m.job_cleanup(job)).map_err(Stop::Failure)?),
-            ),
-            Command::Reserve { iova, size, .. } => (
-                Outcome::Reserve(
-                    guarded("engine", || e.reserve_va(iova, size)).map_err(Stop::Failure)?,
-                ),
-                Outcome::Reserve(
-                    guarded("model", || m.reserve_va(iova, size)).map_err(Stop::Failure)?,
-                ),
-            ),
-            Command::Unreserve { iova, size, .. } => (
-                Outcome::Unreserve(
-                    guarded("engine", || e.unreserve_va(iova, size)).map_err(Stop::Failure)?,
-                ),
-                Outcome::Unreserve(
-                    guarded("model", || m.unreserve_va(iova, size)).map_err(Stop::Failure)?,
-                ),
-            ),
             Command::Ioasid(_) => {
                 return Err(Stop::Oracle(OracleError::Unsupported(
                     "ioasid.* commands are not run against QEMU (edu DMA carries no PASID)".into(),
                 )))
             }
-            Command::Domain { .. } => unreachable!("domain lines create, they are not applied"),
+            cmd => run_op(&mut p.engine, &mut p.model, cmd).map_err(Stop::Failure)?,
         };
         if eo != mo {
             return Err(Stop::Failure(FailureKind::Divergence {
