@@ -90,7 +90,10 @@ def small(n):
 
 
 def span(n):
-    return variant("Span", COUNT) + u16(n - 1)
+    """n pages: 1..=64 as a Span; more as a Raw count (kept exact up to MAX_PAGES = 1024)"""
+    if n <= 64:
+        return variant("Span", COUNT) + u16(((n - 1) << 3) | 1)
+    return rawcount(n)
 
 
 def rawcount(v):

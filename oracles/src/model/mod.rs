@@ -148,6 +148,11 @@ impl Model {
         self.sizes.clone()
     }
 
+    /// Whether `pgsize` is a supported leaf size.
+    pub fn is_page_size(&self, pgsize: u64) -> bool {
+        self.sizes.contains(&pgsize)
+    }
+
     /// Exclusive end of the input address space: 2^IAS.
     fn ias_end(&self) -> u64 {
         1 << self.rules.ias

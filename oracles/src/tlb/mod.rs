@@ -144,23 +144,33 @@ impl TlbOracle {
         writes: &[DeviceWrite],
         allocs: &[AllocEvent],
     ) -> Result<(), Divergence> {
-        let mut events: Vec<(u64, Event)> =
-            Vec::with_capacity(flushes.len() + writes.len() + allocs.len());
-        events.extend(flushes.iter().map(|(s, f)| (*s, Event::Flush(f))));
-        events.extend(writes.iter().map(|w| (w.seq, Event::Write(w))));
-        events.extend(allocs.iter().map(|a| (alloc_seq(a), Event::Alloc(a))));
-        // Each log is in order already; a stable sort keeps equal numbers (never produced by
-        // the engine) in log order.
-        events.sort_by_key(|e| e.0);
+        // Each log is in sequence order already: merge them (on equal numbers, never
+        // produced by the engine, flushes before writes before allocator events).
+        let (mut f, mut w, mut a) = (0, 0, 0);
         let mut first: Option<Divergence> = None;
-        for (seq, ev) in events {
+        loop {
+            let fs = flushes.get(f).map_or(u64::MAX, |e| e.0);
+            let ws = writes.get(w).map_or(u64::MAX, |e| e.seq);
+            let as_ = allocs.get(a).map_or(u64::MAX, alloc_seq);
+            let ev = if f < flushes.len() && fs <= ws && fs <= as_ {
+                f += 1;
+                Event::Flush(&flushes[f - 1].1)
+            } else if w < writes.len() && ws <= as_ {
+                w += 1;
+                Event::Write(&writes[w - 1])
+            } else if a < allocs.len() {
+                a += 1;
+                Event::Alloc(&allocs[a - 1])
+            } else {
+                break;
+            };
             let r = match ev {
-                Event::Write(w) => self.write(op_index, w),
-                Event::Flush(f) => {
-                    self.flush(f);
+                Event::Write(e) => self.write(op_index, e),
+                Event::Flush(e) => {
+                    self.flush(e);
                     Ok(())
                 }
-                Event::Alloc(a) => self.alloc(op_index, seq, a),
+                Event::Alloc(e) => self.alloc(op_index, as_, e),
             };
             if let Err(d) = r {
                 first.get_or_insert(d);

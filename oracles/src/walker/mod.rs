@@ -13,6 +13,7 @@
 pub mod attrs;
 pub mod descriptor;
 mod leaves;
+mod range;
 pub mod params;
 pub mod structure;
 #[cfg(test)]
@@ -63,7 +64,7 @@ fn walker<'a, F: FlushOps>(
 }
 
 /// Leaves translated from the root by a full check (the structure walk sees all of them).
-const FULL_CHECK_TRANSLATIONS: usize = 32;
+const FULL_CHECK_TRANSLATIONS: usize = 8;
 
 /// Checks that every leaf of the tables is a model leaf and vice versa (the structure walk),
 /// and that a spread of model leaves translates (at first, middle and last byte) to the model's pa with the attributes the model's prot implies per SEMANTICS.md
@@ -94,8 +95,11 @@ pub fn check_domain<F: FlushOps>(
     Ok(())
 }
 
-/// Cheaper variant for per-op use: only the model leaves overlapping `[lo, hi)` (and their
-/// neighbours) plus `samples`; no structure walk.
+/// The per-op check of `[lo, hi)`: every leaf the tables hold there is exactly a model leaf
+/// and vice versa (one in-order pass over the range's descriptors, malformed or poisoned
+/// descriptors and links to non-Live tables included); the model leaves at both ends go
+/// through the full translation (first, middle and last byte, and their unmapped
+/// neighbours), and so do `samples`. No structure walk.
 pub fn check_range<F: FlushOps>(
     dom: &Domain<F>,
     model: &Model,
@@ -105,13 +109,19 @@ pub fn check_range<F: FlushOps>(
 ) -> Result<(), Divergence> {
     let p = params(dom, model)?;
     let w = walker(dom, &p);
-    for leaf in model.leaves_overlapping(lo, hi) {
-        w.check_leaf(model, leaf)?;
+    if lo < hi {
+        let first = model.leaf_at(lo);
+        let last = model.leaf_at(hi - 1).filter(|l| Some(*l) != first);
+        for leaf in first.into_iter().chain(last) {
+            w.check_leaf(model, leaf)?;
+        }
     }
     for &iova in samples {
         w.check_iova(model, iova)?;
     }
-    Ok(())
+    let mut leaves = range::LeafMatch::new(model.leaves_overlapping(lo, hi), p.stage2);
+    range::walk_range(dom, &p, lo, hi, &mut |f| leaves.found(f))?;
+    leaves.finish()
 }
 
 /// Translates one address of `dom` through its device view (for other oracles and tools).

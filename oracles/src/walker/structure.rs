@@ -4,17 +4,17 @@
 use std::collections::HashSet;
 
 use ptfuzz_engine::alloc::{FrameState, POISON};
+use ptfuzz_engine::prot::Prot;
 
-use super::attrs::LeafAttrs;
-use super::descriptor::{decode, Descriptor};
+use super::descriptor::Descriptor;
 use super::leaves::ORACLE;
 use super::params::WalkParams;
+use super::range::{decode_checked, nonzero, table_words as words, FoundLeaf, LeafMatch};
 use super::view::TableView;
 use crate::divergence::Divergence;
 use crate::model::Model;
 
 const CHUNK: usize = 64;
-const ZEROS: [u64; CHUNK] = [0; CHUNK];
 const POISONS: [u64; CHUNK] = [POISON; CHUNK];
 
 /// What the structure walk found.
@@ -28,16 +28,6 @@ pub struct StructureStats {
 
 fn diverge(what: String) -> Divergence {
     Divergence::new(ORACLE, what)
-}
-
-/// The device view of the `n` words of the table at `pa`.
-fn words<T: TableView>(t: &T, pa: u64, n: u64) -> Result<&[u64], Divergence> {
-    t.device_words(pa, n).ok_or_else(|| {
-        let (base, end) = t.mem_range();
-        diverge(format!(
-            "table at pa {pa:#x} ({n} entries) is outside memory [{base:#x}, {end:#x})"
-        ))
-    })
 }
 
 /// Walks every table reachable from the root (device view), once each, in
@@ -99,7 +89,7 @@ pub fn check_structure<T: TableView>(
     }
     let frame = words(t, root, granule / 8)?;
     let n = p.root_entries() as usize;
-    if let Some(i) = frame.iter().skip(n).position(|&w| w != 0) {
+    if let Some((i, _)) = nonzero(&frame[n.min(frame.len())..]).next() {
         let i = n + i;
         return Err(diverge(format!(
             "root {root:#x} has {n} entries but the word at pa {:#x} beyond them is {:#018x}",
@@ -112,60 +102,79 @@ pub fn check_structure<T: TableView>(
     let mut seen: HashSet<u64, crate::FixedState> =
         HashSet::with_capacity_and_hasher(counters.live as usize + 1, crate::FixedState::default());
     seen.insert(root);
-    let mut stats = StructureStats::default();
-    // (table pa, level, iova of its first entry)
-    let mut stack = vec![(root, p.start_level, 0u64)];
-    while let Some((table, level, base)) = stack.pop() {
-        stats.tables += 1;
+    let mut walk = Walk {
+        seen,
+        stats: StructureStats::default(),
+        leaves: LeafMatch::new(model.leaves(), p.stage2),
+    };
+    walk.table(t, p, root, p.start_level, 0)?;
+    let Walk {
+        seen,
+        stats,
+        leaves,
+    } = walk;
+    let model_leaves = model.leaf_count() as u64;
+    if stats.leaves != model_leaves {
+        return Err(diverge(format!(
+            "tables hold {} leaves, model has {model_leaves}",
+            stats.leaves
+        )));
+    }
+    leaves.finish()?;
+    check_allocator(t, p, &seen)?;
+    Ok(stats)
+}
+
+/// The state of one structure walk: tables reached, totals, and the model's leaves, matched
+/// in ascending order as the in-order walk finds them.
+struct Walk<I: Iterator<Item = (u64, u64, u64, Prot)>> {
+    seen: HashSet<u64, crate::FixedState>,
+    stats: StructureStats,
+    leaves: LeafMatch<I>,
+}
+
+impl<I: Iterator<Item = (u64, u64, u64, Prot)>> Walk<I> {
+    /// The table at `table` (lookup level `level`, first entry at input address `base`) and
+    /// everything below it, entries in ascending order.
+    fn table<T: TableView>(
+        &mut self,
+        t: &T,
+        p: &WalkParams,
+        table: u64,
+        level: u32,
+        base: u64,
+    ) -> Result<(), Divergence> {
+        self.stats.tables += 1;
         let shift = p.shift(level);
         let mut valid = 0u32;
         let table_words = words(t, table, p.entries_at(level))?;
-        // Empty runs are skipped a chunk at a time (one memcmp, not one branch per word).
-        let nonzero = table_words
-            .chunks(CHUNK)
-            .enumerate()
-            .filter(|(_, c)| *c != &ZEROS[..c.len()])
-            .flat_map(|(ci, c)| c.iter().enumerate().map(move |(j, &d)| (ci * CHUNK + j, d)));
-        for (i, d) in nonzero {
-            if d == 0 {
-                continue;
-            }
-            let pa = table + 8 * i as u64;
-            let iova = base + ((i as u64) << shift);
-            if d == POISON {
-                return Err(diverge(format!(
-                    "L{level} table {table:#x} (iova {iova:#x}) holds poison at pa {pa:#x}: \
-                     a freed table is reachable"
-                )));
-            }
-            let desc = decode(p, level, d).map_err(|k| {
-                diverge(format!(
-                    "L{level} descriptor at pa {pa:#x} (iova {iova:#x}) = {d:#018x}: {k} \
-                     (the engine must never write it)"
-                ))
-            })?;
-            match desc {
+        for (i, d) in nonzero(table_words) {
+            let i = i as u64;
+            let pa = table + 8 * i;
+            let iova = base + (i << shift);
+            match decode_checked(t, p, level, pa, iova, d)? {
                 Descriptor::Invalid => {}
-                Descriptor::Table { addr, extra } => {
+                Descriptor::Table { addr, .. } => {
                     valid += 1;
-                    if extra != 0 {
+                    if !self.seen.insert(addr) {
                         return Err(diverge(format!(
-                            "L{level} table descriptor at pa {pa:#x} (iova {iova:#x}) = {d:#018x} \
-                             has attribute/ignored bits {extra:#x} set"
-                        )));
+                                "table {addr:#x} is reachable twice (again from pa {pa:#x}, iova {iova:#x})"
+                            )));
                     }
-                    check_child(t, level + 1, addr, pa, iova)?;
-                    if !seen.insert(addr) {
-                        return Err(diverge(format!(
-                            "table {addr:#x} is reachable twice (again from pa {pa:#x}, iova {iova:#x})"
-                        )));
-                    }
-                    stack.push((addr, level + 1, iova));
+                    self.table(t, p, addr, level + 1, iova)?;
                 }
                 Descriptor::Leaf { oa, attrs } => {
                     valid += 1;
-                    stats.leaves += 1;
-                    check_found_leaf(p, model, level, iova, oa, attrs, pa, d)?;
+                    self.stats.leaves += 1;
+                    self.leaves.found(FoundLeaf {
+                        level,
+                        iova,
+                        size: 1 << shift,
+                        oa,
+                        attrs,
+                        pa,
+                        desc: d,
+                    })?;
                 }
             }
         }
@@ -176,73 +185,7 @@ pub fn check_structure<T: TableView>(
                  live count {meta_live:?}"
             )));
         }
-    }
-
-    let model_leaves = model.leaf_count() as u64;
-    if stats.leaves != model_leaves {
-        return Err(diverge(format!(
-            "tables hold {} leaves, model has {model_leaves}",
-            stats.leaves
-        )));
-    }
-    check_allocator(t, p, &seen)?;
-    Ok(stats)
-}
-
-/// A table descriptor's target: a Live single-frame table of the next level.
-fn check_child<T: TableView>(
-    t: &T,
-    level: u32,
-    addr: u64,
-    from: u64,
-    iova: u64,
-) -> Result<(), Divergence> {
-    match t.frame(addr) {
-        Some(m) if m.state == FrameState::Live && m.level as u32 == level && m.frames == 1 => {
-            Ok(())
-        }
-        m => Err(diverge(format!(
-            "descriptor at pa {from:#x} (iova {iova:#x}) points to {addr:#x}, expected a Live \
-             L{level} table, metadata {m:?}"
-        ))),
-    }
-}
-
-/// A leaf found in the tables is exactly a model leaf.
-#[allow(clippy::too_many_arguments)]
-fn check_found_leaf(
-    p: &WalkParams,
-    model: &Model,
-    level: u32,
-    iova: u64,
-    oa: u64,
-    attrs: LeafAttrs,
-    pa: u64,
-    d: u64,
-) -> Result<(), Divergence> {
-    let size = 1u64 << p.shift(level);
-    let here = || {
-        format!(
-            "L{level} leaf at iova {iova:#x} size {size:#x} -> pa {oa:#x} {attrs} \
-             (descriptor at pa {pa:#x} = {d:#018x})"
-        )
-    };
-    match model.leaf_at(iova) {
-        None => Err(diverge(format!(
-            "{}: the model has no mapping there",
-            here()
-        ))),
-        Some((start, mpa, msize, prot)) => {
-            let want = LeafAttrs::expected(prot, p.stage2);
-            if start != iova || msize != size || mpa != oa || want != attrs {
-                Err(diverge(format!(
-                    "{}: the model has leaf {start:#x}+{msize:#x} -> pa {mpa:#x} {want} (prot {prot})",
-                    here()
-                )))
-            } else {
-                Ok(())
-            }
-        }
+        Ok(())
     }
 }
 

@@ -12,9 +12,6 @@ use crate::outcome::Outcome;
 use crate::replay::FailureKind;
 use crate::trace::Command;
 
-/// Granules checked per window of a large op.
-const WINDOW: u64 = 4;
-
 /// Calls seen by the custom allocator hooks: (allocations granted, frees).
 type HookCounts = Rc<Cell<(u64, u64)>>;
 
@@ -113,7 +110,7 @@ impl CheckedDomain {
             });
         }
         self.check_budget(cmd, ctx, &engine, &before).map_err(FailureKind::Oracle)?;
-        self.check_after(cmd).map_err(FailureKind::Oracle)?;
+        self.check_after(cmd, &engine).map_err(FailureKind::Oracle)?;
         Ok(engine)
     }
 
@@ -181,7 +178,7 @@ impl CheckedDomain {
 
     /// The oracles after one command: the range it touched (plus neighbours) through the
     /// independent walker; everything after commands that touch everything.
-    fn check_after(&mut self, cmd: &Command) -> Result<(), Divergence> {
+    fn check_after(&mut self, cmd: &Command, out: &Outcome) -> Result<(), Divergence> {
         // Every write, flush and free of this op, in order: nothing stale may survive it.
         self.tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
         self.check_counters()?;
@@ -193,10 +190,23 @@ impl CheckedDomain {
                 .map_or(ia_end, |e| e.min(ia_end));
             (iova.min(ia_end), end)
         };
+        // A map or unmap touched the bytes it reports done, and the page where it stopped;
+        // one refused outright touched nothing (the TLB oracle saw every write it made).
+        let g = self.engine.config().granule.size();
+        let touched = |iova: u64, pgsize: u64, count: u64| {
+            let done = match out {
+                Outcome::Map(Ok(n)) | Outcome::Unmap(Ok(n)) => *n,
+                Outcome::Map(Err(e)) => e.mapped,
+                _ => 0,
+            };
+            let (lo, hi) = range(iova, pgsize, count);
+            let step = if self.model.is_page_size(pgsize) { pgsize } else { g };
+            (lo, hi.min(lo.saturating_add(done).saturating_add(step)))
+        };
         let (lo, hi) = match *cmd {
             Command::Map { iova, pgsize, count, .. }
             | Command::Unmap { iova, pgsize, count, .. }
-            | Command::JobRun { iova, pgsize, count, .. } => range(iova, pgsize, count),
+            | Command::JobRun { iova, pgsize, count, .. } => touched(iova, pgsize, count),
             Command::Reserve { iova, size, .. } | Command::Unreserve { iova, size, .. } => range(iova, size, 1),
             // Pools hold no mappings; counters and the TLB were checked.
             Command::JobPrepare { .. } | Command::JobCleanup { .. } => return Ok(()),
@@ -209,24 +219,10 @@ impl CheckedDomain {
             }
             Command::Domain { .. } | Command::Ioasid(_) => return Ok(()),
         };
-        let g = self.engine.config().granule.size();
+        // The whole range in one in-order pass; samples just outside and in the middle go
+        // through the full translation.
         let samples = [lo.wrapping_sub(g), hi, lo + (hi - lo) / 2];
-        if hi - lo <= WINDOW * g {
-            return check_range(&self.engine, &self.model, lo, hi, &samples);
-        }
-        // A large op: its two ends and a few windows inside, placed by the op index so a
-        // replay checks the same ones; the whole domain is walked at the end of the input.
-        let mut x = (self.ops as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut windows = vec![lo, hi - WINDOW * g];
-        for _ in 0..3 {
-            x ^= x >> 29;
-            x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            windows.push((lo + x % (hi - lo - WINDOW * g)) & !(g - 1));
-        }
-        for w in windows {
-            check_range(&self.engine, &self.model, w, w + WINDOW * g, &samples)?;
-        }
-        Ok(())
+        check_range(&self.engine, &self.model, lo, hi, &samples)
     }
 
     /// The allocator's counters against the model's prediction of every table.

@@ -4,6 +4,9 @@ use ptfuzz_engine::{DomainConfig, FormatKind, Granule, Prot};
 use ptfuzz_oracles::Model;
 
 use super::{Addr, ConfigChoice, Count, Op, Pools, Size, MAX_PAGES};
+
+/// Most spans are at most this many pages.
+const SPAN_PAGES: u64 = 64;
 use crate::trace::Command;
 
 const IAS_POOL: [u32; 8] = [32, 36, 39, 40, 42, 44, 47, 48];
@@ -65,7 +68,17 @@ impl Resolver {
     fn count(&self, c: Count) -> u64 {
         match c {
             Count::Small(n) => 1 + (n % 8) as u64,
-            Count::Span(n) => 1 + (n as u64 % (self.pools.table_entries + 16)).min(MAX_PAGES - 1),
+            // One span in eight is about a whole table (covering, filling or just crossing
+            // one); the rest cross an edge with at most 64 pages: every page costs the
+            // oracles work, and an edge is crossed as well by a few pages placed at it.
+            Count::Span(n) => {
+                let n = u64::from(n);
+                if n % 8 == 0 {
+                    (self.pools.table_entries - 8 + (n / 8) % 24).min(MAX_PAGES)
+                } else {
+                    1 + (n / 8) % SPAN_PAGES
+                }
+            }
             Count::Raw(v) => v,
         }
     }

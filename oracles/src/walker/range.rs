@@ -1,0 +1,228 @@
+//! In-order walks of the device view: every valid leaf of an input range, ascending, read
+//! once each. The per-op check matches them one to one against the model's leaves there, so
+//! an op's whole range costs one pass over its descriptors instead of a full translation per
+//! page, and a leaf the model does not have is seen in the op that wrote it.
+
+use ptfuzz_engine::alloc::{FrameState, POISON};
+use ptfuzz_engine::prot::Prot;
+
+use super::attrs::LeafAttrs;
+use super::descriptor::{decode, Descriptor};
+use super::leaves::ORACLE;
+use super::params::WalkParams;
+use super::view::TableView;
+use crate::divergence::Divergence;
+
+/// Words compared at once when skipping empty parts of a table.
+const CHUNK: usize = 64;
+const ZEROS: [u64; CHUNK] = [0; CHUNK];
+
+/// The nonzero words of `words` with their indices. Empty runs are skipped a chunk at a time
+/// (one `memcmp`, not one branch per word: under comparison tracing each branch is a call).
+pub(crate) fn nonzero(words: &[u64]) -> impl Iterator<Item = (usize, u64)> + '_ {
+    words
+        .chunks(CHUNK)
+        .enumerate()
+        .filter(|(_, c)| *c != &ZEROS[..c.len()])
+        .flat_map(|(ci, c)| {
+            c.iter()
+                .enumerate()
+                .filter(|(_, &d)| d != 0)
+                .map(move |(j, &d)| (ci * CHUNK + j, d))
+        })
+}
+
+/// A valid leaf descriptor as the walk found it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FoundLeaf {
+    pub level: u32,
+    pub iova: u64,
+    pub size: u64,
+    pub oa: u64,
+    pub attrs: LeafAttrs,
+    /// Where the descriptor sits, and its value (for messages).
+    pub pa: u64,
+    pub desc: u64,
+}
+
+fn diverge(what: String) -> Divergence {
+    Divergence::new(ORACLE, what)
+}
+
+/// The device view of the `n` words of the table at `pa`.
+pub(crate) fn table_words<T: TableView>(t: &T, pa: u64, n: u64) -> Result<&[u64], Divergence> {
+    t.device_words(pa, n).ok_or_else(|| {
+        let (base, end) = t.mem_range();
+        diverge(format!(
+            "table at pa {pa:#x} ({n} entries) is outside memory [{base:#x}, {end:#x})"
+        ))
+    })
+}
+
+/// A table descriptor's target: a Live single-frame table of the next level.
+pub(crate) fn check_child<T: TableView>(
+    t: &T,
+    level: u32,
+    addr: u64,
+    from: u64,
+    iova: u64,
+) -> Result<(), Divergence> {
+    match t.frame(addr) {
+        Some(m) if m.state == FrameState::Live && m.level as u32 == level && m.frames == 1 => {
+            Ok(())
+        }
+        m => Err(diverge(format!(
+            "descriptor at pa {from:#x} (iova {iova:#x}) points to {addr:#x}, expected a Live \
+             L{level} table, metadata {m:?}"
+        ))),
+    }
+}
+
+/// One nonzero descriptor at slot `pa` (input address `iova`) of a level-`level` table,
+/// decoded, with the checks every walk makes: no poison, nothing malformed, no table
+/// attribute bits, and a table descriptor points to a Live table of the next level.
+pub(crate) fn decode_checked<T: TableView>(
+    t: &T,
+    p: &WalkParams,
+    level: u32,
+    pa: u64,
+    iova: u64,
+    d: u64,
+) -> Result<Descriptor, Divergence> {
+    if d == POISON {
+        return Err(diverge(format!(
+            "L{level} table holds poison at pa {pa:#x} (iova {iova:#x}): a freed table is reachable"
+        )));
+    }
+    let desc = decode(p, level, d).map_err(|k| {
+        diverge(format!(
+            "L{level} descriptor at pa {pa:#x} (iova {iova:#x}) = {d:#018x}: {k} \
+             (the engine must never write it)"
+        ))
+    })?;
+    if let Descriptor::Table { addr, extra } = desc {
+        if extra != 0 {
+            return Err(diverge(format!(
+                "L{level} table descriptor at pa {pa:#x} (iova {iova:#x}) = {d:#018x} \
+                 has attribute/ignored bits {extra:#x} set"
+            )));
+        }
+        check_child(t, level + 1, addr, pa, iova)?;
+    }
+    Ok(desc)
+}
+
+/// Calls `leaf` for every valid leaf overlapping `[lo, hi)`, in ascending input order,
+/// descending into tables as it meets them.
+pub(crate) fn walk_range<T: TableView>(
+    t: &T,
+    p: &WalkParams,
+    lo: u64,
+    hi: u64,
+    leaf: &mut impl FnMut(FoundLeaf) -> Result<(), Divergence>,
+) -> Result<(), Divergence> {
+    let hi = hi.min(1u64 << p.ias);
+    if lo >= hi {
+        return Ok(());
+    }
+    walk_table(t, p, t.root(), p.start_level, 0, lo, hi, leaf)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk_table<T: TableView>(
+    t: &T,
+    p: &WalkParams,
+    table: u64,
+    level: u32,
+    base: u64,
+    lo: u64,
+    hi: u64,
+    leaf: &mut impl FnMut(FoundLeaf) -> Result<(), Divergence>,
+) -> Result<(), Divergence> {
+    let shift = p.shift(level);
+    let entries = p.entries_at(level);
+    let words = table_words(t, table, entries)?;
+    // Entries [first, end) overlap [lo, hi); the caller made sure the table does.
+    let first = (lo.max(base) - base) >> shift;
+    let end = (((hi - base - 1) >> shift) + 1).min(entries);
+    for (i, d) in nonzero(&words[first as usize..end as usize]) {
+        let i = first + i as u64;
+        let pa = table + 8 * i;
+        let iova = base + (i << shift);
+        match decode_checked(t, p, level, pa, iova, d)? {
+            Descriptor::Invalid => {}
+            Descriptor::Table { addr, .. } => {
+                walk_table(t, p, addr, level + 1, iova, lo, hi, leaf)?
+            }
+            Descriptor::Leaf { oa, attrs } => leaf(FoundLeaf {
+                level,
+                iova,
+                size: 1 << shift,
+                oa,
+                attrs,
+                pa,
+                desc: d,
+            })?,
+        }
+    }
+    Ok(())
+}
+
+/// Found leaves against expected ones, both ascending: equal one to one (start, size, output
+/// address, the attributes the model's prot implies).
+pub(crate) struct LeafMatch<I: Iterator<Item = (u64, u64, u64, Prot)>> {
+    pub expected: std::iter::Peekable<I>,
+    pub stage2: bool,
+}
+
+impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
+    pub fn new(expected: I, stage2: bool) -> Self {
+        LeafMatch {
+            expected: expected.peekable(),
+            stage2,
+        }
+    }
+
+    pub fn found(&mut self, f: FoundLeaf) -> Result<(), Divergence> {
+        let here = || {
+            format!(
+                "L{} leaf at iova {:#x} size {:#x} -> pa {:#x} {} (descriptor at pa {:#x} = {:#018x})",
+                f.level, f.iova, f.size, f.oa, f.attrs, f.pa, f.desc
+            )
+        };
+        match self.expected.peek().copied() {
+            Some((start, ..)) if start < f.iova => Err(self.missing()),
+            Some((start, mpa, msize, prot)) if start == f.iova => {
+                self.expected.next();
+                let want = LeafAttrs::expected(prot, self.stage2);
+                if msize != f.size || mpa != f.oa || want != f.attrs {
+                    return Err(diverge(format!(
+                        "{}: the model has leaf {start:#x}+{msize:#x} -> pa {mpa:#x} {want} (prot {prot})",
+                        here()
+                    )));
+                }
+                Ok(())
+            }
+            // The model's next leaf starts later, or there is none.
+            _ => Err(diverge(format!(
+                "{}: the model has no mapping there",
+                here()
+            ))),
+        }
+    }
+
+    /// Every expected leaf was found.
+    pub fn finish(mut self) -> Result<(), Divergence> {
+        match self.expected.peek() {
+            Some(_) => Err(self.missing()),
+            None => Ok(()),
+        }
+    }
+
+    fn missing(&mut self) -> Divergence {
+        let (start, pa, size, prot) = self.expected.next().expect("peeked");
+        diverge(format!(
+            "the model maps leaf {start:#x}+{size:#x} -> pa {pa:#x} (prot {prot}), the tables hold no leaf starting there"
+        ))
+    }
+}
