@@ -1,11 +1,14 @@
-//! Reference model: the mapping state as a sparse ordered map from leaf start IOVA to
-//! (pa, size, prot), plus the abstract set of table nodes `(level, base)` the engine must
-//! have allocated (see `tables.rs`). It knows nothing of descriptors; it computes the result
+//! Reference model: the mapping state as a sparse ordered map from run start IOVA to
+//! (pa, page size, page count, prot), a run being the leaves one map call added (so a map or
+//! an unmap costs per run and per table touched, not per page), plus the abstract set of
+//! table nodes `(level, base)` the engine must have allocated (see `tables.rs`). It knows nothing of descriptors; it computes the result
 //! every map/unmap/lookup must return under docs/SEMANTICS.md, including where an injected
 //! or address-limit allocation failure stops a map, and the allocator's counters.
 
 pub mod domain_rules;
 mod prealloc;
+#[cfg(test)]
+mod runs_tests;
 mod tables;
 #[cfg(test)]
 mod tables_tests;
@@ -26,12 +29,29 @@ use tables::Tables;
 /// A removed leaf: (iova, pa, size, prot).
 pub type RemovedLeaf = (u64, u64, u64, Prot);
 
-/// One mapped leaf (its start IOVA is the map key).
+/// `count` leaves of one size at consecutive iovas (the first is the map key) and
+/// consecutive pas, with one prot: what one map call adds, until an unmap splits it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Leaf {
+struct Run {
     pa: u64,
     size: u64,
+    count: u64,
     prot: Prot,
+}
+
+impl Run {
+    /// Bytes of input address space it covers.
+    fn len(&self) -> u64 {
+        self.size * self.count
+    }
+
+    /// Its leaves, ascending, given its start iova: (iova, pa, size, prot).
+    fn leaves(self, iova: u64) -> impl Iterator<Item = RemovedLeaf> {
+        (0..self.count).map(move |k| {
+            let off = k * self.size;
+            (iova + off, self.pa + off, self.size, self.prot)
+        })
+    }
 }
 
 /// Expected state of one domain. Leaves never overlap, and each is aligned to its size.
@@ -39,7 +59,10 @@ struct Leaf {
 pub struct Model {
     rules: DomainRules,
     sizes: Vec<u64>,
-    leaves: BTreeMap<u64, Leaf>,
+    /// Runs by start iova; disjoint.
+    runs: BTreeMap<u64, Run>,
+    /// Leaves in all runs.
+    leaf_count: usize,
     tables: Tables,
     /// Leaves removed (by unmap or clear) since the last `take_removed_leaves`.
     removed: Vec<RemovedLeaf>,
@@ -63,7 +86,8 @@ impl Model {
         Ok(Model {
             sizes: rules.page_sizes(),
             rules,
-            leaves: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            leaf_count: 0,
             tables,
             removed: Vec::new(),
             log_on: true,
@@ -180,6 +204,12 @@ impl Model {
         }
     }
 
+    /// Pages are taken in ascending order (docs/SEMANTICS.md), but the model finds the page
+    /// each rule stops at with range queries instead of testing every page: the first pinned
+    /// table at the slot level, the first leaf overlapping the range, and one path check per
+    /// group of pages sharing the table their leaves go in. No page this map adds changes
+    /// what decides another page (frees at a slot leave the allocator's room unchanged), so
+    /// the earliest stop found is the one the page walk meets.
     pub fn map(
         &mut self,
         iova: u64,
@@ -199,96 +229,146 @@ impl Model {
             return Ok(0);
         }
         let level = self.leaf_level(pgsize);
-        let mut seen = [u64::MAX; 4];
-        // Pages this map adds never overlap each other, so when nothing overlaps the whole
-        // range no page needs its own test.
-        let clear = !self.overlaps(iova, size);
         // Both ranges were checked above, so every page offset below is in range.
-        for k in 0..count {
-            let off = k * pgsize;
-            let a = iova + off;
-            // A table pinned by a reservation where the leaf would go: `busy`, before
-            // anything else (its path exists, so nothing would be allocated).
-            if level < 3 && self.tables.pinned(level + 1, a) {
-                return Err(MapError::new(ErrorKind::Busy, off));
+        let mut stop = count;
+        let mut kind = None;
+        // A table pinned by a reservation where a leaf would go: `busy`, before anything
+        // else at that page (its path exists, so nothing would be allocated). Such a table
+        // spans exactly one page, so its base is the page.
+        if level < 3 {
+            if let Some(b) = self.tables.first_pinned(level + 1, iova, iova + size) {
+                stop = (b - iova) / pgsize;
+                kind = Some(ErrorKind::Busy);
             }
-            // A leaf overlapping the page either is larger and covers it (the walk meets it
-            // before allocating anything), or lies at the page's level or below, in which case
-            // every node on the way to the slot exists already (a leaf's enclosing nodes
-            // exist): in both cases `exists` with no allocation.
-            if !clear && self.overlaps(a, pgsize) {
-                return Err(MapError::new(ErrorKind::Exists, off));
+        }
+        // A leaf overlapping a page either is larger and covers it (the walk meets it before
+        // allocating anything), or lies at the page's level or below, in which case every
+        // node on the way to the slot exists already (a leaf's enclosing nodes exist): in
+        // both cases `exists` with no allocation. Only pages before a `busy` one count.
+        if stop > 0 {
+            if let Some(x) = self.first_leaf_meeting(iova, iova + stop * pgsize) {
+                stop = (x - iova) / pgsize;
+                kind = Some(ErrorKind::Exists);
             }
-            self.tables.ensure_path(a, level, &mut seen).map_err(|_| {
-                let kind = if std::mem::take(&mut self.tables.dry) {
-                    ErrorKind::Budget
-                } else {
-                    ErrorKind::Nomem
-                };
-                MapError::new(kind, off)
-            })?;
-            // An empty table at the slot (no leaf overlaps) is replaced: it and its subtree go.
-            if level < 3 && self.tables.contains(level + 1, a) {
-                self.tables.free_inside(a, a + pgsize, level + 1);
+        }
+        // The path to each page that passed, allocating top-down: the first page of each
+        // group sharing the table its leaves go in is the only one that can allocate (the
+        // others find every node of their path ensured), so it is where a failure stops.
+        if level > self.rules.start_level {
+            let group = self.tables.span(level);
+            let lim = iova + stop * pgsize;
+            let mut seen = [u64::MAX; 4];
+            let mut a = iova;
+            while a < lim {
+                if self.tables.ensure_path(a, level, &mut seen).is_err() {
+                    stop = (a - iova) / pgsize;
+                    kind = Some(if std::mem::take(&mut self.tables.dry) {
+                        ErrorKind::Budget
+                    } else {
+                        ErrorKind::Nomem
+                    });
+                    break;
+                }
+                a = (a & !(group - 1)) + group;
             }
-            self.leaves.insert(
-                a,
-                Leaf {
-                    pa: pa + off,
+        }
+        let done = stop * pgsize;
+        // An empty table at a mapped page's slot (no leaf overlaps) is replaced: it and its
+        // subtree go, logged page by page as the walk meets them.
+        if level < 3 && done > 0 {
+            self.tables.free_slots(iova, iova + done, level + 1);
+        }
+        if stop > 0 {
+            self.runs.insert(
+                iova,
+                Run {
+                    pa,
                     size: pgsize,
+                    count: stop,
                     prot,
                 },
             );
+            self.leaf_count += stop as usize;
         }
-        Ok(size)
+        match kind {
+            None => Ok(size),
+            Some(k) => Err(MapError::new(k, done)),
+        }
     }
 
     /// Ok(bytes) even when stopped by a hole or a larger leaf; Err only for argument errors.
     /// Afterwards every table whose whole span lies inside `[iova, iova + bytes)` is freed.
     pub fn unmap(&mut self, iova: u64, pgsize: u64, count: u64) -> Result<u64, ErrorKind> {
         self.check_pages(iova, pgsize, count)?;
-        Self::range_size(iova, pgsize, count, self.ias_end())?;
-        let done = self.unmap_pages(iova, pgsize, count);
+        let size = Self::range_size(iova, pgsize, count, self.ias_end())?;
+        let done = self.unmap_extent(iova, iova + size, pgsize) - iova;
         if done > 0 {
+            // Every leaf inside the counted pages goes, in ascending order (the order the
+            // page walk removes them in).
+            self.remove_range(iova, iova + done);
             self.tables.free_inside(iova, iova + done, 0);
         }
         Ok(done)
     }
 
-    /// The page walk of unmap: the bytes counted.
-    fn unmap_pages(&mut self, iova: u64, pgsize: u64, count: u64) -> u64 {
-        for k in 0..count {
-            let start = iova + k * pgsize;
-            let end = start + pgsize;
-            // Leaves are aligned to their sizes and sizes divide each other, so a leaf larger
-            // than the page that overlaps it covers it (block splitting is not done: stop).
-            if let Some((a, l)) = self.leaf_entry(start) {
-                if l.size > pgsize {
-                    return k * pgsize;
-                }
-                if a == start && l.size == pgsize {
-                    // The usual case: exactly this page, and (leaves being disjoint) nothing
-                    // else inside it.
-                    self.leaves.remove(&a);
-                    if self.log_on {
-                        self.removed.push((a, l.pa, l.size, l.prot));
-                    }
-                    continue;
-                }
+    /// The page walk of unmap over `[iova, end)`, run by run: where it stops. A page counts
+    /// when a leaf no larger than pgsize starts inside it; it stops at the first page that
+    /// has none (a hole) or that a larger leaf covers (block splitting is not done). Leaves
+    /// are aligned to their sizes and sizes divide each other, so a run of leaves no larger
+    /// than pgsize fills every page from the one holding its start to the one holding its
+    /// last leaf, and a run of larger leaves starts on a page boundary.
+    fn unmap_extent(&self, iova: u64, end: u64, pgsize: u64) -> u64 {
+        let mut cursor = iova; // the first page not counted yet
+        let from = self.run_at(iova).map_or(iova, |(a, _)| a);
+        for (&a, r) in self.runs.range(from..end) {
+            if cursor >= end {
+                break;
             }
-            let mut any = false;
-            while let Some((&a, &l)) = self.leaves.range(start..end).next() {
-                self.leaves.remove(&a);
-                if self.log_on {
-                    self.removed.push((a, l.pa, l.size, l.prot));
-                }
-                any = true;
+            if a.max(iova) & !(pgsize - 1) > cursor || r.size > pgsize {
+                break;
             }
-            if !any {
-                return k * pgsize; // a hole
+            let run_end = (a + r.len()).next_multiple_of(pgsize);
+            cursor = cursor.max(run_end.min(end));
+        }
+        cursor
+    }
+
+    /// Removes every leaf inside `[lo, hi)` (a run reaching across either end is split there;
+    /// both ends lie on its leaf boundaries), logging them in ascending order.
+    fn remove_range(&mut self, lo: u64, hi: u64) {
+        self.split_run(lo);
+        self.split_run(hi);
+        let keys: Vec<u64> = self.runs.range(lo..hi).map(|(&a, _)| a).collect();
+        for a in keys {
+            let r = self.runs.remove(&a).expect("key listed above");
+            self.leaf_count -= r.count as usize;
+            if self.log_on {
+                self.removed.extend(r.leaves(a));
             }
         }
-        count * pgsize
+    }
+
+    /// Splits the run reaching across `x` (if any) into the part below and the part from
+    /// `x`; `x` must be one of its leaf boundaries.
+    fn split_run(&mut self, x: u64) {
+        let Some((a, r)) = self.run_at(x) else {
+            return;
+        };
+        if a == x {
+            return;
+        }
+        let off = x - a;
+        debug_assert!(off.is_multiple_of(r.size), "split inside a leaf");
+        let below = off / r.size;
+        self.runs.insert(a, Run { count: below, ..r });
+        self.runs.insert(
+            x,
+            Run {
+                pa: r.pa + off,
+                count: r.count - below,
+                ..r
+            },
+        );
     }
 
     /// Output address of the byte `iova`, or None (also at or beyond 2^IAS).
@@ -302,18 +382,42 @@ impl Model {
         if iova >= self.ias_end() {
             return None;
         }
-        self.leaf_entry(iova)
-            .map(|(a, l)| (a, l.pa, l.size, l.prot))
+        let (a, r) = self.run_at(iova)?;
+        let off = (iova - a) & !(r.size - 1);
+        Some((a + off, r.pa + off, r.size, r.prot))
     }
 
     /// Number of leaves (without walking them).
     pub fn leaf_count(&self) -> usize {
-        self.leaves.len()
+        self.leaf_count
     }
 
     /// All leaves in ascending iova order: (iova, pa, size, prot).
     pub fn leaves(&self) -> impl Iterator<Item = (u64, u64, u64, Prot)> + '_ {
-        self.leaves.iter().map(|(&a, l)| (a, l.pa, l.size, l.prot))
+        self.runs.iter().flat_map(|(&a, r)| r.leaves(a))
+    }
+
+    /// The `n`-th leaf in ascending iova order (0-based), as `leaves().nth(n)` but one step
+    /// per run.
+    pub fn leaf_nth(&self, mut n: usize) -> Option<(u64, u64, u64, Prot)> {
+        for (&a, r) in &self.runs {
+            if (n as u64) < r.count {
+                let off = n as u64 * r.size;
+                return Some((a + off, r.pa + off, r.size, r.prot));
+            }
+            n -= r.count as usize;
+        }
+        None
+    }
+
+    /// The mapping as runs, ascending: (iova, pa, page size, page count, prot), each standing
+    /// for `count` leaves of one size at consecutive iovas and pas with one prot. How leaves
+    /// are grouped into runs depends on the calls that made them (adjacent runs are not
+    /// merged), so compare the leaves runs stand for, not the runs themselves.
+    pub fn runs(&self) -> impl Iterator<Item = (u64, u64, u64, u64, Prot)> + '_ {
+        self.runs
+            .iter()
+            .map(|(&a, r)| (a, r.pa, r.size, r.count, r.prot))
     }
 
     /// The leaves overlapping `[lo, hi)`, ascending: (iova, pa, size, prot).
@@ -322,44 +426,63 @@ impl Model {
         lo: u64,
         hi: u64,
     ) -> impl Iterator<Item = (u64, u64, u64, Prot)> + '_ {
-        // Only the last leaf starting below `lo` can reach into the range.
-        let first = self
-            .leaf_entry(lo)
-            .filter(|&(a, _)| a < lo && lo < hi)
-            .map(|(a, l)| (a, l.pa, l.size, l.prot));
-        let rest = (lo < hi)
-            .then(|| self.leaves.range(lo..hi))
+        self.runs_meeting(lo, hi).flat_map(move |(a, r)| {
+            // The leaves of the run that start below `hi` and end above `lo`.
+            let first = lo.saturating_sub(a) / r.size;
+            let last = (hi - a).div_ceil(r.size).min(r.count);
+            (first..last).map(move |k| {
+                let off = k * r.size;
+                (a + off, r.pa + off, r.size, r.prot)
+            })
+        })
+    }
+
+    /// The runs meeting `[lo, hi)`, ascending, whole.
+    fn runs_meeting(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, Run)> + '_ {
+        // Only the last run starting at or below `lo` can reach it from below.
+        let from = self.run_at(lo).map_or(lo, |(a, _)| a);
+        (lo < hi)
+            .then(|| self.runs.range(from..hi))
             .into_iter()
             .flatten()
-            .map(|(&a, l)| (a, l.pa, l.size, l.prot));
-        first.into_iter().chain(rest)
+            .map(|(&a, &r)| (a, r))
+    }
+
+    /// Whether a leaf larger than `size` meets `[lo, hi)`.
+    pub(crate) fn leaf_larger_meeting(&self, lo: u64, hi: u64, size: u64) -> bool {
+        self.runs_meeting(lo, hi).any(|(_, r)| r.size > size)
+    }
+
+    /// Whether any leaf meets `[lo, hi)`.
+    pub(crate) fn any_leaf_meeting(&self, lo: u64, hi: u64) -> bool {
+        self.runs_meeting(lo, hi).next().is_some()
     }
 
     /// Clears everything (a "free everything" op): every leaf is removed and every table
     /// freed (the root stays).
     pub fn clear(&mut self) {
-        let leaves = std::mem::take(&mut self.leaves);
+        let runs = std::mem::take(&mut self.runs);
+        self.leaf_count = 0;
         if self.log_on {
             self.removed
-                .extend(leaves.into_iter().map(|(a, l)| (a, l.pa, l.size, l.prot)));
+                .extend(runs.into_iter().flat_map(|(a, r)| r.leaves(a)));
         }
         self.tables.free_all();
         self.reservations.clear();
     }
 
-    /// The leaf containing `iova`: the last one starting at or before it, if it reaches it.
-    fn leaf_entry(&self, iova: u64) -> Option<(u64, Leaf)> {
-        let (&a, &l) = self.leaves.range(..=iova).next_back()?;
-        (iova - a < l.size).then_some((a, l))
+    /// The run holding the byte `iova`: the last one starting at or before it, if it
+    /// reaches it.
+    fn run_at(&self, iova: u64) -> Option<(u64, Run)> {
+        let (&a, &r) = self.runs.range(..=iova).next_back()?;
+        (iova - a < r.len()).then_some((a, r))
     }
 
-    /// Whether any leaf overlaps `[start, start + len)`. Leaves are disjoint, so sorted by
-    /// start they are sorted by end too: only the last one starting before the end can reach in.
-    fn overlaps(&self, start: u64, len: u64) -> bool {
-        let end = start + len;
-        self.leaves
-            .range(..end)
-            .next_back()
-            .is_some_and(|(&a, l)| a + l.size > start)
+    /// Where the first leaf meeting `[start, end)` (start < end) begins, clamped to `start`.
+    fn first_leaf_meeting(&self, start: u64, end: u64) -> Option<u64> {
+        if self.run_at(start).is_some() {
+            return Some(start);
+        }
+        self.runs.range(start..end).next().map(|(&a, _)| a)
     }
 }

@@ -112,7 +112,7 @@ impl Model {
         let end = self.va_range(iova, size)?;
         // A block leaf (larger than the last level's pages) in the range: no last level.
         let g = self.sizes[0];
-        if self.leaves_overlapping(iova, end).any(|(_, _, sz, _)| sz > g) {
+        if self.leaf_larger_meeting(iova, end, g) {
             return Err(ErrorKind::Exists);
         }
         let levels = self.rules.start_level + 1..=3;
@@ -175,11 +175,7 @@ impl Model {
     /// A node with no child node and no leaf in its span.
     fn node_empty(&self, level: u32, base: u64) -> bool {
         let span = self.table_span(level);
-        let child = level < 3
-            && self
-                .tables
-                .bases_meeting(level + 1, base, base + span)
-                .any(|b| self.tables.contains(level + 1, b));
-        !child && self.leaves_overlapping(base, base + span).next().is_none()
+        let child = level < 3 && self.tables.any_node_in(level + 1, base, base + span);
+        !child && !self.any_leaf_meeting(base, base + span)
     }
 }

@@ -124,6 +124,11 @@ impl Tables {
         self.nodes[level as usize].contains(&base)
     }
 
+    /// Whether a node at `level` has its base in `[lo, hi)`.
+    pub(crate) fn any_node_in(&self, level: u32, lo: u64, hi: u64) -> bool {
+        lo < hi && self.nodes[level as usize].range(lo..hi).next().is_some()
+    }
+
     /// Every node, by level then base.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
         self.levels()
@@ -218,6 +223,17 @@ impl Tables {
         self.pins.contains_key(&(level, base))
     }
 
+    /// Base of the first pinned node at `level` with its base in `[lo, hi)`.
+    pub(crate) fn first_pinned(&self, level: u32, lo: u64, hi: u64) -> Option<u64> {
+        if lo >= hi {
+            return None;
+        }
+        self.pins
+            .range((level, lo)..(level, hi))
+            .next()
+            .map(|(&(_, b), _)| b)
+    }
+
     /// Frees (defers) the one node `(level, base)`.
     pub(crate) fn free_node(&mut self, level: u32, base: u64) {
         let removed = self.nodes[level as usize].remove(&base);
@@ -290,6 +306,18 @@ impl Tables {
         self.counters.live -= n;
         self.counters.deferred += n;
         n
+    }
+
+    /// `free_inside(lo, hi, level)` where `lo` and `hi` are multiples of the span of a node
+    /// at `level` (one slot of its parent), logged as if freed slot by slot ascending: each
+    /// slot's nodes by level, then base.
+    pub(crate) fn free_slots(&mut self, lo: u64, hi: u64, level: u32) {
+        let mark = self.freed_log.len();
+        self.free_inside(lo, hi, level);
+        if self.log_on {
+            let slot = self.span(level);
+            self.freed_log[mark..].sort_by_key(|&(l, b, _)| (b & !(slot - 1), l, b));
+        }
     }
 
     /// Frees every node (and drops every pin with them).

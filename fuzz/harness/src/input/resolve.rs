@@ -107,7 +107,7 @@ impl Resolver {
                 if live == 0 {
                     return align(pool[n as usize % pool.len()]);
                 }
-                let (iova, out, size, _) = model.leaves().nth(n as usize % live).expect("n < live");
+                let (iova, out, size, _) = model.leaf_nth(n as usize % live).expect("n < live");
                 let base = if pa { out } else { iova };
                 let step = if pgsize.is_power_of_two() { pgsize } else { size };
                 align(base.wrapping_add((pages as i64 as u64).wrapping_mul(step)))
