@@ -5,11 +5,41 @@
 //!
 //!     cargo run --release -p ptfuzz --example throughput -- CORPUS_DIR [SECONDS]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ptfuzz_harness::input::{resolve_config, MAX_OPS};
 use ptfuzz_harness::run::{decode, execute};
+
+/// Heap allocations made so far: under ASan each one costs far more than here (redzones,
+/// quarantine), so allocations per exec is the figure to keep down for the ASan build.
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+struct Counting;
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
+// relaxed atomic that allocates nothing.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` came from `System` with layout `l` (every allocation goes through it).
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`; `n` is the caller's new size.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -75,6 +105,7 @@ fn main() -> Result<()> {
     let budget = Duration::from_secs_f64(secs);
     let t0 = Instant::now();
     let cpu0 = cpu_seconds().unwrap_or(0.0);
+    let allocs0 = ALLOCS.load(Ordering::Relaxed);
     let mut execs = 0usize;
     'outer: loop {
         for f in &files {
@@ -90,6 +121,7 @@ fn main() -> Result<()> {
     }
     let dt = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds().map_or(dt, |c| c - cpu0);
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
     // Where the time goes by configuration: one more pass, each input timed alone.
     let mut by_cfg: std::collections::BTreeMap<String, (usize, f64, usize)> = Default::default();
     for f in &files {
@@ -116,10 +148,11 @@ fn main() -> Result<()> {
     // On a loaded machine the wall clock also counts time spent waiting for the core; the
     // figures use the CPU time this thread actually ran.
     println!(
-        "{execs} execs in {cpu:.2} s CPU ({dt:.2} s wall): {:.0} exec/s, {:.0} ops/s, {:.1} us/exec ({crashes} crashed)",
+        "{execs} execs in {cpu:.2} s CPU ({dt:.2} s wall): {:.0} exec/s, {:.0} ops/s, {:.1} us/exec, {:.0} allocations/exec ({crashes} crashed)",
         execs as f64 / cpu,
         ops as f64 / cpu,
-        cpu * 1e6 / execs as f64
+        cpu * 1e6 / execs as f64,
+        allocs as f64 / execs as f64
     );
     Ok(())
 }

@@ -145,11 +145,12 @@ fn walk_table<T: TableView>(
     // Entries [first, end) overlap [lo, hi); the caller made sure the table does.
     let first = (lo.max(base) - base) >> shift;
     let end = (((hi - base - 1) >> shift) + 1).min(entries);
+    let mut run = LeafRun::new(p, level);
     for (i, d) in nonzero(&words[first as usize..end as usize]) {
         let i = first + i as u64;
         let pa = table + 8 * i;
         let iova = base + (i << shift);
-        match decode_checked(t, p, level, pa, iova, d)? {
+        match run.decode(i, d, || decode_checked(t, p, level, pa, iova, d))? {
             Descriptor::Invalid => {}
             Descriptor::Table { addr, .. } => {
                 walk_table(t, p, addr, level + 1, iova, lo, hi, leaf)?
@@ -168,11 +169,61 @@ fn walk_table<T: TableView>(
     Ok(())
 }
 
+/// Decodes the entries of one table in ascending order, skipping the decoder for a leaf that
+/// is the previous entry's leaf with its output address one leaf further (what a range map
+/// writes): its attribute bits are the previous ones, and, its output address ending below
+/// 2^OAS <= 2^48, no carry reaches a bit above the address field, so decoding it could only
+/// give that same leaf.
+pub(crate) struct LeafRun {
+    size: u64,
+    oa_end: u64,
+    /// (index, descriptor, output address, attributes) of the previous entry, if a leaf.
+    prev: Option<(u64, u64, u64, LeafAttrs)>,
+}
+
+impl LeafRun {
+    pub fn new(p: &WalkParams, level: u32) -> LeafRun {
+        LeafRun {
+            size: 1 << p.shift(level),
+            oa_end: 1 << p.oas,
+            prev: None,
+        }
+    }
+
+    /// The descriptor `d` at index `i`; `full` decodes and checks it the long way.
+    pub fn decode(
+        &mut self,
+        i: u64,
+        d: u64,
+        full: impl FnOnce() -> Result<Descriptor, Divergence>,
+    ) -> Result<Descriptor, Divergence> {
+        let size = self.size;
+        let desc = match self.prev {
+            Some((pi, pd, poa, attrs))
+                if pi + 1 == i && pd.wrapping_add(size) == d && poa + 2 * size <= self.oa_end =>
+            {
+                Descriptor::Leaf {
+                    oa: poa + size,
+                    attrs,
+                }
+            }
+            _ => full()?,
+        };
+        self.prev = match desc {
+            Descriptor::Leaf { oa, attrs } => Some((i, d, oa, attrs)),
+            _ => None,
+        };
+        Ok(desc)
+    }
+}
+
 /// Found leaves against expected ones, both ascending: equal one to one (start, size, output
 /// address, the attributes the model's prot implies).
 pub(crate) struct LeafMatch<I: Iterator<Item = (u64, u64, u64, Prot)>> {
     pub expected: std::iter::Peekable<I>,
     pub stage2: bool,
+    /// The attributes the last prot seen implies (runs of leaves share one prot).
+    last: Option<(Prot, LeafAttrs)>,
 }
 
 impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
@@ -180,6 +231,7 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
         LeafMatch {
             expected: expected.peekable(),
             stage2,
+            last: None,
         }
     }
 
@@ -194,7 +246,14 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
             Some((start, ..)) if start < f.iova => Err(self.missing()),
             Some((start, mpa, msize, prot)) if start == f.iova => {
                 self.expected.next();
-                let want = LeafAttrs::expected(prot, self.stage2);
+                let want = match self.last {
+                    Some((p, a)) if p == prot => a,
+                    _ => {
+                        let a = LeafAttrs::expected(prot, self.stage2);
+                        self.last = Some((prot, a));
+                        a
+                    }
+                };
                 if msize != f.size || mpa != f.oa || want != f.attrs {
                     return Err(diverge(format!(
                         "{}: the model has leaf {start:#x}+{msize:#x} -> pa {mpa:#x} {want} (prot {prot})",

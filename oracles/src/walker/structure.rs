@@ -9,7 +9,7 @@ use ptfuzz_engine::prot::Prot;
 use super::descriptor::Descriptor;
 use super::leaves::ORACLE;
 use super::params::WalkParams;
-use super::range::{decode_checked, nonzero, table_words as words, FoundLeaf, LeafMatch};
+use super::range::{decode_checked, nonzero, table_words as words, FoundLeaf, LeafMatch, LeafRun};
 use super::view::TableView;
 use crate::divergence::Divergence;
 use crate::model::Model;
@@ -148,11 +148,12 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> Walk<I> {
         let shift = p.shift(level);
         let mut valid = 0u32;
         let table_words = words(t, table, p.entries_at(level))?;
+        let mut run = LeafRun::new(p, level);
         for (i, d) in nonzero(table_words) {
             let i = i as u64;
             let pa = table + 8 * i;
             let iova = base + (i << shift);
-            match decode_checked(t, p, level, pa, iova, d)? {
+            match run.decode(i, d, || decode_checked(t, p, level, pa, iova, d))? {
                 Descriptor::Invalid => {}
                 Descriptor::Table { addr, .. } => {
                     valid += 1;
