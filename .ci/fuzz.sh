@@ -9,7 +9,10 @@
 #   .ci/fuzz.sh [all]        the three in order
 #
 # Environment: PTFUZZ_FUZZ_SECONDS, PTFUZZ_AFL_SECONDS, PTFUZZ_FUZZ_SANITIZER,
-# PTFUZZ_FUZZ_TOOLCHAIN=stable (do not use nightly even where installed).
+# PTFUZZ_FUZZ_TOOLCHAIN=stable (do not use nightly even where installed),
+# PTFUZZ_FUZZ_TRACE_COMPARES=1 (build with libFuzzer's comparison tracing, cargo-fuzz's
+# default; off here because it halves the execution rate and every deliberate mistake is
+# found as fast without it: docs/THROUGHPUT.md).
 # Options: --sanitizer none|address (or PTFUZZ_FUZZ_SANITIZER; default address = ASan, which
 # needs nightly, or stable with RUSTC_BOOTSTRAP=1; `none` works on plain stable and runs ~3x
 # more inputs a second on this harness). Any crash fails: a non-zero exit from the fuzzer, or any crash file it left. Crash
@@ -103,8 +106,10 @@ choose_toolchain() {
 }
 
 fuzz_flags() {   # the flags build and run share, so run does not rebuild
+  local tc=--no-trace-compares
+  [ "${PTFUZZ_FUZZ_TRACE_COMPARES:-0}" = 1 ] && tc=
   echo --fuzz-dir "$FUZZ_DIR" --target-dir "$FUZZ_TARGET_DIR" --sanitizer "$SANITIZER" \
-    --release --debug-assertions
+    --release --debug-assertions $tc
 }
 
 libfuzzer_build() {   # every target in one build
