@@ -2,6 +2,8 @@
 //! and crash files move between cargo-fuzz, AFL and bolero.
 #![no_main]
 
+include!("asan_options.rs");
+
 use libfuzzer_sys::fuzz_target;
 use ptfuzz_harness::input::Input;
 

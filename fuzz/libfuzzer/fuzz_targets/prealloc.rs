@@ -2,6 +2,8 @@
 //! allocation guard installed (any heap allocation inside a no-allocate section crashes).
 #![no_main]
 
+include!("asan_options.rs");
+
 use libfuzzer_sys::fuzz_target;
 use ptfuzz_harness::alloc_guard::Guard;
 use ptfuzz_harness::input::prealloc::PreallocInput;

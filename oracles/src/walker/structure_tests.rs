@@ -5,6 +5,7 @@ use ptfuzz_engine::alloc::{Counters, FrameState, POISON};
 use ptfuzz_engine::config::{DomainConfig, FormatKind, Granule};
 use ptfuzz_engine::prot::Prot;
 
+use super::range::{walk_range, LeafMatch};
 use super::structure::check_structure;
 use super::view::{FrameInfo, TableView};
 use super::WalkParams;
@@ -305,4 +306,80 @@ fn root_checks() {
     f.meta(BASE).state = FrameState::Free;
     assert_eq!(r, BASE + 0x1000);
     fails(&f, &model, &p, "not aligned");
+}
+
+/// `baseline` with three more pages after the first, one map call: iova 0x4000_1000..+4
+/// pages -> 0x8000_0000.., a run of consecutive descriptors (what the run decoder skips).
+fn run_of_four() -> (Fake, Model, WalkParams, u64) {
+    let (mut f, _, p, [_, _, l3]) = baseline();
+    let cfg = DomainConfig::new(FormatKind::Arm64S1, Granule::G4K, 48, 48);
+    let mut model = Model::new(&cfg).unwrap();
+    model
+        .map(0x4000_1000, 0x8000_0000, 0x1000, 4, Prot::RW)
+        .unwrap();
+    for k in 0..4 {
+        f.set(l3, 1 + k, (0x8000_0000 + k * 0x1000) | S1_RW_PAGE);
+    }
+    check_structure(&f, &p, &model).expect("four pages match");
+    (f, model, p, l3)
+}
+
+/// The per-op walk of `[lo, hi)` matched against the model's leaves there.
+fn range(f: &Fake, model: &Model, p: &WalkParams, lo: u64, hi: u64) -> Result<(), String> {
+    let mut m = LeafMatch::new(model.leaves_overlapping(lo, hi), p.stage2);
+    walk_range(f, p, lo, hi, &mut |l| m.found(l))
+        .and_then(|()| m.finish())
+        .map_err(|d| d.to_string())
+}
+
+#[test]
+fn a_run_is_checked_leaf_by_leaf() {
+    // Every leaf of a run still differs visibly: the run decoder only skips a descriptor that
+    // is exactly the previous one with the next output address.
+    let cases: [(u64, &str); 4] = [
+        // read-only in the middle of a read-write run
+        (
+            0x8000_1000 | S1_RW_PAGE | (1 << 7),
+            "the model has leaf 0x40002000+0x1000",
+        ),
+        // the output address of the run skips a page
+        (0x8000_3000 | S1_RW_PAGE, "-> pa 0x80003000"),
+        // a RES0 bit next to the address
+        (0x8000_1000 | S1_RW_PAGE | (1 << 48), "RES0"),
+        // the previous descriptor again
+        (0x8000_0000 | S1_RW_PAGE, "-> pa 0x80000000"),
+    ];
+    for (d, needle) in cases {
+        let (mut f, model, p, l3) = run_of_four();
+        f.set(l3, 2, d);
+        fails(&f, &model, &p, needle);
+        let e = range(&f, &model, &p, 0x4000_1000, 0x4000_5000).expect_err("range walk");
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    }
+}
+
+#[test]
+fn range_walk_matches_both_ways_inside_the_range_only() {
+    let (mut f, model, p, l3) = run_of_four();
+    assert_eq!(range(&f, &model, &p, 0x4000_0000, 0x4020_0000), Ok(()));
+    // A leaf the model does not have, inside the range: seen by the op's walk.
+    f.set(l3, 9, 0x8000_9000 | S1_RW_PAGE);
+    let e = range(&f, &model, &p, 0x4000_8000, 0x4000_a000).unwrap_err();
+    assert!(
+        e.contains("L3 leaf at iova 0x40009000") && e.contains("no mapping there"),
+        "{e}"
+    );
+    // Outside the range it is not this op's business (the end-of-input walk sees it).
+    assert_eq!(range(&f, &model, &p, 0x4000_1000, 0x4000_5000), Ok(()));
+    fails(&f, &model, &p, "no mapping there");
+    // A model leaf the tables lost, in the middle of the range.
+    let (mut f, model, p, l3) = run_of_four();
+    f.set(l3, 3, 0);
+    let e = range(&f, &model, &p, 0x4000_2000, 0x4000_4000).unwrap_err();
+    assert!(
+        e.contains("leaf 0x40003000+0x1000") && e.contains("hold no leaf"),
+        "{e}"
+    );
+    // A range that ends inside a table and starts inside another level's entry.
+    assert_eq!(range(&f, &model, &p, 0x4000_1fff, 0x4000_2001), Ok(()));
 }
