@@ -81,11 +81,11 @@ pub fn select(
         );
         push(at(lo_page, granule, next()), Access::Write, &mut out);
     }
-    let leaves = model.leaves().count();
+    let leaves = model.leaf_count();
     if leaves > 0 {
         for i in 0..live {
             let n = (next() as usize) % leaves;
-            if let Some((iova, _, size, _)) = model.leaves().nth(n) {
+            if let Some((iova, _, size, _)) = model.leaf_nth(n) {
                 let page = iova + (next() % (size / granule)) * granule;
                 let access = if i % 2 == 0 {
                     Access::Read

@@ -140,22 +140,48 @@ fn walk_table<T: TableView>(
     leaf: &mut impl FnMut(FoundLeaf) -> Result<(), Divergence>,
 ) -> Result<(), Divergence> {
     let shift = p.shift(level);
-    let entries = p.entries_at(level);
-    let words = table_words(t, table, entries)?;
     // Entries [first, end) overlap [lo, hi); the caller made sure the table does.
     let first = (lo.max(base) - base) >> shift;
-    let end = (((hi - base - 1) >> shift) + 1).min(entries);
+    let end = (((hi - base - 1) >> shift) + 1).min(p.entries_at(level));
+    table_entries(t, p, table, level, base, first..end, |e| match e {
+        Entry::Table { addr, iova, .. } => walk_table(t, p, addr, level + 1, iova, lo, hi, leaf),
+        Entry::Leaf(l) => leaf(l),
+    })
+}
+
+/// A valid entry of a table, decoded and checked.
+pub(crate) enum Entry {
+    /// A table descriptor at `pa` (input address `iova`) linking the Live table `addr`.
+    Table {
+        addr: u64,
+        pa: u64,
+        iova: u64,
+    },
+    Leaf(FoundLeaf),
+}
+
+/// Calls `f` for each valid entry with index in `range` of the table at `table` (lookup level
+/// `level`, first entry at input address `base`), in ascending order.
+pub(crate) fn table_entries<T: TableView>(
+    t: &T,
+    p: &WalkParams,
+    table: u64,
+    level: u32,
+    base: u64,
+    range: std::ops::Range<u64>,
+    mut f: impl FnMut(Entry) -> Result<(), Divergence>,
+) -> Result<(), Divergence> {
+    let shift = p.shift(level);
+    let words = table_words(t, table, p.entries_at(level))?;
     let mut run = LeafRun::new(p, level);
-    for (i, d) in nonzero(&words[first as usize..end as usize]) {
-        let i = first + i as u64;
+    for (i, d) in nonzero(&words[range.start as usize..range.end as usize]) {
+        let i = range.start + i as u64;
         let pa = table + 8 * i;
         let iova = base + (i << shift);
         match run.decode(i, d, || decode_checked(t, p, level, pa, iova, d))? {
             Descriptor::Invalid => {}
-            Descriptor::Table { addr, .. } => {
-                walk_table(t, p, addr, level + 1, iova, lo, hi, leaf)?
-            }
-            Descriptor::Leaf { oa, attrs } => leaf(FoundLeaf {
+            Descriptor::Table { addr, .. } => f(Entry::Table { addr, pa, iova })?,
+            Descriptor::Leaf { oa, attrs } => f(Entry::Leaf(FoundLeaf {
                 level,
                 iova,
                 size: 1 << shift,
@@ -163,7 +189,7 @@ fn walk_table<T: TableView>(
                 attrs,
                 pa,
                 desc: d,
-            })?,
+            }))?,
         }
     }
     Ok(())

@@ -6,10 +6,9 @@ use std::collections::HashSet;
 use ptfuzz_engine::alloc::{FrameState, POISON};
 use ptfuzz_engine::prot::Prot;
 
-use super::descriptor::Descriptor;
 use super::leaves::ORACLE;
 use super::params::WalkParams;
-use super::range::{decode_checked, nonzero, table_words as words, FoundLeaf, LeafMatch, LeafRun};
+use super::range::{nonzero, table_entries, table_words as words, Entry, LeafMatch};
 use super::view::TableView;
 use crate::divergence::Divergence;
 use crate::model::Model;
@@ -145,40 +144,24 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> Walk<I> {
         base: u64,
     ) -> Result<(), Divergence> {
         self.stats.tables += 1;
-        let shift = p.shift(level);
         let mut valid = 0u32;
-        let table_words = words(t, table, p.entries_at(level))?;
-        let mut run = LeafRun::new(p, level);
-        for (i, d) in nonzero(table_words) {
-            let i = i as u64;
-            let pa = table + 8 * i;
-            let iova = base + (i << shift);
-            match run.decode(i, d, || decode_checked(t, p, level, pa, iova, d))? {
-                Descriptor::Invalid => {}
-                Descriptor::Table { addr, .. } => {
-                    valid += 1;
+        table_entries(t, p, table, level, base, 0..p.entries_at(level), |e| {
+            valid += 1;
+            match e {
+                Entry::Table { addr, pa, iova } => {
                     if !self.seen.insert(addr) {
                         return Err(diverge(format!(
-                                "table {addr:#x} is reachable twice (again from pa {pa:#x}, iova {iova:#x})"
-                            )));
+                            "table {addr:#x} is reachable twice (again from pa {pa:#x}, iova {iova:#x})"
+                        )));
                     }
-                    self.table(t, p, addr, level + 1, iova)?;
+                    self.table(t, p, addr, level + 1, iova)
                 }
-                Descriptor::Leaf { oa, attrs } => {
-                    valid += 1;
+                Entry::Leaf(l) => {
                     self.stats.leaves += 1;
-                    self.leaves.found(FoundLeaf {
-                        level,
-                        iova,
-                        size: 1 << shift,
-                        oa,
-                        attrs,
-                        pa,
-                        desc: d,
-                    })?;
+                    self.leaves.found(l)
                 }
             }
-        }
+        })?;
         let meta_live = t.frame(table).map(|m| m.live);
         if meta_live != Some(valid) {
             return Err(diverge(format!(
