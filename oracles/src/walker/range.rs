@@ -246,8 +246,8 @@ impl LeafRun {
 /// Found leaves against expected ones, both ascending: equal one to one (start, size, output
 /// address, the attributes the model's prot implies).
 pub(crate) struct LeafMatch<I: Iterator<Item = (u64, u64, u64, Prot)>> {
-    pub expected: std::iter::Peekable<I>,
-    pub stage2: bool,
+    expected: std::iter::Peekable<I>,
+    stage2: bool,
     /// The attributes the last prot seen implies (runs of leaves share one prot).
     last: Option<(Prot, LeafAttrs)>,
 }

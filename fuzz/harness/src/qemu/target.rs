@@ -92,28 +92,13 @@ fn nested_setup(window: &Range<u64>) -> Vec<Command> {
 
 /// Moves a map's output address into the data window (same offset modulo the window,
 /// aligned to the page size), so its pages can be probed.
-fn into_window(cmd: Command, window: &Range<u64>) -> Command {
-    match cmd {
-        Command::Map {
-            dom,
-            iova,
-            pa,
-            pgsize,
-            count,
-            prot,
-        } if pgsize.is_power_of_two() && !window.contains(&pa) => {
-            let pa = (window.start + pa % (window.end - window.start)) & !(pgsize - 1);
-            Command::Map {
-                dom,
-                iova,
-                pa,
-                pgsize,
-                count,
-                prot,
-            }
+fn into_window(mut cmd: Command, window: &Range<u64>) -> Command {
+    if let Command::Map { pa, pgsize, .. } = &mut cmd {
+        if pgsize.is_power_of_two() && !window.contains(pa) {
+            *pa = (window.start + *pa % (window.end - window.start)) & !(*pgsize - 1);
         }
-        c => c,
     }
+    cmd
 }
 
 /// How a qemu_diff input ended when it did not pass.
