@@ -12,7 +12,8 @@
 # PTFUZZ_FUZZ_TOOLCHAIN=stable (do not use nightly even where installed),
 # PTFUZZ_FUZZ_TRACE_COMPARES=1 (build with libFuzzer's comparison tracing, cargo-fuzz's
 # default; off here because it halves the execution rate and every deliberate mistake is
-# found as fast without it: docs/THROUGHPUT.md).
+# found as fast without it: docs/THROUGHPUT.md), PTFUZZ_SANCOV_CRATES (which crates give
+# coverage feedback: fuzz/libfuzzer/sancov-scope.sh).
 # Options: --sanitizer none|address (or PTFUZZ_FUZZ_SANITIZER; default address = ASan, which
 # needs nightly, or stable with RUSTC_BOOTSTRAP=1; `none` works on plain stable and runs ~3x
 # more inputs a second on this harness). Any crash fails: a non-zero exit from the fuzzer, or any crash file it left. Crash
@@ -99,6 +100,10 @@ choose_toolchain() {
     FUZZ_ENV=(RUSTC_BOOTSTRAP=1)
     FUZZ_TARGET_DIR=$FUZZ_DIR/target/bootstrap
   fi
+  # Coverage feedback from the engine and the executor only (PTFUZZ_SANCOV_CRATES=all: from
+  # every crate, cargo-fuzz's default); the header of the wrapper says why.
+  FUZZ_ENV+=("RUSTC_WRAPPER=$ROOT/$FUZZ_DIR/sancov-scope.sh")
+  if [ -n "${RUSTC_WRAPPER:-}" ]; then FUZZ_ENV+=("PTFUZZ_NEXT_RUSTC_WRAPPER=$RUSTC_WRAPPER"); fi
   local rustc=(rustc)
   [ "${FUZZ_CARGO[1]:-}" = +nightly ] && rustc=(rustc +nightly)
   echo "cargo fuzz: $(cargo fuzz --version), $("${rustc[@]}" --version) ${FUZZ_ENV[*]}" \

@@ -3,17 +3,20 @@
 # built with the given flavour into a target dir of its own (so flavours do not rebuild each
 # other), run pinned to one core from a scratch copy of its seeds, and reported as libFuzzer's
 # exec/s and as executions per CPU second of the process (which a busy machine changes less).
+# Coverage comes from the engine and the executor only, as CI builds it
+# (fuzz/libfuzzer/sancov-scope.sh); --sancov-all instruments every crate, as cargo-fuzz does.
 #
-#   fuzz/rate.sh [--sanitizer address|none] [--no-trace-compares] [--seconds N] [--core C]
-#                [--seeds DIR] [TARGET]           # defaults: address, 60 s, core 0, pagetable
+#   fuzz/rate.sh [--sanitizer address|none] [--no-trace-compares] [--sancov-all] [--seconds N]
+#                [--core C] [--seeds DIR] [TARGET]   # defaults: address, 60 s, core 0, pagetable
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sanitizer=address seconds=60 core=0 target=pagetable seeds="" extra=()
+sanitizer=address seconds=60 core=0 target=pagetable seeds="" extra=() scope=scoped
 while [ $# -gt 0 ]; do
   case $1 in
     --sanitizer) sanitizer=$2; shift 2 ;;
     --no-trace-compares) extra+=(--no-trace-compares); shift ;;
+    --sancov-all) scope=all; shift ;;
     --seconds) seconds=$2; shift 2 ;;
     --core) core=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
@@ -22,9 +25,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$seeds" ] || seeds=corpus/$target
-flavour=$sanitizer${extra[0]:+-ntc}
+flavour=$sanitizer${extra[0]:+-ntc}-$scope
 tdir=target/rate-$flavour
-cargo +nightly fuzz build --fuzz-dir fuzz/libfuzzer --target-dir "$tdir" --sanitizer "$sanitizer" \
+wrapper=()
+[ $scope = scoped ] && wrapper=(env "RUSTC_WRAPPER=$PWD/fuzz/libfuzzer/sancov-scope.sh")
+"${wrapper[@]}" cargo +nightly fuzz build --fuzz-dir fuzz/libfuzzer --target-dir "$tdir" --sanitizer "$sanitizer" \
   "${extra[@]}" "$target" >"$tdir.build.log" 2>&1 || { tail -20 "$tdir.build.log"; exit 1; }
 bin=$tdir/x86_64-unknown-linux-gnu/release/$target
 

@@ -170,6 +170,14 @@ impl TableAllocator {
         self.log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// As [`crate::physmem::PhysMem::swap_log`], for the allocator's events.
+    pub fn swap_log(&mut self, buf: &mut Vec<AllocEvent>) {
+        buf.clear();
+        if let Some(log) = &mut self.log {
+            std::mem::swap(log, buf);
+        }
+    }
+
     fn record(&mut self, ev: impl FnOnce(u64) -> AllocEvent) {
         if let Some(log) = &mut self.log {
             let _p = crate::noalloc::Pause::new(); // the event log is instrumentation

@@ -151,6 +151,14 @@ impl<F: FlushOps> Domain<F> {
     pub fn take_alloc_log(&mut self) -> Vec<crate::events::AllocEvent> {
         self.tables.take_log()
     }
+    /// The device log into `buf`, reusing `buf`'s storage (see [`PhysMem::swap_log`]).
+    pub fn swap_device_log(&mut self, buf: &mut Vec<crate::events::DeviceWrite>) {
+        self.mem.swap_log(buf)
+    }
+    /// The allocator's log into `buf`, reusing `buf`'s storage.
+    pub fn swap_alloc_log(&mut self, buf: &mut Vec<crate::events::AllocEvent>) {
+        self.tables.swap_log(buf)
+    }
     /// Preallocation-pool events since the last call (see [`crate::events::PoolEvent`]).
     pub fn take_pool_log(&mut self) -> Vec<crate::events::PoolEvent> {
         self.tables.take_pool_log()

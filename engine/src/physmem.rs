@@ -156,6 +156,15 @@ impl PhysMem {
         self.log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// Hands the device writes recorded so far to `buf` and keeps `buf`'s storage, cleared,
+    /// for the next ones: a caller that drains the log after every op allocates it once.
+    pub fn swap_log(&mut self, buf: &mut Vec<DeviceWrite>) {
+        buf.clear();
+        if let Some(log) = &mut self.log {
+            std::mem::swap(log, buf);
+        }
+    }
+
     /// Records the words of `[w, w + n)` whose device view is about to change to `cpu`.
     #[cold]
     fn log_range(&mut self, w: usize, n: usize) {
@@ -316,5 +325,26 @@ mod tests {
         assert_eq!(m.read_device(f + 8192), None, "past the end");
         assert_eq!(m.read_device(f + 4), None, "unaligned");
         assert_eq!(m.frames(), 2);
+    }
+
+    #[test]
+    fn swap_log_hands_over_the_writes_and_keeps_the_storage() {
+        let mut m = PhysMem::new(0, 12, true);
+        let f = m.grow(1);
+        m.set_logging(true);
+        m.write_sync(f + 8, 3);
+        let stale = DeviceWrite { seq: 0, pa: 0, old: 0, new: 0 };
+        let mut buf = Vec::with_capacity(64);
+        buf.push(stale);
+        let storage = buf.as_ptr();
+        m.swap_log(&mut buf);
+        let got: Vec<_> = buf.iter().map(|w| (w.pa, w.old, w.new)).collect();
+        assert_eq!(got, [(f + 8, 0, 3)], "the stale entry is gone, the write handed over");
+        m.write_sync(f + 16, 5);
+        let mut again = Vec::new();
+        m.swap_log(&mut again);
+        let got: Vec<_> = again.iter().map(|w| (w.pa, w.old, w.new)).collect();
+        assert_eq!(got, [(f + 16, 0, 5)]);
+        assert_eq!(again.as_ptr(), storage, "the next writes went into the storage given back");
     }
 }

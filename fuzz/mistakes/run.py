@@ -7,7 +7,7 @@ the first crash or the time limit. Prints, per mistake, the seconds to the first
 the failure line. Issues 3-6 ask that each mistake be caught within 5 minutes.
 
     python3 fuzz/mistakes/run.py [--seconds 300] [--sanitizer address|none] [--no-seeds]
-                                 [--no-trace-compares] [NAME...]
+                                 [--no-trace-compares] [--sancov-all] [NAME...]
 """
 import argparse, os, re, shutil, subprocess, sys, time
 
@@ -168,12 +168,15 @@ def plant(dst, name):
     open(p, "w").write(text.replace(old, new))
 
 
-def fuzz(dst, name, seconds, sanitizer, core, seeds, trace_compares=True):
+def fuzz(dst, name, seconds, sanitizer, core, seeds, trace_compares=True, scoped=True):
     target = target_of(name)
     # One target dir per fuzz target (per mistake for pagetable): dependencies build once.
     tdir = name if target == "pagetable" else target
-    flavour = sanitizer if trace_compares else f"{sanitizer}-ntc"
+    flavour = sanitizer + ("" if trace_compares else "-ntc") + ("-scoped" if scoped else "")
     env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{flavour}-{tdir}")
+    if scoped:
+        # Coverage for the engine and the executor only, as .ci/fuzz.sh builds.
+        env["RUSTC_WRAPPER"] = os.path.join(dst, "fuzz", "libfuzzer", "sancov-scope.sh")
     toolchain = ["+nightly"] if sanitizer == "address" else []
     base = ["cargo", *toolchain, "fuzz"]
     common = ["--fuzz-dir", "fuzz/libfuzzer", "--sanitizer", sanitizer]
@@ -214,13 +217,16 @@ def main():
     ap.add_argument("--no-seeds", action="store_true", help="start from an empty corpus")
     ap.add_argument("--no-trace-compares", action="store_true",
                     help="build without comparison tracing (as .ci/fuzz.sh does)")
+    ap.add_argument("--sancov-all", action="store_true",
+                    help="coverage feedback from every crate (cargo-fuzz's default) instead of "
+                         "the engine and executor only (fuzz/libfuzzer/sancov-scope.sh, as CI)")
     ap.add_argument("names", nargs="*")
     a = ap.parse_args()
     for name in a.names or MISTAKES:
-        dst = scratch_copy(name, "-ntc" if a.no_trace_compares else "")
+        dst = scratch_copy(name, ("-ntc" if a.no_trace_compares else "") + ("-all" if a.sancov_all else ""))
         plant(dst, name)
         found, took, why, execs = fuzz(dst, name, a.seconds, a.sanitizer, a.core, not a.no_seeds,
-                                       not a.no_trace_compares)
+                                       not a.no_trace_compares, not a.sancov_all)
         verdict = f"caught in {took:.1f} s" if found else f"NOT caught in {a.seconds} s"
         print(f"{name:20} {verdict:>22}  execs={execs}  [{target_of(name)}] ({MISTAKES[name][3]})\n    {why}", flush=True)
 

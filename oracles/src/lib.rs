@@ -16,7 +16,7 @@ pub use divergence::Divergence;
 pub use ioasid::IoasidModel;
 pub use model::Model;
 pub use tlb::TlbOracle;
-pub use walker::{check_domain, check_range};
+pub use walker::{check_domain, check_domain_logged, check_range, check_range_logged};
 
 /// The oracles' hasher: fixed (no per-process keys), so their hash maps take the same paths
 /// on every run, which keeps fuzzing deterministic (AFL measures this as stability); and

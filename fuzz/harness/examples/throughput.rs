@@ -124,16 +124,19 @@ fn main() -> Result<()> {
     let allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
     // Where the time goes by configuration: one more pass, each input timed alone.
     let mut by_cfg: std::collections::BTreeMap<String, (usize, f64, usize)> = Default::default();
-    for f in &files {
+    let mut each = Vec::new();
+    for (i, f) in files.iter().enumerate() {
         let Some(input) = decode(f) else { continue };
         let key = config_key(&input);
         let t = Instant::now();
         for _ in 0..10 {
             let _ = execute(&input);
         }
+        let dt = t.elapsed().as_secs_f64() / 10.0;
+        each.push((dt, i));
         let e = by_cfg.entry(key).or_default();
         e.0 += 1;
-        e.1 += t.elapsed().as_secs_f64() / 10.0;
+        e.1 += dt;
         e.2 += input.ops.len().min(MAX_OPS);
     }
     if std::env::var_os("THROUGHPUT_BY_CONFIG").is_some() {
@@ -143,6 +146,25 @@ fn main() -> Result<()> {
                 t * 1e6 / *n as f64,
                 *o as f64 / *n as f64
             );
+        }
+    }
+    // THROUGHPUT_TOP=N: the N most expensive inputs, with their share of the total and the
+    // trace of each, to see what makes an input slow.
+    if let Some(n) = std::env::var("THROUGHPUT_TOP").ok().and_then(|v| v.parse::<usize>().ok()) {
+        let total: f64 = each.iter().map(|e| e.0).sum();
+        each.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for &(dt, i) in each.iter().take(n) {
+            let input = decode(&files[i]).expect("decoded above");
+            println!(
+                "== {:.1} us ({:.1} % of one pass over the corpus), {}",
+                dt * 1e6,
+                dt * 100.0 / total,
+                config_key(&input)
+            );
+            match execute(&input) {
+                Ok(t) => print!("{t}"),
+                Err(c) => print!("{c}"),
+            }
         }
     }
     // On a loaded machine the wall clock also counts time spent waiting for the core; the

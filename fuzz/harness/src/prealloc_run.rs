@@ -19,7 +19,7 @@ pub fn decode_prealloc(data: &[u8]) -> Option<PreallocInput> {
 /// Runs `input`: its trace and budget totals, or the crash.
 pub fn execute_prealloc(input: &PreallocInput) -> Result<(Trace, BudgetStats), Box<Crash>> {
     let (cfg, _) = resolve_config(&input.config);
-    let dom = "d0".to_string();
+    let dom = crate::trace::Name::Borrowed("d0");
     let mut trace = Trace::default();
     trace.lines.push(TraceLine {
         line: 1,

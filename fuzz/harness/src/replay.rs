@@ -253,12 +253,12 @@ fn run_ioasid_op(
                 Slot::Live(_) => Some(DomainId(i as u32)),
                 Slot::Refused(line) => {
                     return Err(FailureKind::RefusedDomain {
-                        name: dom.clone(),
+                        name: dom.to_string(),
                         line: *line,
                     })
                 }
             },
-            None => return Err(FailureKind::Undeclared(dom.clone())),
+            None => return Err(FailureKind::Undeclared(dom.to_string())),
         },
         _ => None,
     };

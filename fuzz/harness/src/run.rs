@@ -34,7 +34,7 @@ pub fn decode(data: &[u8]) -> Option<Input> {
 /// Runs `input`, returning the trace it produced, or the crash.
 pub fn execute(input: &Input) -> Result<Trace, Box<Crash>> {
     let (cfg, custom_alloc) = resolve_config(&input.config);
-    let dom = "d0".to_string();
+    let dom = crate::trace::Name::Borrowed("d0");
     let mut trace = Trace::default();
     trace.lines.push(TraceLine {
         line: 1,

@@ -84,6 +84,16 @@ pub struct TlbOracle {
     frames: Frames,
     pending: Pending,
     stats: TlbStats,
+    /// The engine's logs of the op being checked; their storage goes back to the engine
+    /// after each op, so draining them allocates nothing once warm.
+    logs: Logs,
+}
+
+#[derive(Debug, Default)]
+struct Logs {
+    flushes: Vec<(u64, FlushEvent)>,
+    writes: Vec<DeviceWrite>,
+    allocs: Vec<AllocEvent>,
 }
 
 impl TlbOracle {
@@ -98,6 +108,7 @@ impl TlbOracle {
             frames: Frames::default(),
             pending: Pending::default(),
             stats: TlbStats::default(),
+            logs: Logs::default(),
         };
         o.reset(root_pa);
         o
@@ -128,10 +139,14 @@ impl TlbOracle {
         op_index: usize,
         dom: &mut Domain<OrderedFlushLog>,
     ) -> Result<(), Divergence> {
-        let flushes = std::mem::take(&mut dom.flush_ops_mut().events);
-        let writes = dom.take_device_log();
-        let allocs = dom.take_alloc_log();
-        self.check_op(op_index, &flushes, &writes, &allocs)
+        let mut logs = std::mem::take(&mut self.logs);
+        logs.flushes.clear();
+        std::mem::swap(&mut dom.flush_ops_mut().events, &mut logs.flushes);
+        dom.swap_device_log(&mut logs.writes);
+        dom.swap_alloc_log(&mut logs.allocs);
+        let r = self.check_op(op_index, &logs.flushes, &logs.writes, &logs.allocs);
+        self.logs = logs;
+        r
     }
 
     /// Replays the logs of op `op_index` in sequence order and checks them (see the module

@@ -13,6 +13,7 @@
 pub mod attrs;
 pub mod descriptor;
 mod leaves;
+mod logged;
 mod range;
 pub mod params;
 pub mod structure;
@@ -30,6 +31,7 @@ use crate::model::Model;
 pub use attrs::{LeafAttrs, S1Attrs, S2Attrs};
 pub use descriptor::{decode, Descriptor, FaultKind};
 use leaves::{Walker, ORACLE};
+pub use logged::{check_domain_logged, check_range_logged};
 pub use params::WalkParams;
 pub use structure::StructureStats;
 pub use translate::{translate, Fault, Translation};

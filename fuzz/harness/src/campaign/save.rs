@@ -27,7 +27,7 @@ pub fn with_model_expectations(trace: &Trace) -> Trace {
                 Err(_) => (None, None),
             };
             l.expect = model.map(|m| m.facts());
-            doms.push((name.clone(), d));
+            doms.push((name.to_string(), d));
             continue;
         }
         let Some(slot) = doms.iter_mut().rev().find(|(n, _)| n == l.command.domain()).map(|(_, d)| d) else {

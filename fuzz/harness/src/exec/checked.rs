@@ -6,7 +6,7 @@ use std::rc::Rc;
 use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
 use ptfuzz_oracles::budget::{BudgetChecker, OpContext};
 use ptfuzz_oracles::walker::WalkParams;
-use ptfuzz_oracles::{check_domain, check_range, Divergence, Model, TlbOracle};
+use ptfuzz_oracles::{check_domain_logged, check_range_logged, Divergence, Model, TlbOracle};
 
 use crate::outcome::Outcome;
 use crate::replay::FailureKind;
@@ -222,7 +222,7 @@ impl CheckedDomain {
         // The whole range in one in-order pass; samples just outside and in the middle go
         // through the full translation.
         let samples = [lo.wrapping_sub(g), hi, lo + (hi - lo) / 2];
-        check_range(&self.engine, &self.model, lo, hi, &samples)
+        check_range_logged(&self.engine, &self.model, lo, hi, &samples)
     }
 
     /// The allocator's counters against the model's prediction of every table.
@@ -248,7 +248,7 @@ impl CheckedDomain {
 
     /// Everything: every leaf, the table structure, the counters, the custom hooks.
     pub fn check_all(&mut self) -> Result<(), Divergence> {
-        check_domain(&self.engine, &self.model, &[])?;
+        check_domain_logged(&self.engine, &self.model, &[])?;
         if let Some(h) = &self.hooks {
             let c = self.engine.counters();
             let (allocs, frees) = h.get();

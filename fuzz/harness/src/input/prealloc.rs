@@ -65,7 +65,7 @@ pub enum POp {
 /// Turns `prealloc` ops into commands against the model's state.
 pub struct PreallocResolver {
     pub pools: Pools,
-    pub dom: String,
+    pub dom: crate::trace::Name,
 }
 
 impl PreallocResolver {

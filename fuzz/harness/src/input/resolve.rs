@@ -53,7 +53,7 @@ pub fn resolve_config(c: &ConfigChoice) -> (DomainConfig, bool) {
 /// Turns ops into commands for domain `dom`.
 pub(crate) struct Resolver {
     pub pools: Pools,
-    pub dom: String,
+    pub dom: crate::trace::Name,
 }
 
 impl Resolver {

@@ -25,8 +25,8 @@ pub fn domains() -> [(&'static str, DomainConfig); 2] {
 const PAGES: u64 = 16;
 const PAGE: u64 = 0x1000;
 
-fn dom_name(d: u8) -> String {
-    domains()[d as usize % 2].0.to_string()
+fn dom_name(d: u8) -> crate::trace::Name {
+    domains()[d as usize % 2].0.into()
 }
 
 fn pick_id(p: IdPick, model: &IoasidModel) -> u32 {

@@ -117,7 +117,7 @@ pub fn execute_qemu(oracle: &mut QemuOracle, input: &Input) -> Result<Trace, Qem
         Some((s1, _)) => (s1, false),
         None => resolve_qemu_config(&input.config),
     };
-    let dom = "d0".to_string();
+    let dom = crate::trace::Name::Borrowed("d0");
     let mut trace = Trace::default();
     let window = oracle.data_window();
     let mut setup = vec![Command::Domain {

@@ -45,7 +45,7 @@ pub enum IoasidCommand {
     },
     Bind {
         id: u32,
-        dom: String,
+        dom: super::Name,
     },
     Unbind {
         id: u32,
@@ -186,7 +186,7 @@ pub(super) fn parse(
             }
             IoasidCommand::Bind {
                 id: num32(&a, "id")?,
-                dom: dom.into(),
+                dom: dom.to_string().into(),
             }
         }
         "ioasid.unbind" => IoasidCommand::Unbind {

@@ -27,17 +27,21 @@ pub struct TraceLine {
     pub expect: Option<Expect>,
 }
 
+/// A domain's name in a trace. Generated inputs name theirs with a constant (borrowed, so a
+/// command costs no allocation for it); parsed traces own theirs.
+pub type Name = std::borrow::Cow<'static, str>;
+
 /// One operation of the op language. Domains are named so a trace can drive several.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// `alloc=custom` installs custom table-allocator hooks (io-pgtable style).
     Domain {
-        name: String,
+        name: Name,
         cfg: DomainConfig,
         custom_alloc: bool,
     },
     Map {
-        dom: String,
+        dom: Name,
         iova: u64,
         pa: u64,
         pgsize: u64,
@@ -45,33 +49,33 @@ pub enum Command {
         prot: Prot,
     },
     Unmap {
-        dom: String,
+        dom: Name,
         iova: u64,
         pgsize: u64,
         count: u64,
     },
     Lookup {
-        dom: String,
+        dom: Name,
         iova: u64,
     },
     /// End the grace period: deferred tables are released (poisoned, reusable).
-    Grace { dom: String },
+    Grace { dom: Name },
     /// Make the n-th table allocation from now fail (`n=0` disarms).
-    FailNth { dom: String, n: u64 },
+    FailNth { dom: Name, n: u64 },
     /// Free everything: all mappings and all tables but the root.
-    Clear { dom: String },
+    Clear { dom: Name },
     /// Clean every live table to the device view.
-    Sync { dom: String },
+    Sync { dom: Name },
     /// Point the QEMU oracle's SMMU stream at this domain, nested over `nest` (stage 1 then
     /// stage 2); engine and model do nothing. See docs/QEMU.md.
-    Attach { dom: String, nest: Option<String> },
+    Attach { dom: Name, nest: Option<Name> },
     /// An `ioasid.*` command (IOASID allocation and PASID binding).
     Ioasid(IoasidCommand),
     /// Prepare job `job` for `[iova, iova + size)`: count and reserve its pool.
-    JobPrepare { dom: String, job: u32, iova: u64, size: u64 },
+    JobPrepare { dom: Name, job: u32, iova: u64, size: u64 },
     /// Run job `job`: a map whose tables all come from the job's pool.
     JobRun {
-        dom: String,
+        dom: Name,
         job: u32,
         iova: u64,
         pa: u64,
@@ -80,11 +84,11 @@ pub enum Command {
         prot: Prot,
     },
     /// Clean job `job` up: its leftover pages go back.
-    JobCleanup { dom: String, job: u32 },
+    JobCleanup { dom: Name, job: u32 },
     /// Reserve `[iova, iova + size)`: install and pin every table level it needs.
-    Reserve { dom: String, iova: u64, size: u64 },
+    Reserve { dom: Name, iova: u64, size: u64 },
     /// Drop one reservation of exactly that range, freeing what is then unused.
-    Unreserve { dom: String, iova: u64, size: u64 },
+    Unreserve { dom: Name, iova: u64, size: u64 },
 }
 
 impl Command {

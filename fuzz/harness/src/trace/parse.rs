@@ -154,6 +154,7 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
     } else if !declared.contains(&dom) {
         return Err(ParseErrorKind::UndeclaredDomain(dom));
     }
+    let dom = super::Name::from(dom);
     Ok(match word {
         "domain" => {
             let a = Args::new(
@@ -230,7 +231,7 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
                     return Err(ParseErrorKind::UndeclaredDomain(n.clone()));
                 }
             }
-            Command::Attach { dom, nest }
+            Command::Attach { dom, nest: nest.map(super::Name::from) }
         }
         "job.prepare" => {
             let a = Args::new(rest, &["job", "iova", "size"], &[])?;
