@@ -106,7 +106,7 @@ impl TlbOracle {
             granule: cfg.granule.size(),
             root: root_pa,
             frames: Frames::default(),
-            pending: Pending::default(),
+            pending: Pending::new(),
             stats: TlbStats::default(),
             logs: Logs::default(),
         };
@@ -119,7 +119,7 @@ impl TlbOracle {
     pub fn reset(&mut self, root_pa: u64) {
         self.root = root_pa;
         self.frames = Frames::default();
-        self.pending = Pending::default();
+        self.pending.clear();
         let bytes = self.p.root_entries() * 8;
         let len = bytes.div_ceil(self.granule) * self.granule;
         let mut f = Frame::new(len, State::Linked);

@@ -90,7 +90,28 @@ impl Level {
     }
 }
 
+/// An unmap leaves a break per entry it clears until its invalidation: on a fuzz corpus the
+/// set held 128-511 breaks at most inserts (and up to 2,050). The map starts that big
+/// instead of growing, and rehashing, through every power of two in each input.
+const EXPECTED_BREAKS: usize = 512;
+
 impl Pending {
+    pub fn new() -> Pending {
+        Pending {
+            by_slot: HashMap::with_capacity_and_hasher(EXPECTED_BREAKS, Default::default()),
+            by_level: Default::default(),
+        }
+    }
+
+    /// Forgets every break, keeping the storage.
+    pub fn clear(&mut self) {
+        self.by_slot.clear();
+        for s in &mut self.by_level {
+            s.keys.clear();
+            s.sorted = true;
+        }
+    }
+
     pub fn get(&self, slot: u64) -> Option<&Break> {
         // Most writes happen with nothing pending: skip the hashing.
         if self.by_slot.is_empty() {
@@ -160,5 +181,32 @@ impl Pending {
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.by_slot.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(slot: u64, iova: u64) -> Break {
+        Break { seq: slot, slot, kind: EntryKind::Leaf, level: 3, iova, shift: 12, old: 0x403, under: None }
+    }
+
+    #[test]
+    fn clear_forgets_everything_and_the_set_works_after_it() {
+        let mut p = Pending::new();
+        for i in (0..40u64).rev() {
+            p.insert(leaf(0x1000 + 8 * i, i << 12));
+        }
+        p.clear();
+        assert!(p.is_empty());
+        assert!(p.get(0x1000).is_none());
+        assert!(p.remove_covered(Cover::Walk { lo: 0, hi: u64::MAX }, |_| 12).is_empty());
+        // Out of order again after the clear: the range still finds exactly what it covers.
+        p.insert(leaf(0x2010, 0x2000));
+        p.insert(leaf(0x2000, 0x0));
+        let got = p.remove_covered(Cover::Leaves { lo: 0x1000, hi: 0x2fff, level: Some(3) }, |_| 12);
+        assert_eq!(got.iter().map(|b| b.slot).collect::<Vec<_>>(), [0x2010]);
+        assert_eq!(p.get(0x2000).map(|b| b.iova), Some(0));
     }
 }
