@@ -4,16 +4,30 @@ use ptfuzz_engine::{AllocEvent, FlushEvent};
 
 use super::entry::{ttl_level, EntryKind};
 use super::frames::{Frame, State};
-use super::pending::Cover;
+use super::pending::{Break, Cover};
 use super::{TlbOracle, ORACLE};
 use crate::divergence::Divergence;
 
 impl TlbOracle {
     pub(super) fn flush(&mut self, f: &FlushEvent) {
-        let removed = match *f {
+        // An invalidated table entry: the table below it can no longer be reached by a walk.
+        let frames = &mut self.frames;
+        let invalidated = |b: Break| {
+            if let EntryKind::Table(child) = b.kind {
+                if let Some(f) = frames.at_mut(child) {
+                    if let State::Unlinked { seq, .. } = f.state {
+                        f.state = State::Unlinked {
+                            seq,
+                            invalidated: true,
+                        };
+                    }
+                }
+            }
+        };
+        match *f {
             FlushEvent::All => {
                 self.stats.all += 1;
-                self.pending.take_all()
+                self.pending.take_all().into_iter().for_each(invalidated);
             }
             FlushEvent::Walk { iova, size, .. } => {
                 self.stats.walks += 1;
@@ -25,7 +39,7 @@ impl TlbOracle {
                     hi: iova.saturating_add(size - 1),
                 };
                 let p = self.p;
-                self.pending.remove_covered(cover, |l| p.shift(l))
+                self.pending.remove_covered(cover, |l| p.shift(l), invalidated);
             }
             FlushEvent::Leaves { start, end, pgsize } => {
                 self.stats.leaves += 1;
@@ -38,19 +52,7 @@ impl TlbOracle {
                     level: ttl_level(&self.p, pgsize),
                 };
                 let p = self.p;
-                self.pending.remove_covered(cover, |l| p.shift(l))
-            }
-        };
-        for b in removed {
-            if let EntryKind::Table(child) = b.kind {
-                if let Some(f) = self.frames.at_mut(child) {
-                    if let State::Unlinked { seq, .. } = f.state {
-                        f.state = State::Unlinked {
-                            seq,
-                            invalidated: true,
-                        };
-                    }
-                }
+                self.pending.remove_covered(cover, |l| p.shift(l), invalidated);
             }
         }
     }

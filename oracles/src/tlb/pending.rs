@@ -129,12 +129,16 @@ impl Pending {
         }
     }
 
-    /// Removes and returns every break `c` covers.
-    pub fn remove_covered(&mut self, c: Cover, shift_of: impl Fn(u32) -> u32) -> Vec<Break> {
+    /// Removes every break `c` covers, handing each to `removed`.
+    pub fn remove_covered(
+        &mut self,
+        c: Cover,
+        shift_of: impl Fn(u32) -> u32,
+        mut removed: impl FnMut(Break),
+    ) {
         let (lo, hi) = match c {
             Cover::Walk { lo, hi } | Cover::Leaves { lo, hi, .. } => (lo, hi),
         };
-        let mut out = Vec::new();
         for level in 0..4u32 {
             if let Cover::Leaves { level: Some(l), .. } = c {
                 if l != level {
@@ -154,19 +158,16 @@ impl Pending {
             let mut kept = hits.start;
             for i in hits.clone() {
                 let key = set.keys[i];
-                let b = self.by_slot[&key.1];
-                if leaves_only && b.kind != EntryKind::Leaf {
+                if leaves_only && self.by_slot[&key.1].kind != EntryKind::Leaf {
                     set.keys[kept] = key;
                     kept += 1;
                     continue;
                 }
-                self.by_slot.remove(&key.1);
-                out.push(b);
+                removed(self.by_slot.remove(&key.1).expect("every key has its break"));
             }
             // Keys kept stay in order; the covered ones leave in one move.
             set.keys.drain(kept..hits.end);
         }
-        out
     }
 
     /// Removes and returns everything (a full invalidation, or the end of an op), in no
@@ -201,11 +202,13 @@ mod tests {
         p.clear();
         assert!(p.is_empty());
         assert!(p.get(0x1000).is_none());
-        assert!(p.remove_covered(Cover::Walk { lo: 0, hi: u64::MAX }, |_| 12).is_empty());
+        let mut got = Vec::new();
+        p.remove_covered(Cover::Walk { lo: 0, hi: u64::MAX }, |_| 12, |b| got.push(b));
+        assert!(got.is_empty());
         // Out of order again after the clear: the range still finds exactly what it covers.
         p.insert(leaf(0x2010, 0x2000));
         p.insert(leaf(0x2000, 0x0));
-        let got = p.remove_covered(Cover::Leaves { lo: 0x1000, hi: 0x2fff, level: Some(3) }, |_| 12);
+        p.remove_covered(Cover::Leaves { lo: 0x1000, hi: 0x2fff, level: Some(3) }, |_| 12, |b| got.push(b));
         assert_eq!(got.iter().map(|b| b.slot).collect::<Vec<_>>(), [0x2010]);
         assert_eq!(p.get(0x2000).map(|b| b.iova), Some(0));
     }
