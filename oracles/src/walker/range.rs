@@ -119,7 +119,7 @@ pub(crate) fn walk_range<T: TableView>(
     p: &WalkParams,
     lo: u64,
     hi: u64,
-    leaf: &mut impl FnMut(FoundLeaf) -> Result<(), Divergence>,
+    leaf: &mut impl FnMut(&FoundLeaf) -> Result<(), Divergence>,
 ) -> Result<(), Divergence> {
     let hi = hi.min(1u64 << p.ias);
     if lo >= hi {
@@ -137,15 +137,15 @@ fn walk_table<T: TableView>(
     base: u64,
     lo: u64,
     hi: u64,
-    leaf: &mut impl FnMut(FoundLeaf) -> Result<(), Divergence>,
+    leaf: &mut impl FnMut(&FoundLeaf) -> Result<(), Divergence>,
 ) -> Result<(), Divergence> {
     let shift = p.shift(level);
     // Entries [first, end) overlap [lo, hi); the caller made sure the table does.
     let first = (lo.max(base) - base) >> shift;
     let end = (((hi - base - 1) >> shift) + 1).min(p.entries_at(level));
-    table_entries(t, p, table, level, base, first..end, |e| match e {
+    table_entries(t, p, table, level, base, first..end, |e| match *e {
         Entry::Table { addr, iova, .. } => walk_table(t, p, addr, level + 1, iova, lo, hi, leaf),
-        Entry::Leaf(l) => leaf(l),
+        Entry::Leaf(ref l) => leaf(l),
     })
 }
 
@@ -169,7 +169,7 @@ pub(crate) fn table_entries<T: TableView>(
     level: u32,
     base: u64,
     range: std::ops::Range<u64>,
-    mut f: impl FnMut(Entry) -> Result<(), Divergence>,
+    mut f: impl FnMut(&Entry) -> Result<(), Divergence>,
 ) -> Result<(), Divergence> {
     let shift = p.shift(level);
     let words = table_words(t, table, p.entries_at(level))?;
@@ -180,8 +180,8 @@ pub(crate) fn table_entries<T: TableView>(
         let iova = base + (i << shift);
         match run.decode(i, d, || decode_checked(t, p, level, pa, iova, d))? {
             Descriptor::Invalid => {}
-            Descriptor::Table { addr, .. } => f(Entry::Table { addr, pa, iova })?,
-            Descriptor::Leaf { oa, attrs } => f(Entry::Leaf(FoundLeaf {
+            Descriptor::Table { addr, .. } => f(&Entry::Table { addr, pa, iova })?,
+            Descriptor::Leaf { oa, attrs } => f(&Entry::Leaf(FoundLeaf {
                 level,
                 iova,
                 size: 1 << shift,
@@ -261,7 +261,7 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
         }
     }
 
-    pub fn found(&mut self, f: FoundLeaf) -> Result<(), Divergence> {
+    pub fn found(&mut self, f: &FoundLeaf) -> Result<(), Divergence> {
         let here = || {
             format!(
                 "L{} leaf at iova {:#x} size {:#x} -> pa {:#x} {} (descriptor at pa {:#x} = {:#018x})",

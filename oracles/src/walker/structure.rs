@@ -147,7 +147,7 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> Walk<I> {
         let mut valid = 0u32;
         table_entries(t, p, table, level, base, 0..p.entries_at(level), |e| {
             valid += 1;
-            match e {
+            match *e {
                 Entry::Table { addr, pa, iova } => {
                     if !self.seen.insert(addr) {
                         return Err(diverge(format!(
@@ -156,7 +156,7 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> Walk<I> {
                     }
                     self.table(t, p, addr, level + 1, iova)
                 }
-                Entry::Leaf(l) => {
+                Entry::Leaf(ref l) => {
                     self.stats.leaves += 1;
                     self.leaves.found(l)
                 }
