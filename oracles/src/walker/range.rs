@@ -13,23 +13,32 @@ use super::params::WalkParams;
 use super::view::TableView;
 use crate::divergence::Divergence;
 
-/// Words compared at once when skipping empty parts of a table.
-const CHUNK: usize = 64;
+/// Words compared at once when skipping runs of one value.
+pub(crate) const CHUNK: usize = 64;
 const ZEROS: [u64; CHUNK] = [0; CHUNK];
 
-/// The nonzero words of `words` with their indices. Empty runs are skipped a chunk at a time
-/// (one `memcmp`, not one branch per word: under comparison tracing each branch is a call).
-pub(crate) fn nonzero(words: &[u64]) -> impl Iterator<Item = (usize, u64)> + '_ {
+/// The words of `words` that differ from `fill[0]` (every word of `fill` is that value), with
+/// their indices. Runs of it are skipped a chunk at a time (one `memcmp`, not one branch per
+/// word: under comparison tracing each branch is a call).
+pub(crate) fn other_than<'a>(
+    words: &'a [u64],
+    fill: &'a [u64; CHUNK],
+) -> impl Iterator<Item = (usize, u64)> + 'a {
     words
         .chunks(CHUNK)
         .enumerate()
-        .filter(|(_, c)| *c != &ZEROS[..c.len()])
-        .flat_map(|(ci, c)| {
+        .filter(move |(_, c)| *c != &fill[..c.len()])
+        .flat_map(move |(ci, c)| {
             c.iter()
                 .enumerate()
-                .filter(|(_, &d)| d != 0)
+                .filter(move |(_, &d)| d != fill[0])
                 .map(move |(j, &d)| (ci * CHUNK + j, d))
         })
+}
+
+/// The nonzero words of `words` with their indices.
+pub(crate) fn nonzero(words: &[u64]) -> impl Iterator<Item = (usize, u64)> + '_ {
+    other_than(words, &ZEROS)
 }
 
 /// A valid leaf descriptor as the walk found it.

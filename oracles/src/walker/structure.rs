@@ -8,12 +8,11 @@ use ptfuzz_engine::prot::Prot;
 
 use super::leaves::ORACLE;
 use super::params::WalkParams;
-use super::range::{nonzero, table_entries, table_words as words, Entry, LeafMatch};
+use super::range::{nonzero, other_than, table_entries, table_words as words, Entry, LeafMatch, CHUNK};
 use super::view::TableView;
 use crate::divergence::Divergence;
 use crate::model::Model;
 
-const CHUNK: usize = 64;
 const POISONS: [u64; CHUNK] = [POISON; CHUNK];
 
 /// What the structure walk found.
@@ -222,19 +221,11 @@ fn check_allocator<T: TableView>(
     while let Some(m) = t.frame(frame) {
         if m.state == FrameState::Free {
             let w = words(t, frame, granule / 8)?;
-            let bad_chunk = w.chunks(CHUNK).position(|c| c != &POISONS[..c.len()]);
-            if let Some(i) = bad_chunk.map(|ci| {
-                ci * CHUNK
-                    + w[ci * CHUNK..]
-                        .iter()
-                        .position(|&x| x != POISON)
-                        .unwrap_or(0)
-            }) {
+            if let Some((i, d)) = other_than(w, &POISONS).next() {
                 return Err(diverge(format!(
-                    "free frame {frame:#x}: word at pa {:#x} is {:#018x}, expected poison \
+                    "free frame {frame:#x}: word at pa {:#x} is {d:#018x}, expected poison \
                      {POISON:#x} (written after free)",
                     frame + 8 * i as u64,
-                    w[i]
                 )));
             }
         }

@@ -4,10 +4,10 @@ use ptfuzz_engine::{DomainConfig, FormatKind, Granule, Prot};
 use ptfuzz_oracles::Model;
 
 use super::{Addr, ConfigChoice, Count, Op, Pools, Size, MAX_PAGES};
+use crate::trace::Command;
 
 /// Most spans are at most this many pages.
 const SPAN_PAGES: u64 = 64;
-use crate::trace::Command;
 
 const IAS_POOL: [u32; 8] = [32, 36, 39, 40, 42, 44, 47, 48];
 
