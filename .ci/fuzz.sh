@@ -104,6 +104,10 @@ choose_toolchain() {
   # every crate, cargo-fuzz's default); the header of the wrapper says why.
   FUZZ_ENV+=("RUSTC_WRAPPER=$ROOT/$FUZZ_DIR/sancov-scope.sh")
   if [ -n "${RUSTC_WRAPPER:-}" ]; then FUZZ_ENV+=("PTFUZZ_NEXT_RUSTC_WRAPPER=$RUSTC_WRAPPER"); fi
+  # libFuzzer itself without ASan: the cc crate (>= 1.11) compiles C++ with -fsanitize=address
+  # whenever rustc builds with it, and libFuzzer's per-feature callback then poisons and
+  # clears a large stack frame for every feature of every execution (docs/THROUGHPUT.md).
+  FUZZ_ENV+=("CXXFLAGS=${CXXFLAGS:+$CXXFLAGS }-fno-sanitize=address")
   local rustc=(rustc)
   [ "${FUZZ_CARGO[1]:-}" = +nightly ] && rustc=(rustc +nightly)
   echo "cargo fuzz: $(cargo fuzz --version), $("${rustc[@]}" --version) ${FUZZ_ENV[*]}" \

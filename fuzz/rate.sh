@@ -27,8 +27,9 @@ done
 [ -n "$seeds" ] || seeds=corpus/$target
 flavour=$sanitizer${extra[0]:+-ntc}-$scope
 tdir=target/rate-$flavour
-wrapper=()
-[ $scope = scoped ] && wrapper=(env "RUSTC_WRAPPER=$PWD/fuzz/libfuzzer/sancov-scope.sh")
+# libFuzzer itself is built without ASan, as CI builds it (.ci/fuzz.sh says why).
+wrapper=(env "CXXFLAGS=${CXXFLAGS:+$CXXFLAGS }-fno-sanitize=address")
+[ $scope = scoped ] && wrapper+=("RUSTC_WRAPPER=$PWD/fuzz/libfuzzer/sancov-scope.sh")
 "${wrapper[@]}" cargo +nightly fuzz build --fuzz-dir fuzz/libfuzzer --target-dir "$tdir" --sanitizer "$sanitizer" \
   "${extra[@]}" "$target" >"$tdir.build.log" 2>&1 || { tail -20 "$tdir.build.log"; exit 1; }
 bin=$tdir/x86_64-unknown-linux-gnu/release/$target

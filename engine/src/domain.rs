@@ -198,13 +198,9 @@ impl<F: FlushOps> Domain<F> {
     /// Cleans every live table to the device view (a no-op for a correct engine, whose
     /// writes are already synced; kept as an op so fuzzing can interleave it).
     pub fn sync_all(&mut self) {
-        let tables: Vec<(u64, u64)> = self
-            .tables
-            .live_tables()
-            .map(|(pa, m)| (pa, (m.frames as u64) << self.geo.g))
-            .collect();
-        for (pa, len) in tables {
-            self.mem.sync(pa, len);
+        let g = self.geo.g;
+        for (pa, m) in self.tables.live_tables() {
+            self.mem.sync(pa, (m.frames as u64) << g);
         }
     }
 

@@ -174,6 +174,8 @@ def fuzz(dst, name, seconds, sanitizer, core, seeds, trace_compares=True, scoped
     tdir = name if target == "pagetable" else target
     flavour = sanitizer + ("" if trace_compares else "-ntc") + ("-scoped" if scoped else "")
     env = dict(os.environ, CARGO_TARGET_DIR=f"/tmp/ptfuzz-mistakes-target-{flavour}-{tdir}")
+    # libFuzzer itself without ASan, as .ci/fuzz.sh builds it (it says why).
+    env["CXXFLAGS"] = (os.environ.get("CXXFLAGS", "") + " -fno-sanitize=address").strip()
     if scoped:
         # Coverage for the engine and the executor only, as .ci/fuzz.sh builds.
         env["RUSTC_WRAPPER"] = os.path.join(dst, "fuzz", "libfuzzer", "sancov-scope.sh")

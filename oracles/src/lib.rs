@@ -9,6 +9,7 @@ pub mod divergence;
 pub mod ioasid;
 pub mod qemu;
 pub mod model;
+mod recycle;
 pub mod tlb;
 pub mod walker;
 

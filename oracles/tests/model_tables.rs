@@ -281,7 +281,7 @@ impl Pair {
 fn random_ops(cfg: DomainConfig, seed: u64, ops: usize) -> Stats {
     let mut t = Pair::new(cfg);
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let sizes = t.model.page_sizes();
+    let sizes = t.model.page_sizes().to_vec();
     let small = sizes[0];
     let top = *sizes.last().unwrap();
     let end = 1u64 << cfg.ias;

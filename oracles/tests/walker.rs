@@ -128,7 +128,7 @@ fn exercise(c: DomainConfig) {
     t.check();
     let end = t.ias_end();
     let quarter = end / 4;
-    let sizes = t.model.page_sizes();
+    let sizes = t.model.page_sizes().to_vec();
     let oa_mid = 1u64 << (c.oas - 1);
     let mut n = 0;
     for (r, &ps) in sizes.iter().enumerate() {
@@ -201,7 +201,7 @@ fn every_prot_at_every_size() {
     ] {
         let ias = if f == Arm32LpaeS1 { 32 } else { 40 };
         let mut t = Pair::new(cfg(f, g, ias, 40, true));
-        for (k, &ps) in t.model.page_sizes().iter().enumerate() {
+        for (k, ps) in t.model.page_sizes().to_vec().into_iter().enumerate() {
             for bits in 0..64u64 {
                 let p = Prot::from_bits_truncate(bits as u8);
                 let iova = ((k as u64) << (ias - 2)) + bits * ps;
@@ -358,7 +358,7 @@ fn big_domain_is_fast() {
 fn random_ops(c: DomainConfig, seed: u64, ops: usize) {
     let mut t = Pair::new(c);
     let mut rng = Rng(seed | 1);
-    let sizes = t.model.page_sizes();
+    let sizes = t.model.page_sizes().to_vec();
     let top = *sizes.last().unwrap();
     let end = t.ias_end();
     // Sometimes a window of a few blocks, sometimes one of a few small-page tables.

@@ -16,6 +16,10 @@ use ptfuzz_harness::run::{decode, execute};
 /// Heap allocations made so far: under ASan each one costs far more than here (redzones,
 /// quarantine), so allocations per exec is the figure to keep down for the ASan build.
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Fresh allocations and frees (a `realloc` is neither): libFuzzer runs an input again, and
+/// then a leak check over the whole heap, whenever it made more allocations than frees.
+static MALLOCS: AtomicU64 = AtomicU64::new(0);
+static FREES: AtomicU64 = AtomicU64::new(0);
 
 struct Counting;
 
@@ -24,10 +28,12 @@ struct Counting;
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
+        MALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the caller's contract for `alloc` is passed on as is.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        FREES.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `p` came from `System` with layout `l` (every allocation goes through it).
         unsafe { System.dealloc(p, l) }
     }
@@ -107,12 +113,16 @@ fn main() -> Result<()> {
     let cpu0 = cpu_seconds().unwrap_or(0.0);
     let allocs0 = ALLOCS.load(Ordering::Relaxed);
     let mut execs = 0usize;
+    let mut unbalanced = 0usize;
     'outer: loop {
         for f in &files {
+            let (m0, f0) = (MALLOCS.load(Ordering::Relaxed), FREES.load(Ordering::Relaxed));
             if let Some(input) = decode(f) {
                 ops += input.ops.len().min(MAX_OPS);
                 crashes += execute(&input).is_err() as usize;
             }
+            let (m, fr) = (MALLOCS.load(Ordering::Relaxed) - m0, FREES.load(Ordering::Relaxed) - f0);
+            unbalanced += (m > fr) as usize;
             execs += 1;
             if execs.is_multiple_of(64) && t0.elapsed() >= budget {
                 break 'outer;
@@ -170,7 +180,7 @@ fn main() -> Result<()> {
     // On a loaded machine the wall clock also counts time spent waiting for the core; the
     // figures use the CPU time this thread actually ran.
     println!(
-        "{execs} execs in {cpu:.2} s CPU ({dt:.2} s wall): {:.0} exec/s, {:.0} ops/s, {:.1} us/exec, {:.0} allocations/exec ({crashes} crashed)",
+        "{execs} execs in {cpu:.2} s CPU ({dt:.2} s wall): {:.0} exec/s, {:.0} ops/s, {:.1} us/exec, {:.0} allocations/exec, {unbalanced} with more allocations than frees ({crashes} crashed)",
         execs as f64 / cpu,
         ops as f64 / cpu,
         cpu * 1e6 / execs as f64,

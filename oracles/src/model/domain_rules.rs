@@ -41,7 +41,7 @@ const FORMATS: [FormatRow; 4] = [
     },
 ];
 
-/// Start levels a stage-2 SL0 field can encode, per format and granule.
+/// Start levels a stage-2 SL0 field can encode, per format and granule, ascending.
 fn sl0_levels(format: FormatKind, granule: Granule) -> &'static [u32] {
     match (format, granule) {
         (FormatKind::Arm32LpaeS2, _) => &[1, 2],
@@ -172,9 +172,8 @@ fn stage1_start(granule: Granule, ias: u32) -> Option<u32> {
 /// that the PA size allows.
 fn stage2_start(cfg: &DomainConfig) -> Option<u32> {
     let s = cfg.granule.shift() - 3;
-    let mut levels = sl0_levels(cfg.format, cfg.granule).to_vec();
-    levels.sort_unstable_by(|a, b| b.cmp(a)); // deepest first
-    levels.into_iter().find(|&l| {
+    // Deepest first (the lists are ascending).
+    sl0_levels(cfg.format, cfg.granule).iter().rev().copied().find(|&l| {
         let bits = cfg.ias as i64 - shift(cfg.granule, l) as i64;
         // PA-size rule compared with the OAS itself (not rounded up to an encodable PS):
         // rounding up would make the rule never fire, and SEMANTICS.md's own example

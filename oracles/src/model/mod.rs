@@ -168,8 +168,8 @@ impl Model {
     }
 
     /// Supported leaf sizes, ascending.
-    pub fn page_sizes(&self) -> Vec<u64> {
-        self.sizes.clone()
+    pub fn page_sizes(&self) -> &[u64] {
+        &self.sizes
     }
 
     /// Whether `pgsize` is a supported leaf size.

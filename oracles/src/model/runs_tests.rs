@@ -386,7 +386,7 @@ fn differential(cfg: DomainConfig, seed: u64, steps: usize) {
     let mut m = Model::new(&cfg).unwrap();
     let mut r = PageModel::new(&cfg);
     let mut rng = Rng(seed | 1);
-    let sizes = m.page_sizes();
+    let sizes = m.page_sizes().to_vec();
     let g = sizes[0];
     // A window of a few last-level tables' worth of pages, so ops collide.
     let window = (4 * g * (g / 8)).min(1 << cfg.ias);

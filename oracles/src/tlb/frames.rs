@@ -5,6 +5,16 @@
 
 use std::collections::BTreeMap;
 
+use crate::recycle::Spares;
+
+/// Words a frame's shadow starts with room for (a 4K table has 512).
+const FIRST_WORDS: usize = 64;
+
+thread_local! {
+    /// Shadows of dropped frames (crate::recycle).
+    static SPARE_WORDS: Spares<Vec<u64>> = const { Spares::new(64) };
+}
+
 /// Life of one table frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -52,6 +62,15 @@ impl Frame {
         let i = idx as usize;
         if d & 1 != 0 {
             if i >= self.words.len() {
+                // Tables are written in runs from low indices: start with room for a run
+                // instead of growing through every power of two.
+                if self.words.capacity() == 0 {
+                    if let Some(spare) = Spares::take(&SPARE_WORDS) {
+                        self.words = spare;
+                    }
+                    let entries = usize::try_from(self.len / 8).unwrap_or(usize::MAX);
+                    self.words.reserve(FIRST_WORDS.min(entries).max(i + 1));
+                }
                 self.words.resize(i + 1, 0);
             }
             self.valid += u32::from(self.words[i] == 0);
@@ -60,6 +79,21 @@ impl Frame {
             self.valid -= u32::from(*w != 0);
             *w = 0;
         }
+    }
+
+    /// Whether no word is valid.
+    pub fn is_empty(&self) -> bool {
+        self.valid == 0
+    }
+
+    /// Takes the valid-word shadow out (to walk it while the oracle changes other frames);
+    /// [`Frame::put_words`] puts it back.
+    pub fn take_words(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.words)
+    }
+
+    pub fn put_words(&mut self, words: Vec<u64>) {
+        self.words = words;
     }
 
     /// The valid words with index below `entries`, ascending: (index, descriptor).
@@ -76,6 +110,16 @@ impl Frame {
             .enumerate()
             .filter(|&(_, &d)| d != 0)
             .map(|(i, &d)| (i as u32, d))
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        if self.words.capacity() != 0 {
+            let mut words = std::mem::take(&mut self.words);
+            words.clear();
+            Spares::give(&SPARE_WORDS, words);
+        }
     }
 }
 
@@ -117,8 +161,10 @@ impl Frames {
 
     /// Replaces whatever overlaps `[pa, pa + f.len)` by `f`.
     pub fn insert(&mut self, pa: u64, f: Frame) {
-        let starts: Vec<u64> = self.overlapping(pa, f.len).map(|(s, _)| s).collect();
-        for s in starts {
+        loop {
+            let Some((s, _)) = self.overlapping(pa, f.len).next() else {
+                break;
+            };
             self.map.remove(&s);
         }
         self.map.insert(pa, f);

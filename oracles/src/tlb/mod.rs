@@ -33,6 +33,7 @@ use ptfuzz_engine::config::DomainConfig;
 use ptfuzz_engine::{AllocEvent, DeviceWrite, Domain, FlushEvent, OrderedFlushLog};
 
 use crate::divergence::Divergence;
+use crate::recycle::Spares;
 use crate::walker::WalkParams;
 pub use entry::{classify, ttl_level, EntryKind};
 use frames::{Frame, Frames, State};
@@ -96,17 +97,39 @@ struct Logs {
     allocs: Vec<AllocEvent>,
 }
 
+thread_local! {
+    /// The pending-break map of a dropped oracle (crate::recycle). The log buffers are not
+    /// kept: they change hands with the engine's after every op, so the ones an oracle
+    /// holds when dropped are not the ones it took.
+    static SPARE_PENDING: Spares<Pending> = const { Spares::new(1) };
+}
+
+impl Drop for TlbOracle {
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear_and_trim();
+        Spares::give(&SPARE_PENDING, pending);
+    }
+}
+
 impl TlbOracle {
     /// An empty cache for a domain created from `cfg` whose root table is at `root_pa`,
     /// walked with `p` (the walker's parameters). The domain must be fresh (no valid entry
     /// yet) and its logs recorded from now on.
     pub fn new(cfg: &DomainConfig, root_pa: u64, p: &WalkParams) -> TlbOracle {
+        let pending = match Spares::take(&SPARE_PENDING) {
+            Some(mut pending) => {
+                pending.clear();
+                pending
+            }
+            None => Pending::new(),
+        };
         let mut o = TlbOracle {
             p: *p,
             granule: cfg.granule.size(),
             root: root_pa,
             frames: Frames::default(),
-            pending: Pending::new(),
+            pending,
             stats: TlbStats::default(),
             logs: Logs::default(),
         };

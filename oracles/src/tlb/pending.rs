@@ -112,6 +112,17 @@ impl Pending {
         }
     }
 
+    /// Forgets every break and gives back storage beyond the usual size: clearing and
+    /// draining a hash map take time in its capacity, so one large input must not slow
+    /// down every later one that reuses this storage.
+    pub fn clear_and_trim(&mut self) {
+        self.clear();
+        self.by_slot.shrink_to(EXPECTED_BREAKS);
+        for s in &mut self.by_level {
+            s.keys.shrink_to(EXPECTED_BREAKS);
+        }
+    }
+
     pub fn get(&self, slot: u64) -> Option<&Break> {
         // Most writes happen with nothing pending: skip the hashing.
         if self.by_slot.is_empty() {

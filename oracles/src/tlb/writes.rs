@@ -139,11 +139,17 @@ impl TlbOracle {
             seq,
             invalidated: false,
         };
+        if f.is_empty() {
+            return;
+        }
         let (level, base) = (f.level, f.base);
-        let entries = self.p.entries_at(level);
-        let words: Vec<(u32, u64)> = f.valid_words(entries).collect();
+        let entries = usize::try_from(self.p.entries_at(level)).unwrap_or(usize::MAX);
+        // Walked out of the map (breaks and grandchildren change other state meanwhile),
+        // then put back.
+        let words = f.take_words();
         let shift = self.span_shift(level);
-        for (i, d) in words {
+        for (i, &d) in words.iter().enumerate().take(entries) {
+            let i = i as u32;
             let Some(k) = classify(&self.p, level, d) else {
                 continue;
             };
@@ -160,6 +166,9 @@ impl TlbOracle {
             if let EntryKind::Table(gc) = k {
                 self.unlink(gc, seq, top);
             }
+        }
+        if let Some(f) = self.frames.at_mut(child) {
+            f.put_words(words);
         }
     }
 

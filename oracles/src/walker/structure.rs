@@ -12,6 +12,7 @@ use super::range::{nonzero, other_than, table_entries, table_words as words, Ent
 use super::view::TableView;
 use crate::divergence::Divergence;
 use crate::model::Model;
+use crate::recycle::Spares;
 
 const POISONS: [u64; CHUNK] = [POISON; CHUNK];
 
@@ -97,8 +98,9 @@ pub fn check_structure<T: TableView>(
     }
 
     let counters = t.counters();
-    let mut seen: HashSet<u64, crate::FixedState> =
-        HashSet::with_capacity_and_hasher(counters.live as usize + 1, crate::FixedState::default());
+    let mut seen = Spares::take(&SPARE_SEEN).unwrap_or_default();
+    seen.clear();
+    seen.reserve(counters.live as usize + 1);
     seen.insert(root);
     let mut walk = Walk {
         seen,
@@ -107,7 +109,7 @@ pub fn check_structure<T: TableView>(
     };
     walk.table(t, p, root, p.start_level, 0)?;
     let Walk {
-        seen,
+        mut seen,
         stats,
         leaves,
     } = walk;
@@ -118,9 +120,20 @@ pub fn check_structure<T: TableView>(
             stats.leaves
         )));
     }
-    leaves.finish()?;
-    check_allocator(t, p, &seen)?;
-    Ok(stats)
+    let checked = leaves.finish().and_then(|()| check_allocator(t, p, &seen));
+    // Emptied, and trimmed: clearing takes time in the capacity.
+    seen.clear();
+    seen.shrink_to(SEEN_KEEP);
+    Spares::give(&SPARE_SEEN, seen);
+    checked.map(|()| stats)
+}
+
+/// Tables the recycled set keeps room for.
+const SEEN_KEEP: usize = 256;
+
+thread_local! {
+    /// The table set of the last structure walk (crate::recycle).
+    static SPARE_SEEN: Spares<HashSet<u64, crate::FixedState>> = const { Spares::new(1) };
 }
 
 /// The state of one structure walk: tables reached, totals, and the model's leaves, matched

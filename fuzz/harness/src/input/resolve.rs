@@ -1,6 +1,7 @@
 //! Abstract ops → concrete trace commands, against the model's current state.
 
 use ptfuzz_engine::{DomainConfig, FormatKind, Granule, Prot};
+use ptfuzz_oracles::model::DomainRules;
 use ptfuzz_oracles::Model;
 
 use super::{Addr, ConfigChoice, Count, Op, Pools, Size, MAX_PAGES};
@@ -40,10 +41,10 @@ pub fn resolve_config(c: &ConfigChoice) -> (DomainConfig, bool) {
     let mut cfg = DomainConfig::new(format, granule, ias, oas);
     cfg.coherent = c.coherent;
     // Stage 2 without a legal start level (16K, IAS 41): widen the output size.
-    while Model::new(&cfg).is_err() && cfg.oas < oas_hi {
+    while DomainRules::new(&cfg).is_err() && cfg.oas < oas_hi {
         cfg.oas += 1;
     }
-    if Model::new(&cfg).is_err() {
+    if DomainRules::new(&cfg).is_err() {
         cfg = DomainConfig::new(FormatKind::Arm64S1, Granule::G4K, 48, 48);
     }
     let custom = c.custom_alloc && matches!(format, FormatKind::Arm64S1 | FormatKind::Arm64S2);
