@@ -172,7 +172,13 @@ libfuzzer_run() {   # target
 }
 
 afl_build() {
-  cargo afl build --release --manifest-path fuzz/afl/Cargo.toml --target-dir target/afl
+  # Coverage from the engine and the executor only, as for libFuzzer: without AFL++'s LLVM
+  # plugins (not installed here) cargo-afl instruments through the same sancov flags, which
+  # the wrapper scopes. Instrumented oracles made AFL see the oracles' reuse of warm storage
+  # (grow or not, by what the last input left) as unstable edges (docs/THROUGHPUT.md).
+  local wrap=("RUSTC_WRAPPER=$ROOT/$FUZZ_DIR/sancov-scope.sh")
+  if [ -n "${RUSTC_WRAPPER:-}" ]; then wrap+=("PTFUZZ_NEXT_RUSTC_WRAPPER=$RUSTC_WRAPPER"); fi
+  env "${wrap[@]}" cargo afl build --release --manifest-path fuzz/afl/Cargo.toml --target-dir target/afl
 }
 
 afl_run() {
