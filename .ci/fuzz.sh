@@ -80,6 +80,11 @@ install_tools() {
   fi
 }
 
+# Coverage feedback from the engine and the executor only, for cargo-fuzz and cargo-afl alike
+# (PTFUZZ_SANCOV_CRATES=all: from every crate); the header of the wrapper says why.
+SCOPE_ENV=("RUSTC_WRAPPER=$ROOT/$FUZZ_DIR/sancov-scope.sh")
+if [ -n "${RUSTC_WRAPPER:-}" ]; then SCOPE_ENV+=("PTFUZZ_NEXT_RUSTC_WRAPPER=$RUSTC_WRAPPER"); fi
+
 # How to run cargo fuzz: nightly where installed, else stable with RUSTC_BOOTSTRAP=1 (and a
 # target dir of its own), and `--sanitizer none` on plain stable as the last resort.
 FUZZ_CARGO=(cargo)
@@ -100,10 +105,7 @@ choose_toolchain() {
     FUZZ_ENV=(RUSTC_BOOTSTRAP=1)
     FUZZ_TARGET_DIR=$FUZZ_DIR/target/bootstrap
   fi
-  # Coverage feedback from the engine and the executor only (PTFUZZ_SANCOV_CRATES=all: from
-  # every crate, cargo-fuzz's default); the header of the wrapper says why.
-  FUZZ_ENV+=("RUSTC_WRAPPER=$ROOT/$FUZZ_DIR/sancov-scope.sh")
-  if [ -n "${RUSTC_WRAPPER:-}" ]; then FUZZ_ENV+=("PTFUZZ_NEXT_RUSTC_WRAPPER=$RUSTC_WRAPPER"); fi
+  FUZZ_ENV+=("${SCOPE_ENV[@]}")
   # libFuzzer itself without ASan: the cc crate (>= 1.11) compiles C++ with -fsanitize=address
   # whenever rustc builds with it, and libFuzzer's per-feature callback then poisons and
   # clears a large stack frame for every feature of every execution (docs/THROUGHPUT.md).
@@ -176,9 +178,7 @@ afl_build() {
   # plugins (not installed here) cargo-afl instruments through the same sancov flags, which
   # the wrapper scopes. Instrumented oracles made AFL see the oracles' reuse of warm storage
   # (grow or not, by what the last input left) as unstable edges (docs/THROUGHPUT.md).
-  local wrap=("RUSTC_WRAPPER=$ROOT/$FUZZ_DIR/sancov-scope.sh")
-  if [ -n "${RUSTC_WRAPPER:-}" ]; then wrap+=("PTFUZZ_NEXT_RUSTC_WRAPPER=$RUSTC_WRAPPER"); fi
-  env "${wrap[@]}" cargo afl build --release --manifest-path fuzz/afl/Cargo.toml --target-dir target/afl
+  env "${SCOPE_ENV[@]}" cargo afl build --release --manifest-path fuzz/afl/Cargo.toml --target-dir target/afl
 }
 
 afl_run() {

@@ -2,7 +2,8 @@
 //! fresh oracles for every input, and under ASan each heap allocation is expensive (the
 //! allocator records a stack trace and quarantines what is freed): taking warm buffers
 //! instead of growing new ones made the ASan target 14-18 % faster (docs/THROUGHPUT.md).
-//! Only capacity carries over, never contents: whoever takes a spare empties it first, and
+//! Only capacity carries over, never contents: whoever gives a spare empties it first (so
+//! the taker does not clear it again: clearing a hash map takes time in its capacity), and
 //! nothing an oracle reports depends on a container's capacity.
 
 use std::cell::RefCell;

@@ -117,13 +117,8 @@ impl TlbOracle {
     /// walked with `p` (the walker's parameters). The domain must be fresh (no valid entry
     /// yet) and its logs recorded from now on.
     pub fn new(cfg: &DomainConfig, root_pa: u64, p: &WalkParams) -> TlbOracle {
-        let pending = match Spares::take(&SPARE_PENDING) {
-            Some(mut pending) => {
-                pending.clear();
-                pending
-            }
-            None => Pending::new(),
-        };
+        // Given back empty; `reset` below clears it anyway.
+        let pending = Spares::take(&SPARE_PENDING).unwrap_or_else(Pending::new);
         let mut o = TlbOracle {
             p: *p,
             granule: cfg.granule.size(),

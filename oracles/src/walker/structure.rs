@@ -99,7 +99,6 @@ pub fn check_structure<T: TableView>(
 
     let counters = t.counters();
     let mut seen = Spares::take(&SPARE_SEEN).unwrap_or_default();
-    seen.clear();
     seen.reserve(counters.live as usize + 1);
     seen.insert(root);
     let mut walk = Walk {
