@@ -50,14 +50,16 @@ def u64(x):
     return struct.pack("<Q", x & (2**64 - 1))
 
 
-def config(fmt="arm64-s1", granule="4k", ias=None, oas=None, coherent=True, custom=False):
+def config(fmt="arm64-s1", granule="4k", ias=None, oas=None, coherent=True, custom=False, window=0):
     # ias/oas: a bit count from resolve_config's pool (a byte < 0x80 picks IAS_POOL[v % 8]),
     # then clamped to the format's range.
     def bits(b):
         return IAS_POOL.index(48 if b is None else b)
 
     return (u8(FORMATS.index(fmt)) + u8(GRANULES.index(granule)) + u8(bits(ias)) + u8(bits(oas))
-            + u8(int(coherent)) + u8(int(custom)))
+            + u8(int(coherent) | window << 1) + u8(int(custom)))
+    # window (bits 1-3 of the coherent byte): 6 puts the tables in the last 16 frames below
+    # 2^OAS, 7 in the last 32 (ConfigChoice::window), where frames run out and are reused.
 
 
 def pool(i):
@@ -223,6 +225,32 @@ SEEDS = {
         fail_nth(1), map_(pool(6), pool(1), legal(0), span(600)),
         lookup(live(0)), fail_nth(0), map_(pool(9), pool(2), legal(0), small(1)),
         unmap(live(0), legal(0), span(600)),
+    ]),
+    # Tables in the last 16 frames below 2^OAS: maps run out of frames (nomem), and frames
+    # freed by unmap and the grace period must be reused, not carved anew.
+    "tight-window": config(window=6) + b"".join([
+        map_(pool(3), pool(1), legal(0), small(4)),
+        map_(pool(6), pool(2), legal(0), small(4)),
+        map_(pool(9), pool(3), legal(0), small(4)),
+        map_(pool(12), pool(4), legal(0), small(4)),
+        map_(pool(15), pool(5), legal(0), small(4)),
+        map_(pool(18), pool(6), legal(0), small(4)),
+        map_(raw(0x1000_0000_0000), pool(2), legal(0), small(4)),
+        map_(raw(0x2000_0000_0000), pool(3), legal(0), small(4)),
+        unmap(live(0), legal(0), small(4)), grace(),
+        map_(pool(21), pool(7), legal(0), small(4)),
+        unmap(live(0), legal(0), span(64)), unmap(live(0), legal(0), span(64)), grace(),
+        map_(pool(24), pool(8), legal(0), small(8)),
+        clear(), grace(), map_(pool(27), pool(2), legal(0), small(8)),
+    ]),
+    # Stage 2, 64K granule, in the last 32 frames: a concatenated root and a few tables.
+    "tight-window-s2": config("arm64-s2", "64k", ias=44, oas=44, coherent=False, window=7) + b"".join([
+        map_(pool(2), pool(1), legal(0), span(40)),
+        map_(pool(8), pool(2), legal(0), small(8)),
+        map_(pool(14), pool(3), legal(1), small(1)),
+        unmap(live(0), legal(0), span(40)), grace(),
+        map_(pool(20), pool(4), legal(0), small(8)), fail_nth(1),
+        map_(pool(26), pool(5), legal(0), small(8)), unmap(live(1), legal(0), small(8)), grace(),
     ]),
 }
 

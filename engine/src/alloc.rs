@@ -371,11 +371,36 @@ impl TableAllocator {
         }
     }
 
-    /// Frames waiting for the grace period.
+    /// Frames waiting for the grace period, following the deferred list's links.
     pub fn deferred(&self) -> impl Iterator<Item = u64> + '_ {
-        let first = (self.deferred_head != NIL).then_some(self.deferred_head);
-        std::iter::successors(first, |&f| Some(self.meta[f as usize].next).filter(|&n| n != NIL))
-            .map(|f| self.pa(f))
+        self.list(self.deferred_head)
+    }
+
+    /// Frames on the free list, following its links (the next allocation takes the first).
+    pub fn free_list(&self) -> impl Iterator<Item = u64> + '_ {
+        self.list(self.free_head)
+    }
+
+    /// Frames on the free list, as the allocator counts them.
+    pub fn free_len(&self) -> u64 {
+        self.free_len
+    }
+
+    /// Frames set aside in preallocation pools, pool by pool.
+    pub fn pooled_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pools.values().flatten().map(|&f| self.pa(f))
+    }
+
+    /// The list threaded through `next` from `head`. It stops after as many steps as there
+    /// are frames, so a list whose links loop (a bug the oracles look for) still ends; a
+    /// frame met twice then shows in what it yields.
+    fn list(&self, head: u32) -> impl Iterator<Item = u64> + '_ {
+        let first = (head != NIL).then_some(head);
+        std::iter::successors(first, |&f| {
+            self.meta.get(f as usize).map(|m| m.next).filter(|&n| n != NIL)
+        })
+        .take(self.meta.len() + 1)
+        .map(|f| self.pa(f))
     }
 
     /// Sets `n` frames aside in a new pool `pool`, in one batch: the room is checked first

@@ -127,6 +127,34 @@ MISTAKES = {
         "let goes = covered && !walk.stopped;",
         "an unmap inside a reserved range that frees a (pinned) table",
     ),
+    # Issue 13: frames that vanish from the allocator, and walk caches that outlive an
+    # unlinked table's span. (A job's cleanup frees no table: it only returns its pool's
+    # leftover frames, so it has no walk invalidation to get wrong.)
+    "grace-loses-frame": (
+        "engine/src/alloc.rs",
+        "m.next = self.free_head;\n            self.free_head = f;\n            self.free_len += 1;\n"
+        "            self.counters.deferred -= 1;",
+        "m.next = NIL;\n            self.counters.deferred -= 1;",
+        "a frame released after the grace period that never reaches the free list",
+    ),
+    "free-list-skips-node": (
+        "engine/src/alloc.rs",
+        [("let mut next = std::mem::replace(&mut self.deferred_head, NIL);",
+          "let mut next = std::mem::replace(&mut self.deferred_head, NIL);\n        let head0 = self.free_head;"),
+         ("m.next = self.free_head;\n            self.free_head = f;\n            self.free_len += 1;\n"
+          "            self.counters.deferred -= 1;",
+          "m.next = head0;\n            self.free_head = f;\n            self.free_len += 1;\n"
+          "            self.counters.deferred -= 1;")],
+        None,
+        "a free list that loses a node when two frames are released together (each links to the old head)",
+    ),
+    "unreserve-partial-walk": (
+        "engine/src/reserve.rs",
+        "self.unlink_table(parent, slot, child, level, va, span);",
+        "let (lo, hi) = (va.max(iova), (va + span).min(end));\n"
+        "                            self.unlink_table(parent, slot, child, level, lo, hi - lo);",
+        "an unreserve whose walk invalidation covers only the requested range of a table it frees",
+    ),
     "vec-in-map": (
         "engine/src/domain.rs",
         "        let mut done = 0u64;\n        while done < count {",
@@ -138,7 +166,8 @@ MISTAKES = {
 # The fuzz target that must catch each mistake (default: pagetable).
 TARGET = {name: "ioasid" for name in MISTAKES if name.startswith("ioasid-")}
 TARGET.update({n: "prealloc" for n in ["count-forgets-top", "job-global-page", "jobs-share-pool",
-                                        "cleanup-forgets-leftovers", "unmap-frees-reserved", "vec-in-map"]})
+                                        "cleanup-forgets-leftovers", "unmap-frees-reserved", "vec-in-map",
+                                        "unreserve-partial-walk"]})
 
 
 def target_of(name):
@@ -160,12 +189,16 @@ def scratch_copy(name, suffix=""):
 
 
 def plant(dst, name):
+    """Applies the mistake's edit: one (old, new) pair, or a list of pairs (new is None)."""
     path, old, new = MISTAKES[name][:3]
+    edits = old if new is None else [(old, new)]
     p = os.path.join(dst, path)
     text = open(p).read()
-    if text.count(old) != 1:
-        sys.exit(f"{name}: the text to change is not in {path} exactly once; update run.py")
-    open(p, "w").write(text.replace(old, new))
+    for o, n in edits:
+        if text.count(o) != 1:
+            sys.exit(f"{name}: the text to change is not in {path} exactly once; update run.py")
+        text = text.replace(o, n)
+    open(p, "w").write(text)
 
 
 def fuzz(dst, name, seconds, sanitizer, core, seeds, trace_compares=True, scoped=True):

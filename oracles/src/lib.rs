@@ -4,6 +4,7 @@
 //! `Domain`'s public accessors (root, device view of memory, allocator metadata and
 //! counters: see `walker::view`), never through its format or geometry.
 
+pub mod accounting;
 pub mod budget;
 pub mod divergence;
 pub mod ioasid;
@@ -13,6 +14,7 @@ mod recycle;
 pub mod tlb;
 pub mod walker;
 
+pub use accounting::FrameAccounting;
 pub use divergence::Divergence;
 pub use ioasid::IoasidModel;
 pub use model::Model;

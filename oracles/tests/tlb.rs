@@ -614,19 +614,72 @@ fn table_entry_covered_only_by_leaves_is_stale() {
 #[test]
 fn unlinked_subtree_needs_its_whole_span_invalidated() {
     // Unlinking T2 (IOVA [0, 1G)) makes every entry below it stale; a walk of the first
-    // 2M covers the root entry, T2[0] and the leaf at 0x1000, not T2[1] nor the leaf at 2M.
+    // 2M covers T2[0] and the leaf at 0x1000, but neither the root entry (its span is 1G)
+    // nor T2[1] and the leaf at 2M.
     let mut h = Hand::populated();
     h.w(ROOT, table(T2), 0).walk(0, 0x20_0000);
     expect_err(
         h.op(),
         &[
-            "stale translation at IOVA 0x200000",
-            "table entry at level 2",
-            "above it",
+            "stale translation at IOVA 0x0 after op 1",
+            "table entry at level 1",
+            "IOVA span [0x0, 0x3fffffff]",
+            "2 more stale entries",
         ],
     );
     let mut h = Hand::populated();
     h.w(ROOT, table(T2), 0).walk(0, 0x4000_0000);
+    h.op().unwrap();
+}
+
+#[test]
+fn a_table_linked_from_a_second_entry_is_reported() {
+    let mut h = Hand::populated();
+    h.w(T2 + 16, 0, table(T3));
+    expect_err(h.op(), &["table 0x40002000 linked a second time in op 1", "IOVA 0x400000"]);
+    // Linking it again after its first link was cleared (and invalidated) is a move.
+    let mut h = Hand::populated();
+    h.w(T2, table(T3), 0).walk(0, 0x20_0000).w(T2 + 16, 0, table(T3));
+    h.op().unwrap();
+}
+
+#[test]
+fn a_walk_over_part_of_a_table_span_leaves_the_table_entry_cached() {
+    // Issue 13: an SMMU may cache T2[0] (-> T3, span [0, 2M)) for any address in the span,
+    // so emptying T3 and invalidating only the page that was mapped leaves it cached.
+    let mut h = Hand::populated();
+    h.w(T3 + 8, page(0x8000_1000), 0)
+        .w(T2, table(T3), 0)
+        .walk(0x1000, 0x1000);
+    let d = expect_err(
+        h.op(),
+        &["stale translation at IOVA 0x0 after op 1", "table entry at level 2", "0x40002003"],
+    );
+    println!("{d}");
+    // Freeing the table after that partial walk is a free before its invalidation.
+    let mut h = Hand::populated();
+    h.w(T3 + 8, page(0x8000_1000), 0)
+        .w(T2, table(T3), 0)
+        .walk(0x1000, 0x1000)
+        .defer(T3);
+    expect_err(
+        h.op(),
+        &["table 0x40002000", "[0x0, 0x1fffff]", "freed before the walk invalidation"],
+    );
+    // A walk that ends one byte short of the span, or starts one page in, is not enough.
+    for (iova, size) in [(0, 0x1f_ffff), (0x1000, 0x1f_f000)] {
+        let mut h = Hand::populated();
+        h.w(T2, table(T3), 0).walk(iova, size);
+        expect_err(h.op(), &["table entry at level 2"]);
+    }
+    // The whole span evicts it, and so does a wider walk; the leaf needs only an overlap.
+    for (iova, size) in [(0, 0x20_0000), (0, 0x4000_0000)] {
+        let mut h = Hand::populated();
+        h.w(T3 + 8, page(0x8000_1000), 0).w(T2, table(T3), 0).walk(iova, size).defer(T3);
+        h.op().unwrap();
+    }
+    let mut h = Hand::populated();
+    h.w(T3 + 8, page(0x8000_1000), 0).walk(0x1800, 1);
     h.op().unwrap();
 }
 

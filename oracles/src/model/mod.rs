@@ -107,6 +107,13 @@ impl Model {
         self.tables.counters()
     }
 
+    /// Frames the allocator must have carved from memory so far: the root's, plus every
+    /// non-root frame ever needed when none released could be reused. An allocator that
+    /// carves a fresh frame while a released one waits on its free list has more.
+    pub fn backed_frames(&self) -> u64 {
+        self.rules.root_tables() + self.tables.frames_backed()
+    }
+
     /// The grace period: tables freed so far are released.
     pub fn grace_period(&mut self) {
         self.tables.grace_period();

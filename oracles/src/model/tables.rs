@@ -105,6 +105,10 @@ impl Tables {
         1 << self.span_shift[level as usize]
     }
 
+    pub(crate) fn frames_backed(&self) -> u64 {
+        self.frames_backed
+    }
+
     pub(crate) fn counters(&self) -> ModelCounters {
         self.counters
     }

@@ -170,6 +170,14 @@ impl Frames {
         self.map.insert(pa, f);
     }
 
+    /// Start addresses of the frames reachable from the root, ascending.
+    pub fn linked(&self) -> impl Iterator<Item = u64> + '_ {
+        self.map
+            .iter()
+            .filter(|(_, f)| f.state == State::Linked)
+            .map(|(&s, _)| s)
+    }
+
     pub fn remove(&mut self, pa: u64) -> Option<Frame> {
         self.map.remove(&pa)
     }

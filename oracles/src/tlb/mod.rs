@@ -10,7 +10,8 @@
 //! - break-before-make: a valid word is never replaced by a different valid word, and a
 //!   cleared word is not made valid again before an invalidation covers it;
 //! - invalidation: every cleared entry, and every entry below an unlinked table, is covered
-//!   by a later `All`, by a `Walk` overlapping its span (leaf or table), or by a `Leaves`
+//!   by a later `All`, by a `Walk` overlapping its span (a leaf) or covering its whole span
+//!   (a table entry: a walk cache may hold it for any address it covers), or by a `Leaves`
 //!   overlapping its span (leaves only, and only at the level its page size names: the TTL
 //!   hint, ARM-FACTS §7) before the op ends;
 //! - table free: a table is deferred only after its parent entry was cleared and that break
@@ -144,6 +145,12 @@ impl TlbOracle {
         f.level = self.p.start_level;
         f.base = 0;
         self.frames.insert(root_pa, f);
+    }
+
+    /// Tables reachable from the root (the root included) after the ops checked so far, as
+    /// the device-visible table descriptors place them.
+    pub fn reachable_tables(&self) -> impl Iterator<Item = u64> + '_ {
+        self.frames.linked()
     }
 
     /// Counters of what was checked since construction.

@@ -44,7 +44,11 @@ impl Break {
 /// What an invalidation covers.
 #[derive(Clone, Copy, Debug)]
 pub enum Cover {
-    /// Leaf and table entries overlapping `[lo, hi]` (Leaf=0).
+    /// Leaf entries overlapping `[lo, hi]`, and table entries whose whole span lies inside
+    /// it (Leaf=0). A walk cache may hold a table entry for any address the entry covers
+    /// (issue 13: worst case across the span), so only an invalidation of the whole span
+    /// is sure to evict it, as Linux's `io_pgtable_tlb_flush_walk` of the entry's block size
+    /// does.
     Walk { lo: u64, hi: u64 },
     /// Leaf entries overlapping `[lo, hi]` at `level`, or at any level when `None` (Leaf=1).
     Leaves {
@@ -169,7 +173,13 @@ impl Pending {
             let mut kept = hits.start;
             for i in hits.clone() {
                 let key = set.keys[i];
-                if leaves_only && self.by_slot[&key.1].kind != EntryKind::Leaf {
+                let b = &self.by_slot[&key.1];
+                let stays = if b.kind == EntryKind::Leaf {
+                    false
+                } else {
+                    leaves_only || b.iova < lo || b.last() > hi
+                };
+                if stays {
                     set.keys[kept] = key;
                     kept += 1;
                     continue;

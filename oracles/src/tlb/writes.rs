@@ -94,6 +94,17 @@ impl TlbOracle {
             }
         }
         if let Some(EntryKind::Table(child)) = new_k {
+            let twice = state == State::Linked
+                && self.frames.get(child).is_some_and(|f| f.state == State::Linked);
+            if twice && err.is_none() {
+                err = Some(Divergence::new(
+                    ORACLE,
+                    format!(
+                        "table {child:#x} linked a second time in op {op}: descriptor {:#x} at {:#x} (IOVA {iova:#x}, level {level}, seq {}) while another entry already reaches it",
+                        w.new, w.pa, w.seq
+                    ),
+                ));
+            }
             // Below an unlinked table a new table is unreachable too.
             self.place(child, level + 1, iova, state);
         }

@@ -52,6 +52,7 @@ impl Swarm {
             oas: r.random(),
             coherent: r.random(),
             custom_alloc: r.random(),
+            window: r.random_range(0..8),
         };
         let n = self.rng.random_range(1..=MAX_OPS);
         let ops = (0..n).map(|_| self.op()).collect();

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
 use ptfuzz_oracles::budget::{BudgetChecker, OpContext};
 use ptfuzz_oracles::walker::WalkParams;
-use ptfuzz_oracles::{check_domain_logged, check_range_logged, Divergence, Model, TlbOracle};
+use ptfuzz_oracles::{check_domain_logged, check_range_logged, Divergence, FrameAccounting, Model, TlbOracle};
 
 use crate::outcome::Outcome;
 use crate::replay::FailureKind;
@@ -21,6 +21,8 @@ pub struct CheckedDomain {
     model: Model,
     hooks: Option<HookCounts>,
     tlb: TlbOracle,
+    /// Every frame in exactly one state, after every op.
+    frames: FrameAccounting,
     /// Commands applied so far (the op index of divergences).
     ops: usize,
     /// The preallocation-budget checker (jobs, reservations).
@@ -69,6 +71,7 @@ impl CheckedDomain {
                     model,
                     hooks,
                     tlb,
+                    frames: FrameAccounting::new(cfg.granule.size().trailing_zeros()),
                     ops: 0,
                     budget: BudgetChecker::new(),
                 }))
@@ -181,6 +184,7 @@ impl CheckedDomain {
     fn check_after(&mut self, cmd: &Command, out: &Outcome) -> Result<(), Divergence> {
         // Every write, flush and free of this op, in order: nothing stale may survive it.
         self.tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
+        self.frames.check(&self.engine, self.tlb.reachable_tables())?;
         self.check_counters()?;
         let ia_end = 1u64 << self.engine.config().ias;
         let range = |iova: u64, pgsize: u64, count: u64| {
@@ -236,6 +240,8 @@ impl CheckedDomain {
             ("freed", e.freed, m.freed),
             ("failed", e.failed, m.failed),
             ("pooled", e.pooled, self.model.pooled()),
+            // A fresh frame carved while a released one was free shows here.
+            ("backed frames", self.engine.mem().frames(), self.model.backed_frames()),
         ];
         match pairs.iter().find(|(_, a, b)| a != b) {
             None => Ok(()),

@@ -4,7 +4,7 @@ use ptfuzz_engine::{DomainConfig, FormatKind, Granule, Prot};
 use ptfuzz_oracles::model::DomainRules;
 use ptfuzz_oracles::Model;
 
-use super::{Addr, ConfigChoice, Count, Op, Pools, Size, MAX_PAGES};
+use super::{Addr, ConfigChoice, Count, Op, Pools, Size, MAX_PAGES, TIGHT_WINDOW};
 use crate::trace::Command;
 
 /// Most spans are at most this many pages.
@@ -46,6 +46,12 @@ pub fn resolve_config(c: &ConfigChoice) -> (DomainConfig, bool) {
     }
     if DomainRules::new(&cfg).is_err() {
         cfg = DomainConfig::new(FormatKind::Arm64S1, Granule::G4K, 48, 48);
+    }
+    if c.window >= TIGHT_WINDOW {
+        // The last 16 or 32 frames below 2^OAS (the base stays aligned to 16 granules,
+        // the largest concatenated root): a root of up to 16 frames and few tables more.
+        let frames = 16u64 << (c.window - TIGHT_WINDOW).min(1);
+        cfg.phys_base = (1u64 << cfg.oas) - frames * cfg.granule.size();
     }
     let custom = c.custom_alloc && matches!(format, FormatKind::Arm64S1 | FormatKind::Arm64S2);
     (cfg, custom)

@@ -1,0 +1,311 @@
+//! Frame accounting (issue 13): after every op, each frame of the domain's physical window is
+//! in exactly one state: a table reachable from the root (once), waiting for its grace
+//! period, set aside in a preallocation pool, or free. It walks the allocator's own free
+//! and deferred lists and its pools as data, never trusting their counters, and takes
+//! "reachable" from the TLB oracle, which follows every device-visible table descriptor
+//! write (so no table is read here and an op costs O(frames), not O(table bytes)).
+//!
+//! What it catches that the structure walk alone did not: a frame that leaves the
+//! allocator's bookkeeping (released after the grace period but never put on the free list,
+//! or dropped by a list whose links skip it) while every counter still agrees with itself;
+//! a list holding a frame twice or a frame in another state; and a freed frame that does
+//! not hold poison when it reaches the free list.
+
+use ptfuzz_engine::alloc::{FrameState, POISON};
+use ptfuzz_engine::{Domain, FlushOps};
+
+use crate::divergence::Divergence;
+use crate::recycle::Spares;
+use crate::walker::TableView;
+
+/// Name in every divergence this oracle reports.
+pub const ORACLE: &str = "accounting";
+
+/// The allocator's lists, read as data (in addition to the metadata [`TableView`] gives).
+pub trait FrameLists: TableView {
+    /// The free list, in link order.
+    fn free_list(&self) -> impl Iterator<Item = u64> + '_;
+    /// How many frames the allocator says are on the free list.
+    fn free_len(&self) -> u64;
+    /// The deferred (grace-period) list, in link order.
+    fn deferred_list(&self) -> impl Iterator<Item = u64> + '_;
+    /// Every frame held in a preallocation pool.
+    fn pooled_frames(&self) -> impl Iterator<Item = u64> + '_;
+}
+
+impl<F: FlushOps> FrameLists for Domain<F> {
+    fn free_list(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tables().free_list()
+    }
+    fn free_len(&self) -> u64 {
+        self.tables().free_len()
+    }
+    fn deferred_list(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tables().deferred()
+    }
+    fn pooled_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tables().pooled_frames()
+    }
+}
+
+/// Where the check found a frame this time (low bits of a mark).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    Nowhere = 0,
+    FreeList = 1,
+    DeferredList = 2,
+    Pool = 3,
+    Reached = 4,
+}
+
+impl Found {
+    fn of(mark: u8) -> Found {
+        match mark & KIND {
+            1 => Found::FreeList,
+            2 => Found::DeferredList,
+            3 => Found::Pool,
+            4 => Found::Reached,
+            _ => Found::Nowhere,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Found::Nowhere => "nowhere",
+            Found::FreeList => "the free list",
+            Found::DeferredList => "the deferred list",
+            Found::Pool => "a preallocation pool",
+            Found::Reached => "the tables reachable from the root",
+        }
+    }
+}
+
+const KIND: u8 = 0x7;
+/// Set on frames that were on the free list at the end of the previous op.
+const WAS_FREE: u8 = 0x8;
+
+thread_local! {
+    /// The marks of a dropped checker (crate::recycle).
+    static SPARE_MARKS: Spares<Vec<u8>> = const { Spares::new(1) };
+}
+
+/// What the accounting checks have seen (so a report can tell a silent check from an idle one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccountingStats {
+    /// Checks run (one per op).
+    pub checks: u64,
+    /// Frames accounted for, summed over checks.
+    pub frames: u64,
+    /// Frames that reached the free list and were checked for poison.
+    pub poison_checked: u64,
+}
+
+/// The per-op frame accounting of one domain. It remembers which frames were free after
+/// the previous op, so only the newly freed ones are scanned for poison.
+#[derive(Debug)]
+pub struct FrameAccounting {
+    frame_shift: u32,
+    /// One byte per frame of the window: a [`Found`] in the low bits, [`WAS_FREE`] above.
+    marks: Vec<u8>,
+    stats: AccountingStats,
+}
+
+impl Drop for FrameAccounting {
+    fn drop(&mut self) {
+        let mut marks = std::mem::take(&mut self.marks);
+        marks.clear();
+        Spares::give(&SPARE_MARKS, marks);
+    }
+}
+
+impl FrameAccounting {
+    /// A checker for a domain whose frames are `1 << frame_shift` bytes.
+    pub fn new(frame_shift: u32) -> FrameAccounting {
+        FrameAccounting {
+            frame_shift,
+            marks: Spares::take(&SPARE_MARKS).unwrap_or_default(),
+            stats: AccountingStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> AccountingStats {
+        self.stats
+    }
+
+    /// Checks every frame of `t`'s window; `reached` are the tables reachable from the
+    /// root (the root included), as an oracle that follows table descriptors knows them.
+    pub fn check<T: FrameLists>(
+        &mut self,
+        t: &T,
+        reached: impl Iterator<Item = u64>,
+    ) -> Result<(), Divergence> {
+        let (base, end) = t.mem_range();
+        let n = ((end - base) >> self.frame_shift) as usize;
+        self.stats.checks += 1;
+        self.stats.frames += n as u64;
+        // Keep only "was free" from the last op; frames added since start unmarked.
+        for m in &mut self.marks {
+            *m &= WAS_FREE;
+        }
+        self.marks.resize(n, 0);
+        let c = t.counters();
+
+        let free = self.list(t, t.free_list(), Found::FreeList, FrameState::Free)?;
+        if free != t.free_len() {
+            return Err(diverge(format!(
+                "the free list holds {free} frames, the allocator counts {}",
+                t.free_len()
+            )));
+        }
+        let deferred =
+            self.list(t, t.deferred_list(), Found::DeferredList, FrameState::Deferred)?;
+        if deferred != c.deferred {
+            return Err(diverge(format!(
+                "the deferred list holds {deferred} tables, the counter says {}",
+                c.deferred
+            )));
+        }
+        let pooled = self.list(t, t.pooled_frames(), Found::Pool, FrameState::Pooled)?;
+        if pooled != c.pooled {
+            return Err(diverge(format!(
+                "preallocation pools hold {pooled} frames, the counter says {}",
+                c.pooled
+            )));
+        }
+        let mut live = 0;
+        for pa in reached {
+            live += 1;
+            let frames = match t.frame(pa) {
+                Some(m) if m.state == FrameState::Live => u64::from(m.frames.max(1)),
+                m => {
+                    return Err(diverge(format!(
+                        "table {pa:#x} is reachable from the root but its frame is {:?}",
+                        m.map(|m| m.state)
+                    )))
+                }
+            };
+            for k in 0..frames {
+                let f = pa + (k << self.frame_shift);
+                if k > 0 && t.frame(f).map(|m| m.state) != Some(FrameState::Tail) {
+                    return Err(diverge(format!(
+                        "frame {f:#x}, frame {k} of the {frames}-frame table {pa:#x}, is {:?}, \
+                         not a Tail",
+                        t.frame(f).map(|m| m.state)
+                    )));
+                }
+                self.mark(base, f, Found::Reached)?;
+            }
+        }
+        if live != c.live {
+            return Err(diverge(format!(
+                "{live} tables are reachable from the root, the counter says {} live",
+                c.live
+            )));
+        }
+        self.unaccounted(t, base)?;
+        self.poisoned(t, base)
+    }
+
+    /// Walks one list, checking each frame's state and that no frame is met twice (in this
+    /// list or another); returns its length.
+    fn list<T: TableView>(
+        &mut self,
+        t: &T,
+        frames: impl Iterator<Item = u64>,
+        found: Found,
+        state: FrameState,
+    ) -> Result<u64, Divergence> {
+        let (base, _) = t.mem_range();
+        let mut n = 0;
+        for pa in frames {
+            let got = t.frame(pa).map(|m| m.state);
+            if got != Some(state) {
+                return Err(diverge(format!(
+                    "{} holds frame {pa:#x}, whose state is {got:?}, not {state:?}",
+                    found.name()
+                )));
+            }
+            self.mark(base, pa, found)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn mark(&mut self, base: u64, pa: u64, found: Found) -> Result<(), Divergence> {
+        let i = pa
+            .checked_sub(base)
+            .map(|o| (o >> self.frame_shift) as usize)
+            .filter(|&i| i < self.marks.len());
+        let Some(i) = i else {
+            return Err(diverge(format!(
+                "{} names frame {pa:#x}, outside the domain's frames",
+                found.name()
+            )));
+        };
+        let before = Found::of(self.marks[i]);
+        if before != Found::Nowhere {
+            let again = if before == found {
+                format!("twice in {}", found.name())
+            } else {
+                format!("in {} and in {}", before.name(), found.name())
+            };
+            return Err(diverge(format!("frame {pa:#x} is {again}")));
+        }
+        self.marks[i] = (self.marks[i] & WAS_FREE) | found as u8;
+        Ok(())
+    }
+
+    /// Every frame no list and no table path reached: lost from the bookkeeping.
+    fn unaccounted<T: TableView>(&self, t: &T, base: u64) -> Result<(), Divergence> {
+        for (i, &m) in self.marks.iter().enumerate() {
+            if Found::of(m) != Found::Nowhere {
+                continue;
+            }
+            let pa = base + ((i as u64) << self.frame_shift);
+            let meta = t.frame(pa);
+            let why = match meta.map(|m| m.state) {
+                Some(FrameState::Free) => "Free, but not on the free list: the frame is lost",
+                Some(FrameState::Deferred) => {
+                    "Deferred, but not on the deferred list: it will never be released"
+                }
+                Some(FrameState::Pooled) => "Pooled, but in no pool: the frame is lost",
+                Some(FrameState::Live) => "a Live table not reachable from the root: a leak",
+                Some(FrameState::Tail) => "a Tail frame of no reachable table",
+                None => "without metadata",
+            };
+            return Err(diverge(format!(
+                "frame {pa:#x} (level {:?}) is {why}",
+                meta.map(|m| m.level)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Frames that reached the free list since the last op hold nothing but poison; then
+    /// today's free frames become "was free".
+    fn poisoned<T: TableView>(&mut self, t: &T, base: u64) -> Result<(), Divergence> {
+        let words = 1u64 << (self.frame_shift - 3);
+        for i in 0..self.marks.len() {
+            let m = self.marks[i];
+            let free = Found::of(m) == Found::FreeList;
+            if free && m & WAS_FREE == 0 {
+                let pa = base + ((i as u64) << self.frame_shift);
+                self.stats.poison_checked += 1;
+                let w = t.device_words(pa, words).unwrap_or(&[]);
+                if let Some((k, &d)) = w.iter().enumerate().find(|&(_, &d)| d != POISON) {
+                    return Err(diverge(format!(
+                        "frame {pa:#x} reached the free list without poison: word at pa {:#x} \
+                         is {d:#018x}",
+                        pa + 8 * k as u64
+                    )));
+                }
+            }
+            self.marks[i] = if free { WAS_FREE } else { 0 };
+        }
+        Ok(())
+    }
+}
+
+fn diverge(what: String) -> Divergence {
+    Divergence::new(ORACLE, what)
+}
