@@ -13,6 +13,7 @@ pub mod prealloc_run;
 pub mod qemu;
 pub mod replay;
 pub mod run;
+pub mod target;
 pub mod trace;
 
 pub use outcome::Outcome;

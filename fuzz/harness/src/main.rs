@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ptfuzz_harness::campaign::print::{print_files, print_ioasid_files};
+use ptfuzz_harness::campaign::multi::{run_campaign, CampaignConfig};
 use ptfuzz_harness::campaign::{self, Budget, Config};
+use ptfuzz_harness::target::TargetName;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +26,29 @@ enum Cmd {
     Replay {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// The main job: every target on every core for a given time with the built-in engine
+    /// (swarm inputs, edited seeds); crashes deduplicated by signature, minimised, replayed
+    /// twice and saved as traces; writes index.html and report.json; live progress per
+    /// target. Non-zero exit if any crash was found.
+    Campaign {
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets to run, comma-separated [default: all; qemu_diff only when QEMU starts].
+        #[arg(long, value_enum, value_delimiter = ',')]
+        targets: Vec<TargetName>,
+        /// Worker threads [default: one per core].
+        #[arg(long)]
+        workers: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seed corpora, one folder per target.
+        #[arg(long, default_value = "corpus")]
+        corpus: PathBuf,
+        /// Report directory [default: reports/<UTC timestamp>-seed<SEED>]
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Swarm-fuzz on the stable toolchain: deduplicate, minimise and save crashes as
     /// traces, write report.json and report.html; non-zero exit if any crash was found.
@@ -85,6 +110,21 @@ enum Cmd {
 fn main() -> anyhow::Result<ExitCode> {
     let failed = match Cli::parse().cmd {
         Cmd::Replay { files } => ptfuzz_harness::replay_files(&files, &mut std::io::stdout().lock())?,
+        Cmd::Campaign { seconds, targets, workers, seed, corpus, out } => {
+            let out = out.unwrap_or_else(|| campaign::default_out(seed));
+            let mut cfg = CampaignConfig::new(seed, seconds, out.clone());
+            if !targets.is_empty() {
+                cfg.targets = targets;
+            }
+            if let Some(w) = workers {
+                cfg.workers = w.max(1);
+            }
+            cfg.corpus = corpus;
+            let report = run_campaign(&cfg)?;
+            print!("{}", report.summary(&out));
+            println!("report: {}", out.join("index.html").display());
+            report.crashes.len()
+        }
         Cmd::Fuzz { seconds, inputs, seed, out } => {
             let budget = inputs.map_or(Budget::Seconds(seconds), Budget::Inputs);
             let out = out.unwrap_or_else(|| campaign::default_out(seed));

@@ -4,11 +4,15 @@
 //! a report. Given a seed and a number of inputs, a campaign is deterministic.
 
 pub mod minimize;
+pub mod multi;
+pub mod mutate;
+pub mod page;
 pub mod print;
 pub mod report;
 pub mod save;
 pub mod signature;
 pub mod swarm;
+pub mod triage;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -20,11 +24,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::exec::{CheckedDomain, Created};
 use crate::input::{resolve_config, Input, Pools, Resolver, MAX_OPS};
 use crate::run::execute;
-use crate::trace::{parse, Command, Trace, TraceLine};
-use minimize::{failure_of, minimize, Limits};
+use crate::trace::{Command, Trace, TraceLine};
+use minimize::Limits;
 use report::{CrashRecord, Report, Stats};
-use save::{crash_text, with_model_expectations, write_crash, Header};
-use signature::{panic_signature, quietly, short_hash};
+use signature::{panic_signature, quietly};
 use swarm::Swarm;
 
 /// When a campaign stops.
@@ -142,50 +145,8 @@ impl Crashes<'_> {
         }
         let dir = self.cfg.out.join("crashes");
         let found_by = format!("ptfuzz fuzz --seed {}, input #{k}", self.cfg.seed);
-        let ops = |t: &Trace| t.lines.iter().filter(|l| !matches!(l.command, Command::Domain { .. })).count();
-        let record = match trace() {
-            Ok(trace) => {
-                let min = minimize(&trace, &sig, self.cfg.minimize);
-                let saved = with_model_expectations(&min.trace);
-                // The failure as the saved file fails, so its line numbers are the file's.
-                let probe = crash_text(&Header { signature: &sig, found_by: &found_by, failure: "" }, &saved);
-                let replayed = parse("crash", &probe).ok().and_then(|t| failure_of(&t));
-                let reproduces = replayed.as_ref().is_some_and(|f| f.signature == sig);
-                let failure = match replayed {
-                    Some(f) if reproduces => f.message,
-                    _ => min.failure.map_or_else(|| msg.to_string(), |f| f.message),
-                };
-                let h = Header { signature: &sig, found_by: &found_by, failure: &failure };
-                let name = write_crash(&dir, &h, &saved)?;
-                CrashRecord {
-                    signature: sig.clone(),
-                    file: format!("crashes/{name}"),
-                    first_input: k,
-                    count: 1,
-                    ops_before_minimise: ops(&trace),
-                    ops_after_minimise: ops(&saved),
-                    failure,
-                    reproduces,
-                }
-            }
-            // No trace reproduces it: keep what is known, as comments.
-            Err(note) => {
-                std::fs::create_dir_all(&dir)?;
-                let name = format!("{}.trace", short_hash(&sig));
-                let text = format!("# signature: {sig}\n# found by: {found_by}\n# failure: {msg}\n{note}");
-                std::fs::write(dir.join(&name), text)?;
-                CrashRecord {
-                    signature: sig.clone(),
-                    file: format!("crashes/{name}"),
-                    first_input: k,
-                    count: 1,
-                    ops_before_minimise: 0,
-                    ops_after_minimise: 0,
-                    failure: msg.to_string(),
-                    reproduces: false,
-                }
-            }
-        };
+        let mut record = triage::save(&dir, &found_by, &sig, trace, msg, self.cfg.minimize)?;
+        record.first_input = k;
         progress.note(&format!("new crash: {sig} -> {}", self.cfg.out.join(&record.file).display()));
         self.index.insert(sig, self.records.len());
         self.records.push(record);
@@ -197,7 +158,7 @@ impl Crashes<'_> {
 /// `execute` returns no trace: the ops before the first panicking prefix, then the op that
 /// panicked, resolved against the state they left. If resolving that op is what panics,
 /// the error says so, with the prefix and the op, as comment lines.
-fn panic_trace(input: &Input) -> Result<Trace, String> {
+pub(crate) fn panic_trace(input: &Input) -> Result<Trace, String> {
     let prefix = |n: usize| Input {
         config: input.config,
         ops: input.ops[..n].to_vec(),

@@ -174,7 +174,7 @@ impl Report {
 }
 
 /// An HTML table: numbers right-aligned, everything escaped.
-fn table(h: &mut String, title: &str, head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+pub(super) fn table(h: &mut String, title: &str, head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
     let _ = write!(h, "<h2>{}</h2>\n<table>", esc(title));
     if head.iter().any(|c| !c.is_empty()) {
         h.push_str("<tr>");
@@ -195,6 +195,6 @@ fn table(h: &mut String, title: &str, head: &[&str], rows: impl IntoIterator<Ite
     h.push_str("</table>\n");
 }
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

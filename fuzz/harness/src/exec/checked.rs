@@ -276,6 +276,27 @@ impl CheckedDomain {
     }
 }
 
+impl Drop for CheckedDomain {
+    fn drop(&mut self) {
+        let (t, f, b) = (self.tlb.stats(), self.frames.stats(), self.budget.stats);
+        super::totals::add(&super::OracleTotals {
+            domains: 1,
+            ops: self.ops as u64,
+            tlb_breaks: t.breaks,
+            tlb_table_breaks: t.table_breaks,
+            invalidations: t.all + t.walks + t.leaves,
+            table_frees_checked: t.defers_checked,
+            frame_checks: f.checks,
+            frames_accounted: f.frames,
+            poison_checked: f.poison_checked,
+            jobs_prepared: b.prepared,
+            jobs_run: b.run,
+            pages_reserved: b.reserved,
+            pages_used: b.used,
+        });
+    }
+}
+
 /// Runs `f`, turning a panic into a failure so one crash does not hide the rest of a run.
 pub(crate) fn guarded<T>(who: &'static str, f: impl FnOnce() -> T) -> Result<T, FailureKind> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {

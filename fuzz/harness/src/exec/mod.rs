@@ -5,6 +5,8 @@
 pub(crate) mod checked;
 pub mod ioasid;
 pub(crate) mod op;
+pub mod totals;
 
 pub use checked::{CheckedDomain, Created};
 pub use ioasid::CheckedIoasid;
+pub use totals::OracleTotals;
