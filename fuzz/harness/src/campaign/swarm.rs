@@ -134,9 +134,14 @@ fn live_addr(r: &mut StdRng) -> Addr {
     }
 }
 
-/// The n-th live mapping, mostly at a page offset of -1..=1, sometimes further away.
+/// The n-th live mapping: at its start half the time, a few pages before or into it often,
+/// sometimes further away.
 fn near_live(r: &mut StdRng) -> Addr {
-    let pages = if r.random_ratio(3, 4) { r.random_range(-1..=1) } else { r.random() };
+    let pages = match r.random_range(0..10) {
+        0..=4 => 0,
+        5..=7 => r.random_range(-1..=3),
+        _ => r.random(),
+    };
     Addr::Live { n: r.random(), pages }
 }
 
