@@ -4,6 +4,7 @@
 
 pub mod alloc_guard;
 pub mod campaign;
+pub mod crash_frames;
 pub mod exec;
 pub mod input;
 pub mod ioasid;

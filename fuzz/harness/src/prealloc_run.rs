@@ -77,7 +77,7 @@ pub fn execute_prealloc(input: &PreallocInput) -> Result<(Trace, BudgetStats), B
 
 pub fn run_prealloc(input: &PreallocInput) {
     if let Err(crash) = execute_prealloc(input) {
-        panic!("{crash}");
+        crate::crash_frames::panic_with(&crash);
     }
 }
 

@@ -94,7 +94,7 @@ pub fn execute(input: &IoasidInput) -> Result<Trace, Box<Crash>> {
 /// The fuzz-target body: panics on a divergence, so every engine records a crash.
 pub fn run(input: &IoasidInput) {
     if let Err(crash) = execute(input) {
-        panic!("{crash}");
+        crate::crash_frames::panic_with(&crash);
     }
 }
 
