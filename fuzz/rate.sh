@@ -27,6 +27,7 @@ done
 [ -n "$seeds" ] || seeds=corpus/$target
 flavour=$sanitizer${extra[0]:+-ntc}-$scope
 tdir=target/rate-$flavour
+mkdir -p target   # a fresh clone has none yet; the build log goes beside the target dir
 # libFuzzer itself is built without ASan, as CI builds it (.ci/fuzz.sh says why).
 wrapper=(env "CXXFLAGS=${CXXFLAGS:+$CXXFLAGS }-fno-sanitize=address")
 [ $scope = scoped ] && wrapper+=("RUSTC_WRAPPER=$PWD/fuzz/libfuzzer/sancov-scope.sh")
