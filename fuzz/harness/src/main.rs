@@ -96,6 +96,15 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Reproduce crashes: traces are replayed (against QEMU too when they attach a stream),
+    /// other files run as raw inputs of --target (default: guessed from the file's name or
+    /// folder, else pagetable); each twice. Non-zero exit if any file crashes.
+    Repro {
+        #[arg(long, value_enum)]
+        target: Option<TargetName>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Decode raw fuzzer files (libFuzzer/AFL crashes or corpus entries), execute them and
     /// print their traces; non-zero exit if any file does not decode or fails.
     Print {
@@ -167,6 +176,9 @@ fn main() -> anyhow::Result<ExitCode> {
             }
             println!("total {total}");
             failed
+        }
+        Cmd::Repro { target, files } => {
+            campaign::repro::repro_files(&files, target, &mut std::io::stdout().lock())?
         }
         Cmd::Qemu { files } => ptfuzz_harness::qemu::replay_qemu_files(&files, &mut std::io::stdout().lock())?,
         Cmd::Print { target, files } => {

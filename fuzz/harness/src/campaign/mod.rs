@@ -8,6 +8,7 @@ pub mod multi;
 pub mod mutate;
 pub mod page;
 pub mod print;
+pub mod repro;
 pub mod report;
 pub mod save;
 pub mod signature;
