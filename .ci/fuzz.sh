@@ -5,6 +5,7 @@
 #
 #   .ci/fuzz.sh install      cargo-fuzz 0.13.2 and cargo-afl 0.18.2, when missing
 #   .ci/fuzz.sh libfuzzer    build, then fuzz PTFUZZ_FUZZ_SECONDS (default 60)
+#   .ci/fuzz.sh libfuzzer-build  the same build only; prints "binaries: DIR sanitizer: S"
 #   .ci/fuzz.sh afl          build, then fuzz PTFUZZ_AFL_SECONDS (default 30)
 #   .ci/fuzz.sh [all]        the three in order
 #
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --sanitizer) SANITIZER=$2; shift 2 ;;
     --sanitizer=*) SANITIZER=${1#*=}; shift ;;
-    install|libfuzzer|afl|all) what+=("$1"); shift ;;
+    install|libfuzzer|libfuzzer-build|afl|all) what+=("$1"); shift ;;
     *) echo "usage: $0 [install|libfuzzer|afl|all]... [--sanitizer none|address]" >&2; exit 2 ;;
   esac
 done
@@ -221,6 +222,11 @@ afl_run() {
 for w in "${what[@]}"; do
   case $w in
     install) install_tools ;;
+    libfuzzer-build)
+      # For `ptfuzz campaign --engine libfuzzer`: the same build, then where the binaries are.
+      choose_toolchain >&2
+      step libfuzzer-build libfuzzer_build >&2
+      echo "binaries: $ROOT/$FUZZ_TARGET_DIR/x86_64-unknown-linux-gnu/release sanitizer: $SANITIZER" ;;
     libfuzzer)
       choose_toolchain
       step libfuzzer-build libfuzzer_build

@@ -28,10 +28,25 @@ use crate::target::{run_bytes, Finding, TargetName, Verdict};
 /// How long a worker stays on one target before taking the next.
 const SLICE: Duration = Duration::from_millis(250);
 
+/// How inputs are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// libFuzzer when cargo-fuzz is installed, else the swarm.
+    Auto,
+    /// Built in: swarm inputs for pagetable, edited seeds for the others; needs nothing.
+    Swarm,
+    /// cargo-fuzz's libFuzzer, coverage-guided, fork mode (built by `.ci/fuzz.sh`).
+    Libfuzzer,
+}
+
 /// A campaign's settings.
 #[derive(Clone, Debug)]
 pub struct CampaignConfig {
     pub seed: u64,
+    pub engine: Engine,
+    /// The repository (for `.ci/fuzz.sh` when the engine is libFuzzer).
+    pub root: PathBuf,
     pub seconds: u64,
     /// Worker threads (default: one per core).
     pub workers: usize,
@@ -48,6 +63,8 @@ impl CampaignConfig {
     pub fn new(seed: u64, seconds: u64, out: PathBuf) -> CampaignConfig {
         CampaignConfig {
             seed,
+            engine: Engine::Swarm,
+            root: PathBuf::from("."),
             seconds,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             targets: TargetName::ALL.to_vec(),
@@ -67,6 +84,8 @@ pub struct Sample {
     /// Executions per second over the last interval.
     pub exec_per_sec: f64,
     pub unique_crashes: u64,
+    /// Coverage (libFuzzer's `cov`, edges) when the engine measures it.
+    pub coverage: Option<u64>,
 }
 
 /// What one target did in the campaign.
@@ -105,6 +124,8 @@ pub struct TargetCrash {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CampaignReport {
     pub seed: u64,
+    /// The engine that ran (never `auto`).
+    pub engine: Engine,
     pub seconds: f64,
     pub workers: usize,
     pub targets: Vec<TargetRun>,
@@ -144,15 +165,43 @@ pub fn run_campaign(cfg: &CampaignConfig) -> std::io::Result<CampaignReport> {
     let seeds: HashMap<TargetName, Vec<Vec<u8>>> =
         active.iter().map(|&t| (t, read_seeds(&cfg.corpus.join(t.seeds())))).collect();
     let counters: Vec<Counters> = active.iter().map(|_| Counters::default()).collect();
+    let engine = match cfg.engine {
+        Engine::Auto if super::libfuzzer::available() => Engine::Libfuzzer,
+        Engine::Auto => Engine::Swarm,
+        e => e,
+    };
+    let build = match engine {
+        Engine::Libfuzzer => Some(super::libfuzzer::build(&cfg.root)?),
+        _ => None,
+    };
+    let mut main = Main::new(cfg, &active, &skipped, engine, build.as_ref());
     let start = Instant::now();
+    match &build {
+        Some(b) => run_libfuzzer(cfg, b, &active, &counters, &mut main, start)?,
+        None => run_swarm(cfg, &active, &counters, &seeds, &mut main, start)?,
+    }
+    main.sample(&counters, start.elapsed(), None);
+    main.finish_progress();
+    let seconds = start.elapsed().as_secs_f64();
+    let report = main.report(cfg, &counters, &seeds, skipped, seconds);
+    super::page::write(&report, &cfg.out)?;
+    Ok(report)
+}
+
+/// The built-in engine: worker threads until the deadline; crashes arrive as they happen.
+fn run_swarm(
+    cfg: &CampaignConfig,
+    active: &[TargetName],
+    counters: &[Counters],
+    seeds: &HashMap<TargetName, Vec<Vec<u8>>>,
+    main: &mut Main,
+    start: Instant,
+) -> std::io::Result<()> {
     let deadline = start + Duration::from_secs(cfg.seconds);
     let (tx, rx) = mpsc::channel();
-    let mut main = Main::new(cfg, &active, &skipped);
-
     std::thread::scope(|s| -> std::io::Result<()> {
         for w in 0..cfg.workers.max(1) {
             let tx = tx.clone();
-            let (active, counters, seeds) = (&active, &counters, &seeds);
             s.spawn(move || worker(w, cfg.seed, active, counters, seeds, deadline, tx));
         }
         drop(tx);
@@ -168,17 +217,74 @@ pub fn run_campaign(cfg: &CampaignConfig) -> std::io::Result<CampaignReport> {
             }
             if last_sample.elapsed() >= Duration::from_secs(1) {
                 last_sample = Instant::now();
-                main.sample(&counters, start.elapsed());
+                main.sample(counters, start.elapsed(), None);
             }
         }
         Ok(())
-    })?;
-    main.sample(&counters, start.elapsed());
-    main.finish_progress();
-    let seconds = start.elapsed().as_secs_f64();
-    let report = main.report(cfg, &counters, &seeds, skipped, seconds);
-    super::page::write(&report, &cfg.out)?;
-    Ok(report)
+    })
+}
+
+/// libFuzzer: every target at once for the whole time, each in fork mode with its share of
+/// the workers; its crash files are run again here, to be signed, deduplicated and triaged.
+fn run_libfuzzer(
+    cfg: &CampaignConfig,
+    b: &super::libfuzzer::Build,
+    active: &[TargetName],
+    counters: &[Counters],
+    main: &mut Main,
+    start: Instant,
+) -> std::io::Result<()> {
+    use std::sync::{Arc, Mutex};
+    let jobs = (cfg.workers / active.len().max(1)).max(1);
+    let status: Arc<Mutex<Vec<super::libfuzzer::Status>>> = Arc::new(Mutex::new(vec![Default::default(); active.len()]));
+    let work = cfg.out.join("libfuzzer");
+    let mut running = Vec::new();
+    for (i, &t) in active.iter().enumerate() {
+        let st = status.clone();
+        let on = move |s| st.lock().expect("status")[i] = s;
+        running.push(super::libfuzzer::start(b, t, &cfg.corpus.join(t.seeds()), &work, jobs, cfg.seconds, on)?);
+    }
+    // libFuzzer stops itself at -max_total_time; a run that does not is killed a little later.
+    let kill_at = start + Duration::from_secs(cfg.seconds + 30);
+    let mut done = vec![false; running.len()];
+    while !done.iter().all(|&d| d) {
+        std::thread::sleep(Duration::from_millis(1000));
+        let now: Vec<_> = status.lock().expect("status").clone();
+        for (i, s) in now.iter().enumerate() {
+            counters[i].inputs.store(s.execs, Relaxed);
+            counters[i].crashing.store(s.crashes, Relaxed);
+        }
+        let cov: Vec<u64> = now.iter().map(|s| s.coverage).collect();
+        main.sample(counters, start.elapsed(), Some(&cov));
+        for (i, r) in running.iter_mut().enumerate() {
+            if !done[i] {
+                done[i] = r.child.try_wait()?.is_some();
+                if !done[i] && Instant::now() > kill_at {
+                    let _ = r.child.kill();
+                }
+            }
+        }
+    }
+    for r in &running {
+        for f in super::libfuzzer::crash_files(&r.artifacts) {
+            let bytes = std::fs::read(&f)?;
+            let at = start.elapsed().as_secs_f64();
+            match run_bytes(r.target, &bytes) {
+                Verdict::Crash(finding) => main.crash(r.target, finding, Some(bytes), at)?,
+                _ => {
+                    let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    let kind = name.split('-').next().unwrap_or("crash").to_string();
+                    let finding = Finding {
+                        signature: format!("libfuzzer {kind} that does not reproduce in-process"),
+                        message: format!("{} ({} bytes): libFuzzer reported a {kind}; run here it passes", f.display(), bytes.len()),
+                        trace: None,
+                    };
+                    main.crash(r.target, finding, Some(bytes), at)?
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn panic_error(msg: String) -> ptfuzz_oracles::qemu::oracle::OracleError {
@@ -286,6 +392,8 @@ impl Generator {
 /// The main thread's state: progress bars, unique crashes, samples, sums.
 struct Main<'a> {
     cfg: &'a CampaignConfig,
+    engine: Engine,
+    engine_name: String,
     active: Vec<TargetName>,
     bars: Vec<Option<ProgressBar>>,
     multi: Option<MultiProgress>,
@@ -299,7 +407,13 @@ struct Main<'a> {
 }
 
 impl<'a> Main<'a> {
-    fn new(cfg: &'a CampaignConfig, active: &[TargetName], skipped: &BTreeMap<TargetName, String>) -> Main<'a> {
+    fn new(
+        cfg: &'a CampaignConfig,
+        active: &[TargetName],
+        skipped: &BTreeMap<TargetName, String>,
+        engine: Engine,
+        build: Option<&super::libfuzzer::Build>,
+    ) -> Main<'a> {
         let tty = cfg.progress && std::io::stderr().is_terminal();
         let multi = tty.then(MultiProgress::new);
         let style = ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {msg}").expect("valid template");
@@ -313,18 +427,29 @@ impl<'a> Main<'a> {
                 })
             })
             .collect();
+        let engine_name = match build {
+            Some(b) => format!(
+                "libfuzzer ({}, fork mode, {} job(s) per target)",
+                if b.sanitizer == "address" { "ASan" } else { "no sanitizer" },
+                (cfg.workers / active.len().max(1)).max(1)
+            ),
+            None => "swarm (swarm inputs for pagetable, edited seeds for the others)".to_string(),
+        };
         if cfg.progress {
-            eprintln!(
-                "ptfuzz campaign: {} worker(s), {} s, engine: swarm (built in: swarm inputs for \
-                 pagetable, edited seeds for the others)",
-                cfg.workers, cfg.seconds
-            );
+            let why = match (cfg.engine, engine) {
+                (Engine::Auto, Engine::Libfuzzer) => ", picked: cargo-fuzz is installed",
+                (Engine::Auto, _) => ", picked: cargo-fuzz is not installed (.ci/fuzz.sh install adds it)",
+                _ => "",
+            };
+            eprintln!("ptfuzz campaign: {} worker(s), {} s, engine: {engine_name}{why}", cfg.workers, cfg.seconds);
             for (t, why) in skipped {
                 eprintln!("ptfuzz campaign: {t} skipped: {why}");
             }
         }
         Main {
             cfg,
+            engine,
+            engine_name,
             active: active.to_vec(),
             bars,
             multi,
@@ -342,7 +467,7 @@ impl<'a> Main<'a> {
         self.crashes.iter().filter(|c| c.target == t).count() as u64
     }
 
-    fn sample(&mut self, counters: &[Counters], elapsed: Duration) {
+    fn sample(&mut self, counters: &[Counters], elapsed: Duration, coverage: Option<&[u64]>) {
         let secs = elapsed.as_secs_f64();
         let mut lines = Vec::new();
         for (i, &t) in self.active.clone().iter().enumerate() {
@@ -350,10 +475,18 @@ impl<'a> Main<'a> {
             let unique = self.unique(t);
             let prev = self.samples[i].last().copied().unwrap_or_default();
             let dt = (secs - prev.seconds).max(1e-9);
-            let s = Sample { seconds: secs, inputs, exec_per_sec: (inputs - prev.inputs) as f64 / dt, unique_crashes: unique };
+            let cov = coverage.and_then(|c| c.get(i).copied()).or(prev.coverage);
+            let s = Sample {
+                seconds: secs,
+                inputs,
+                exec_per_sec: inputs.saturating_sub(prev.inputs) as f64 / dt,
+                unique_crashes: unique,
+                coverage: cov,
+            };
             self.samples[i].push(s);
+            let cov_text = cov.map_or(String::new(), |c| format!(", coverage {c}"));
             let msg = format!(
-                "{inputs} execs, {:.0} exec/s, {} crashing inputs, {unique} unique crashes",
+                "{inputs} execs, {:.0} exec/s{cov_text}, {} crashing inputs, {unique} unique crashes",
                 s.exec_per_sec,
                 counters[i].crashing.load(Relaxed)
             );
@@ -455,7 +588,11 @@ impl<'a> Main<'a> {
                     let inputs = counters[i].inputs.load(Relaxed);
                     TargetRun {
                         target: t,
-                        engine: if t == TargetName::Pagetable { "swarm" } else { "swarm (edited seeds)" }.into(),
+                        engine: match self.engine {
+                            Engine::Libfuzzer => self.engine_name.clone(),
+                            _ if t == TargetName::Pagetable => "swarm".into(),
+                            _ => "swarm (edited seeds)".into(),
+                        },
                         skipped: None,
                         inputs,
                         undecodable: counters[i].undecodable.load(Relaxed),
@@ -483,6 +620,7 @@ impl<'a> Main<'a> {
         }
         CampaignReport {
             seed: cfg.seed,
+            engine: self.engine,
             seconds,
             workers: cfg.workers,
             targets,
