@@ -48,6 +48,7 @@ impl<'a> Arbitrary<'a> for Input {
 /// Domain configuration; always resolved to one the engine must accept.
 #[derive(Arbitrary, Clone, Copy, Debug)]
 pub struct ConfigChoice {
+    /// Picks the format (modulo their number); bit 6 (`CONCAT_MAX_BIT`) asks stage 2 for `concat=max`.
     pub format: u8,
     pub granule: u8,
     pub ias: u8,
