@@ -10,7 +10,7 @@ mod resolve;
 use arbitrary::{Arbitrary, Unstructured};
 
 pub use pools::Pools;
-pub use resolve::resolve_config;
+pub use resolve::{resolve_config, CONCAT_MAX_BIT};
 pub(crate) use resolve::Resolver;
 
 /// At most this many ops run per input (longer inputs are cut).
