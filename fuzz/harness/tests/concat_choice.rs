@@ -6,7 +6,14 @@ use ptfuzz_harness::input::{resolve_config, ConfigChoice, CONCAT_MAX_BIT};
 
 fn choice(format: u8) -> ConfigChoice {
     // granule 4K, IAS and OAS 32 (IAS_POOL[0]): the two policies differ there (L1 or L2).
-    ConfigChoice { format, granule: 0, ias: 0, oas: 0, coherent: true, custom_alloc: false }
+    ConfigChoice {
+        format,
+        granule: 0,
+        ias: 0,
+        oas: 0,
+        coherent: true,
+        custom_alloc: false,
+    }
 }
 
 #[test]
@@ -21,7 +28,11 @@ fn format_bit_6_selects_concat_max_at_stage_2_only() {
     ];
     for (byte, format, concat) in cases {
         let (cfg, _) = resolve_config(&choice(byte));
-        assert_eq!((cfg.format, cfg.ias, cfg.concat), (format, 32, concat), "byte {byte:#x}");
+        assert_eq!(
+            (cfg.format, cfg.ias, cfg.concat),
+            (format, 32, concat),
+            "byte {byte:#x}"
+        );
         let g = ptfuzz_engine::Geometry::new(&cfg).unwrap();
         let start = if concat == Concat::Max { 2 } else { 1 };
         assert_eq!(g.start_level, start, "byte {byte:#x}");

@@ -29,7 +29,11 @@ fn every_selftest_configuration_passes() {
         .iter()
         .filter_map(|f| replay_file(f).err().map(|e| e.to_string()))
         .collect();
-    assert!(failures.is_empty(), "failing selftest traces:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failing selftest traces:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -56,9 +60,7 @@ fn concat_max_fails_exactly_the_ias32_4k_and_64k_stage2_configurations() {
     }
     let expect: Vec<String> = ["4k", "64k"]
         .iter()
-        .flat_map(|g| {
-            [32, 36, 40, 42, 44, 48].map(|oas| format!("{g}-ias32-oas{oas}.trace"))
-        })
+        .flat_map(|g| [32, 36, 40, 42, 44, 48].map(|oas| format!("{g}-ias32-oas{oas}.trace")))
         .collect();
     assert_eq!(failed, expect);
 }
