@@ -50,16 +50,21 @@ def u64(x):
     return struct.pack("<Q", x & (2**64 - 1))
 
 
-def config(fmt="arm64-s1", granule="4k", ias=None, oas=None, coherent=True, custom=False, window=0):
+CONCAT_MAX_BIT = 0x40  # resolve_config: a stage-2 domain with `concat=max`
+
+
+def config(fmt="arm64-s1", granule="4k", ias=None, oas=None, coherent=True, custom=False,
+           concat_max=False, window=0):
     # ias/oas: a bit count from resolve_config's pool (a byte < 0x80 picks IAS_POOL[v % 8]),
     # then clamped to the format's range.
     def bits(b):
         return IAS_POOL.index(48 if b is None else b)
 
-    return (u8(FORMATS.index(fmt)) + u8(GRANULES.index(granule)) + u8(bits(ias)) + u8(bits(oas))
-            + u8(int(coherent) | window << 1) + u8(int(custom)))
     # window (bits 1-3 of the coherent byte): 6 puts the tables in the last 16 frames below
     # 2^OAS, 7 in the last 32 (ConfigChoice::window), where frames run out and are reused.
+    fmt_byte = FORMATS.index(fmt) | (CONCAT_MAX_BIT if concat_max else 0)
+    return (u8(fmt_byte) + u8(GRANULES.index(granule)) + u8(bits(ias)) + u8(bits(oas))
+            + u8(int(coherent) | window << 1) + u8(int(custom)))
 
 
 def pool(i):
@@ -195,6 +200,14 @@ SEEDS = {
         lookup(live(1)), unmap(live(1), legal(0), small(3)), clear(),
         lookup(pool(3)),
     ]),
+    # Stage 2, 4K, IAS 32 as Linux starts it (L1, 4 entries): 1G blocks beside 2M and 4K.
+    "s2-4k-ias32": config("arm64-s2", "4k", ias=32, oas=32) + b"".join([
+        map_(pool(3), pool(3), legal(2), small(1)),
+        map_(pool(10), pool(2), legal(1), small(2)),
+        map_(pool(7), pool(1), legal(0), span(600)),
+        lookup(live(0)), lookup(live(2)),
+        unmap(live(0), legal(2), small(1)), unmap(live(1), legal(0), span(600)),
+    ]),
     # Armv7 LPAE stage 1 (IAS 32) and stage 2 (IAS 40, concatenated root).
     "arm32-lpae-s1": config("arm32-lpae-s1", oas=40) + b"".join([
         map_(pool(2), pool(2), legal(1), small(3), R | P),
@@ -214,8 +227,10 @@ SEEDS = {
         unmap(live(0), legal(0), small(2)), sync(), grace(),
         map_(pool(7), pool(3), legal(1), small(1)), sync(),
     ]),
-    # Custom allocator hooks, then a clear.
-    "custom-alloc": config("arm64-s2", "4k", ias=40, oas=48, custom=True) + b"".join([
+    # Custom allocator hooks for a concatenated stage-2 root (concat=max: L1, 2 tables; by
+    # default OAS 48 would allow L0), then a clear.
+    "custom-alloc": config("arm64-s2", "4k", ias=40, oas=48, custom=True, concat_max=True)
+    + b"".join([
         map_(pool(3), pool(2), legal(0), span(700)),
         map_(pool(9), pool(3), legal(1), small(2)),
         unmap(live(0), legal(0), span(100)), clear(), lookup(pool(3)),

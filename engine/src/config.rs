@@ -86,6 +86,41 @@ impl fmt::Display for Granule {
     }
 }
 
+/// How a stage-2 domain chooses between its (at most two) legal start levels: the level a
+/// stage-1 walk of the same IAS starts at, or one deeper with concatenated root tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Concat {
+    /// As Linux io-pgtable-arm: the stage-1 start level, one deeper (concatenating) only
+    /// where the architecture forbids that level. Stage 1 always uses this.
+    #[default]
+    Required,
+    /// The deepest legal start level: concatenate wherever the architecture allows it
+    /// (what reaches QEMU's concatenated-root handling). Stage 2 only.
+    Max,
+}
+
+impl Concat {
+    pub const ALL: [Concat; 2] = [Concat::Required, Concat::Max];
+
+    /// Trace name (`concat=...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Concat::Required => "required",
+            Concat::Max => "max",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == s)
+    }
+}
+
+impl fmt::Display for Concat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Default physical address of the first table frame: QEMU virt's RAM base, so the same
 /// bytes can later be loaded into a guest at the addresses they name.
 pub const DEFAULT_PHYS_BASE: u64 = 0x4000_0000;
@@ -103,6 +138,8 @@ pub struct DomainConfig {
     pub coherent: bool,
     /// Physical address at which table frames start (granule aligned).
     pub phys_base: u64,
+    /// Stage-2 start-level policy.
+    pub concat: Concat,
 }
 
 impl DomainConfig {
@@ -114,6 +151,7 @@ impl DomainConfig {
             oas,
             coherent: true,
             phys_base: DEFAULT_PHYS_BASE,
+            concat: Concat::Required,
         }
     }
 }

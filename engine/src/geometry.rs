@@ -1,7 +1,7 @@
 //! Level layout derived from a domain's configuration: start level, root size, concatenation,
 //! leaf sizes. Everything the walker needs as plain numbers, computed once per domain.
 
-use crate::config::{DomainConfig, FormatKind, Granule};
+use crate::config::{Concat, DomainConfig, FormatKind, Granule};
 
 /// Arm lookup levels are 0..=3; the last level is always 3.
 pub const LAST_LEVEL: u32 = 3;
@@ -46,6 +46,44 @@ fn bad<T>(msg: String) -> Result<T, ConfigError> {
     Err(ConfigError(msg))
 }
 
+/// Stage-2 start level. Only `va_start` (whose root resolves 1..=s bits) and `va_start + 1`
+/// (s+1..=2s bits, i.e. 2..2^s concatenated tables) can resolve the 1..=s+4 bits the
+/// architecture allows at the start level (AArch64.S2InconsistentSL); of those, a level must
+/// also be encodable in SL0 and meet the PA-size rule (R_SRKBC). `Required` prefers
+/// `va_start` (Linux io-pgtable-arm), `Max` prefers the deeper one.
+fn stage2_start(cfg: &DomainConfig, g: u32, va_start: u32) -> Result<u32, ConfigError> {
+    let s = g - 3;
+    let shift = |l: u32| g + s * (3 - l);
+    let encodable: &[u32] = match (cfg.format, cfg.granule) {
+        (FormatKind::Arm32LpaeS2, _) => &[1, 2],
+        (_, Granule::G4K) => &[0, 1, 2],
+        _ => &[1, 2, 3],
+    };
+    let pa_ok = |l: u32| match (cfg.granule, l) {
+        (Granule::G4K, 0) => cfg.oas >= 44,
+        (Granule::G16K, 1) => cfg.oas >= 42,
+        (Granule::G64K, 1) => cfg.oas >= 44,
+        _ => true,
+    };
+    let legal = |l: u32| {
+        l <= LAST_LEVEL
+            && encodable.contains(&l)
+            && cfg.ias > shift(l)
+            && cfg.ias - shift(l) <= s + 4
+            && pa_ok(l)
+    };
+    let order = match cfg.concat {
+        Concat::Required => [va_start, va_start + 1],
+        Concat::Max => [va_start + 1, va_start],
+    };
+    order.into_iter().find(|&l| legal(l)).ok_or_else(|| {
+        ConfigError(format!(
+            "no legal stage-2 start level for {} granule, IAS {}, OAS {}",
+            cfg.granule, cfg.ias, cfg.oas
+        ))
+    })
+}
+
 impl Geometry {
     pub fn new(cfg: &DomainConfig) -> Result<Geometry, ConfigError> {
         let fmt = cfg.format;
@@ -75,37 +113,14 @@ impl Geometry {
         let g = cfg.granule.shift();
         let s = g - 3;
         let shift = |l: u32| g + s * (3 - l);
+        // Stage 1 (and Linux's first choice at stage 2): the fewest levels that resolve IAS.
+        let va_start = 4 - (cfg.ias - g).div_ceil(s);
         let start_level = if fmt.is_stage2() {
-            let ps = cfg.oas;
-            let encodable: &[u32] = match (fmt, cfg.granule) {
-                (FormatKind::Arm32LpaeS2, _) => &[1, 2],
-                (_, Granule::G4K) => &[0, 1, 2],
-                _ => &[1, 2, 3],
-            };
-            let pa_ok = |l: u32| match (cfg.granule, l) {
-                (Granule::G4K, 0) => ps >= 44,
-                (Granule::G16K, 1) => ps >= 42,
-                (Granule::G64K, 1) => ps >= 44,
-                _ => true,
-            };
-            let found = (0..=3u32).rev().find(|&l| {
-                encodable.contains(&l)
-                    && cfg.ias > shift(l)
-                    && cfg.ias - shift(l) <= s + 4
-                    && pa_ok(l)
-            });
-            match found {
-                Some(l) => l,
-                None => {
-                    return bad(format!(
-                        "no legal stage-2 start level for {} granule, IAS {}, OAS {}",
-                        cfg.granule, cfg.ias, cfg.oas
-                    ))
-                }
-            }
+            stage2_start(cfg, g, va_start)?
+        } else if cfg.concat != Concat::Required {
+            return bad(format!("concat={} applies to stage 2 only", cfg.concat));
         } else {
-            let levels = (cfg.ias - g).div_ceil(s);
-            4 - levels
+            va_start
         };
         let block_levels: u8 = match cfg.granule {
             Granule::G4K => 0b1110,

@@ -21,7 +21,7 @@ pub mod prot;
 mod reserve;
 
 pub use alloc::{Counters, CustomAllocator, FrameState, Owner, TableAllocator, TableMeta};
-pub use config::{DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
+pub use config::{Concat, DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
 pub use domain::Domain;
 pub use error::{ErrorKind, MapError};
 pub use events::{AllocEvent, DeviceWrite, OrderedFlushLog, PoolEvent, PoolId};

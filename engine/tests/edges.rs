@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use ptfuzz_engine::{FormatKind, Granule, Prot};
+use ptfuzz_engine::{Concat, FormatKind, Granule, Prot};
 
 use FormatKind::*;
 use Granule::*;
@@ -185,12 +185,18 @@ fn edges_arm32_lpae_s2() {
     run(Arm32LpaeS2, G4K);
 }
 
-/// The example of the brief: 4K, IAS 40, stage 2 starts at L1 with two concatenated tables;
-/// entries 511 and 512 of the flat root are the last of table 0 and the first of table 1.
+/// The example of the brief: 4K, IAS 40, stage 2 starts at L1 with two concatenated tables
+/// (OAS 40: required; OAS 48: `concat=max`); entries 511 and 512 of the flat root are the
+/// last of table 0 and the first of table 1.
 #[test]
 fn stage2_4k_ias40_root_entries_511_and_512() {
-    for (f, oas) in [(Arm64S2, 48), (Arm64S2, 40), (Arm32LpaeS2, 40)] {
-        let e = expected(f, G4K, 40, oas).unwrap();
+    let cases = [
+        (Arm64S2, 48, Concat::Max),
+        (Arm64S2, 40, Concat::Required),
+        (Arm32LpaeS2, 40, Concat::Required),
+    ];
+    for (f, oas, concat) in cases {
+        let e = expected_with(f, G4K, 40, oas, concat).unwrap();
         assert_eq!((e.start, e.root_entries), (1, 1024));
         let mut d = domain_for(&e);
         let root = d.root();
@@ -225,11 +231,11 @@ fn stage2_4k_ias40_root_entries_511_and_512() {
     }
 }
 
-/// 64K, IAS 32, stage 2: the root is eight concatenated L3 tables, so pages are leaves in
-/// the root itself and table k covers [k * 512M, (k+1) * 512M).
+/// 64K, IAS 32, stage 2 `concat=max`: the root is eight concatenated L3 tables, so pages are
+/// leaves in the root itself and table k covers [k * 512M, (k+1) * 512M).
 #[test]
 fn stage2_64k_ias32_pages_in_concatenated_l3_root() {
-    let e = expected(Arm64S2, G64K, 32, 32).unwrap();
+    let e = expected_with(Arm64S2, G64K, 32, 32, Concat::Max).unwrap();
     assert_eq!((e.start, e.root_tables()), (3, 8));
     let mut d = domain_for(&e);
     for k in 1..8u64 {

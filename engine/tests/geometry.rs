@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ptfuzz_engine::{Domain, ErrorKind, FlushLog, FormatKind, FrameState, Granule, MapError, Prot};
+use ptfuzz_engine::{Concat, Domain, ErrorKind, FlushLog, FormatKind, FrameState, Granule, MapError, Prot};
 
 use FormatKind::*;
 use Granule::*;
@@ -98,9 +98,53 @@ fn stage1_start_levels_match_arm_facts_table() {
     }
 }
 
-/// SEMANTICS "Stage 2 start level" examples, and the concatenated rows of ARM-FACTS §3.
+/// SEMANTICS "Stage 2 start level" examples of the default policy: Linux's results for IAS =
+/// OAS (ARM-FACTS §3) and the PA-size cases with IAS < OAS.
 #[test]
-fn stage2_documented_examples() {
+fn stage2_default_follows_linux() {
+    // (granule, ias, oas, start, root entries, concatenated tables)
+    let rows = [
+        (G4K, 32, 32, 1, 4, 1),
+        (G4K, 32, 48, 1, 4, 1),
+        (G4K, 36, 36, 1, 64, 1),
+        (G4K, 40, 40, 1, 1024, 2),
+        (G4K, 40, 44, 0, 2, 1),
+        (G4K, 42, 42, 1, 4096, 8),
+        (G4K, 43, 43, 1, 8192, 16),
+        (G4K, 44, 44, 0, 32, 1),
+        (G4K, 48, 48, 0, 512, 1),
+        (G16K, 32, 32, 2, 128, 1),
+        (G16K, 36, 36, 2, 2048, 1),
+        (G16K, 37, 41, 2, 4096, 2),
+        (G16K, 37, 42, 1, 2, 1),
+        (G16K, 40, 40, 2, 32768, 16),
+        (G16K, 40, 42, 1, 16, 1),
+        (G16K, 42, 42, 1, 64, 1),
+        (G16K, 44, 44, 1, 256, 1),
+        (G16K, 48, 48, 1, 4096, 2),
+        (G64K, 32, 32, 2, 8, 1),
+        (G64K, 36, 36, 2, 128, 1),
+        (G64K, 40, 40, 2, 2048, 1),
+        (G64K, 42, 42, 2, 8192, 1),
+        (G64K, 43, 43, 2, 16384, 2),
+        (G64K, 43, 44, 1, 2, 1),
+        (G64K, 44, 44, 1, 4, 1),
+        (G64K, 48, 48, 1, 64, 1),
+    ];
+    for (g, ias, oas, start, entries, tables) in rows {
+        let d = domain(config(Arm64S2, g, ias, oas));
+        let what = format!("arm64-s2 {g} IAS {ias} OAS {oas}");
+        assert_eq!(d.geometry().start_level, start, "{what}: start");
+        assert_eq!(1u64 << d.geometry().root_bits, entries, "{what}: entries");
+        assert_eq!(d.tables().meta(d.root()).unwrap().frames as u64, tables, "{what}: tables");
+        assert_eq!(d.root() % (tables * g.size()), 0, "{what}: root alignment");
+    }
+}
+
+/// `concat=max`: SEMANTICS "Stage 2 start level" examples, and the concatenated rows of
+/// ARM-FACTS §3.
+#[test]
+fn stage2_concat_max_documented_examples() {
     // (granule, ias, oas, start, root entries, concatenated tables)
     let rows = [
         (G4K, 32, 48, 2, 2048, 4),
@@ -130,17 +174,24 @@ fn stage2_documented_examples() {
         (G64K, 48, 48, 1, 64, 1),
     ];
     for (g, ias, oas, start, entries, tables) in rows {
-        let d = domain(config(Arm64S2, g, ias, oas));
-        let what = format!("arm64-s2 {g} IAS {ias} OAS {oas}");
+        let mut cfg = config(Arm64S2, g, ias, oas);
+        cfg.concat = Concat::Max;
+        let d = domain(cfg);
+        let what = format!("arm64-s2 {g} IAS {ias} OAS {oas} concat=max");
         assert_eq!(d.geometry().start_level, start, "{what}: start");
         assert_eq!(1u64 << d.geometry().root_bits, entries, "{what}: entries");
         assert_eq!(d.tables().meta(d.root()).unwrap().frames as u64, tables, "{what}: tables");
         assert_eq!(d.root() % (tables * g.size()), 0, "{what}: root alignment");
     }
+    // A stage-1 domain has no concatenation to choose.
+    let mut cfg = config(Arm64S1, G4K, 48, 48);
+    cfg.concat = Concat::Max;
+    assert!(Domain::new(cfg).is_err());
 }
 
 /// ARM-FACTS §8: Armv7 LPAE stage 1 starts at L1 with 4 entries (IA 32); stage 2 starts at
-/// L2 for IA 32..34 (4/8/16 concatenated tables) and at L1 for 35..40 (40 bits = 2 tables).
+/// L1 (as Linux; IA 40 = 2 tables since the arm32 VTCR has no L0), and with `concat=max` at
+/// L2 for IA 32..34 (4/8/16 concatenated tables) and at L1 for 35..40.
 #[test]
 fn arm32_lpae_geometry() {
     for oas in 32..=40 {
@@ -150,15 +201,21 @@ fn arm32_lpae_geometry() {
         assert_eq!(d.page_sizes(), vec![K4, M2, G1]);
     }
     let rows = [
-        (32, 2, 2048, 4),
-        (33, 2, 4096, 8),
-        (34, 2, 8192, 16),
-        (35, 1, 32, 1),
-        (39, 1, 512, 1),
-        (40, 1, 1024, 2),
+        (Concat::Max, 32, 2, 2048, 4),
+        (Concat::Max, 33, 2, 4096, 8),
+        (Concat::Max, 34, 2, 8192, 16),
+        (Concat::Max, 35, 1, 32, 1),
+        (Concat::Max, 39, 1, 512, 1),
+        (Concat::Max, 40, 1, 1024, 2),
+        (Concat::Required, 32, 1, 4, 1),
+        (Concat::Required, 34, 1, 16, 1),
+        (Concat::Required, 39, 1, 512, 1),
+        (Concat::Required, 40, 1, 1024, 2),
     ];
-    for (ias, start, entries, tables) in rows {
-        let d = domain(config(Arm32LpaeS2, G4K, ias, 40));
+    for (concat, ias, start, entries, tables) in rows {
+        let mut cfg = config(Arm32LpaeS2, G4K, ias, 40);
+        cfg.concat = concat;
+        let d = domain(cfg);
         assert_eq!(d.geometry().start_level, start, "IAS {ias}");
         assert_eq!(1u64 << d.geometry().root_bits, entries, "IAS {ias}");
         assert_eq!(d.tables().meta(d.root()).unwrap().frames as u64, tables, "IAS {ias}");

@@ -21,6 +21,12 @@ MISTAKES = {
         "masks: [0, 1, 2, 3].map(|l| (1u64 << bits(l).min(s)) - 1),",
         "wrong index shift at the start level of a concatenated stage-2 root",
     ),
+    "s2-start-deepest": (
+        "engine/src/geometry.rs",
+        "Concat::Required => [va_start, va_start + 1],",
+        "Concat::Required => [va_start + 1, va_start],",
+        "stage-2 default start level one deeper than Linux's where both are legal (no 1G/512M leaf)",
+    ),
     "no-walk-flush": (
         "engine/src/domain.rs",
         "self.flush.flush_walk(va, span, self.geo.granule.size());",

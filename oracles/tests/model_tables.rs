@@ -11,7 +11,7 @@ use common::XorShiftStar as Rng;
 use std::collections::BTreeSet;
 
 use ptfuzz_engine::{
-    Counters, Domain, DomainConfig, ErrorKind, FlushEvent, FlushLog, FormatKind, Granule, MapError,
+    Concat, Counters, Domain, DomainConfig, ErrorKind, FlushEvent, FlushLog, FormatKind, Granule, MapError,
     Prot,
 };
 use ptfuzz_oracles::model::{Model, ModelCounters};
@@ -378,6 +378,12 @@ fn random_ops(cfg: DomainConfig, seed: u64, ops: usize) -> Stats {
     t.stats
 }
 
+/// The same domain with `concat=max` (the deepest stage-2 start level).
+fn max(mut c: DomainConfig) -> DomainConfig {
+    c.concat = Concat::Max;
+    c
+}
+
 fn configs() -> Vec<DomainConfig> {
     let mut v = vec![
         DomainConfig::new(Arm64S1, G4K, 48, 48),
@@ -388,11 +394,13 @@ fn configs() -> Vec<DomainConfig> {
         DomainConfig::new(Arm64S1, G64K, 48, 48),
         DomainConfig::new(Arm64S1, G64K, 42, 44),
         DomainConfig::new(Arm64S2, G4K, 40, 40), // L1, 2 concatenated
-        DomainConfig::new(Arm64S2, G4K, 32, 32), // L2, 4 concatenated
+        DomainConfig::new(Arm64S2, G4K, 32, 32), // L1, 4 entries
+        max(DomainConfig::new(Arm64S2, G4K, 32, 32)), // L2, 4 concatenated
         DomainConfig::new(Arm64S2, G4K, 48, 48),
         DomainConfig::new(Arm64S2, G16K, 48, 48), // L1, 2 concatenated
         DomainConfig::new(Arm64S2, G16K, 36, 40),
-        DomainConfig::new(Arm64S2, G64K, 32, 40), // L3, 8 concatenated
+        DomainConfig::new(Arm64S2, G64K, 32, 40), // L2, 8 entries
+        max(DomainConfig::new(Arm64S2, G64K, 32, 40)), // L3, 8 concatenated
         DomainConfig::new(Arm64S2, G64K, 34, 48), // L2
         DomainConfig::new(Arm64S2, G64K, 48, 48),
         DomainConfig::new(Arm32LpaeS1, G4K, 32, 40),
@@ -407,7 +415,10 @@ fn configs() -> Vec<DomainConfig> {
         (Arm64S2, G4K, 34),
     ];
     for (f, g, bits) in limited {
-        let mut c = DomainConfig::new(f, g, bits, bits);
+        let mut c = max(DomainConfig::new(f, g, bits, bits));
+        if !f.is_stage2() {
+            c.concat = Concat::Required;
+        }
         c.phys_base = (1u64 << bits) - 16 * g.size();
         v.push(c);
     }

@@ -1,7 +1,7 @@
 //! The QEMU oracle's pure parts, without QEMU: stream encodings from domain configurations,
 //! the model's DMA predictions, tags, and the deviation table.
 
-use ptfuzz_engine::{DomainConfig, FormatKind, Granule, Prot};
+use ptfuzz_engine::{Concat, DomainConfig, FormatKind, Granule, Prot};
 use ptfuzz_oracles::model::DomainRules;
 use ptfuzz_oracles::qemu::deviation::{explain, Deviation, ProbeFacts, TABLE};
 use ptfuzz_oracles::qemu::observed::{decode, pa_of_tag, tag_of, Observed};
@@ -9,8 +9,14 @@ use ptfuzz_oracles::qemu::predict::{predict, Access, Expected, Fault, FaultKind,
 use ptfuzz_oracles::qemu::stream::{concatenated_table, stage1, stage2};
 use ptfuzz_oracles::Model;
 
+/// Stage-2 domains take `concat=max` here, as the QEMU traces do: the deepest start level
+/// is what reaches QEMU's concatenated-root handling.
 fn cfg(f: FormatKind, g: Granule, ias: u32, oas: u32) -> DomainConfig {
-    DomainConfig::new(f, g, ias, oas)
+    let mut c = DomainConfig::new(f, g, ias, oas);
+    if f.is_stage2() {
+        c.concat = Concat::Max;
+    }
+    c
 }
 
 #[test]
@@ -32,6 +38,12 @@ fn stage2_sl0_and_sizes_follow_the_start_level() {
             "{g:?} ias {ias} start L{}",
             r.start_level
         );
+    }
+    // The default (Linux) policy: 4K and 64K IAS 32 start one level higher (SL0 1 = L1 / L2).
+    for (g, sl0) in [(Granule::G4K, 1), (Granule::G64K, 1)] {
+        let c = DomainConfig::new(FormatKind::Arm64S2, g, 32, 44);
+        let r = DomainRules::new(&c).unwrap();
+        assert_eq!(stage2(&c, &r, 0x4000_0000).unwrap().sl0, sl0, "{g:?} default");
     }
     let c = cfg(FormatKind::Arm64S2, Granule::G4K, 48, 48);
     let r = DomainRules::new(&c).unwrap();

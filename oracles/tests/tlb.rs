@@ -5,7 +5,7 @@ mod common;
 
 use common::{cfg, XorShift as Rng};
 use ptfuzz_engine::{
-    AllocEvent, DeviceWrite, Domain, DomainConfig, FlushEvent, FormatKind, Granule,
+    AllocEvent, Concat, DeviceWrite, Domain, DomainConfig, FlushEvent, FormatKind, Granule,
     OrderedFlushLog, Owner, Prot,
 };
 use ptfuzz_oracles::tlb::TlbStats;
@@ -30,15 +30,25 @@ fn configs() -> Vec<DomainConfig> {
             (Arm64S1, G64K, 48, 48),
             (Arm64S1, G64K, 32, 36),
             (Arm64S2, G4K, 40, 40),  // L1, 2 concatenated tables
-            (Arm64S2, G4K, 32, 48),  // L2, 4 tables
+            (Arm64S2, G4K, 32, 48),  // L1, 4 entries
             (Arm64S2, G16K, 48, 48), // L1, 2 tables
-            (Arm64S2, G16K, 40, 48), // L2, 16 tables
-            (Arm64S2, G64K, 32, 48), // L3, 8 tables
-            (Arm64S2, G64K, 46, 46), // L2, 16 tables
+            (Arm64S2, G16K, 40, 40), // L2, 16 tables (PA 40)
+            (Arm64S2, G64K, 32, 48), // L2, 8 entries
+            (Arm64S2, G64K, 46, 46), // L1, 16 entries
             (Arm32LpaeS1, G4K, 32, 40),
             (Arm32LpaeS2, G4K, 40, 40),
         ] {
             v.push(cfg(f, g, ias, oas, coherent));
+        }
+        // concat=max: the deepest start levels, concatenated roots Linux would not build.
+        for (f, g, ias, oas) in [
+            (Arm64S2, G4K, 32, 48),  // L2, 4 tables,
+            (Arm64S2, G64K, 32, 48), // L3, 8 tables,
+            (Arm64S2, G64K, 46, 46), // L2, 16 tables,
+        ] {
+            let mut c = cfg(f, g, ias, oas, coherent);
+            c.concat = Concat::Max;
+            v.push(c);
         }
     }
     v
@@ -293,7 +303,7 @@ fn tampered_run(
 fn tamper_configs() -> [DomainConfig; 3] {
     [
         cfg(Arm64S1, G4K, 48, 48, true),
-        cfg(Arm64S2, G16K, 40, 48, false), // 16 concatenated root tables
+        cfg(Arm64S2, G16K, 40, 40, false), // 16 concatenated root tables (PA 40)
         cfg(Arm64S1, G64K, 48, 48, false),
     ]
 }

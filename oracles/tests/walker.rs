@@ -6,7 +6,7 @@ mod common;
 use common::{cfg, XorShiftStar as Rng};
 use std::time::Instant;
 
-use ptfuzz_engine::{Domain, DomainConfig, ErrorKind, FlushLog, FormatKind, Granule, Prot};
+use ptfuzz_engine::{Concat, Domain, DomainConfig, ErrorKind, FlushLog, FormatKind, Granule, Prot};
 use ptfuzz_oracles::walker::{check_domain, check_range, translate_domain, FaultKind};
 use ptfuzz_oracles::Model;
 
@@ -94,17 +94,29 @@ fn configs() -> Vec<DomainConfig> {
             (Arm64S1, G64K, 32, 36),
             (Arm64S2, G4K, 48, 48),
             (Arm64S2, G4K, 40, 40),  // L1, 2 tables
-            (Arm64S2, G4K, 32, 48),  // L2, 4 tables
+            (Arm64S2, G4K, 32, 48),  // L1, 4 entries
             (Arm64S2, G16K, 48, 48), // L1, 2 tables
-            (Arm64S2, G16K, 40, 48), // L2, 16 tables
-            (Arm64S2, G64K, 32, 48), // L3, 8 tables
-            (Arm64S2, G64K, 46, 46), // L2, 16 tables
+            (Arm64S2, G16K, 40, 40), // L2, 16 tables (PA 40)
+            (Arm64S2, G64K, 32, 48), // L2, 8 entries
+            (Arm64S2, G64K, 46, 46), // L1, 16 entries
             (Arm64S2, G64K, 48, 48),
             (Arm32LpaeS1, G4K, 32, 40),
             (Arm32LpaeS2, G4K, 40, 40), // L1, 2 tables
-            (Arm32LpaeS2, G4K, 33, 40), // L2, 8 tables
+            (Arm32LpaeS2, G4K, 33, 40), // L1, 8 entries
         ] {
             v.push(cfg(f, g, ias, oas, coherent));
+        }
+        // concat=max: the deepest start levels, concatenated roots Linux would not build.
+        for (f, g, ias, oas) in [
+            (Arm64S2, G4K, 32, 48),  // L2, 4 tables,
+            (Arm64S2, G16K, 40, 48), // L2, 16 tables,
+            (Arm64S2, G64K, 32, 48), // L3, 8 tables,
+            (Arm64S2, G64K, 46, 46), // L2, 16 tables,
+            (Arm32LpaeS2, G4K, 33, 40), // L2, 8 tables,
+        ] {
+            let mut c = cfg(f, g, ias, oas, coherent);
+            c.concat = Concat::Max;
+            v.push(c);
         }
     }
     v

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ptfuzz_engine::{
-    Counters, Domain, DomainConfig, ErrorKind, FlushEvent, FlushLog, FlushOps, FormatKind,
+    Concat, Counters, Domain, DomainConfig, ErrorKind, FlushEvent, FlushLog, FlushOps, FormatKind,
     Granule, MapError, Prot,
 };
 
@@ -63,6 +63,8 @@ pub struct Expect {
     pub start: u32,
     /// Entries of the root, all concatenated tables together.
     pub root_entries: u64,
+    /// Stage-2 start-level policy the domain is created with.
+    pub concat: Concat,
 }
 
 impl Expect {
@@ -134,21 +136,76 @@ impl Expect {
         1 << self.oas
     }
     pub fn config(&self) -> DomainConfig {
-        DomainConfig::new(self.format, self.granule, self.ias, self.oas)
+        let mut cfg = DomainConfig::new(self.format, self.granule, self.ias, self.oas);
+        cfg.concat = self.concat;
+        cfg
     }
     pub fn is_arm64(&self) -> bool {
         matches!(self.format, FormatKind::Arm64S1 | FormatKind::Arm64S2)
     }
 }
 
+/// The documented geometry of a configuration with the default (Linux) stage-2 policy.
+pub fn expected(format: FormatKind, granule: Granule, ias: u32, oas: u32) -> Option<Expect> {
+    expected_with(format, granule, ias, oas, Concat::Required)
+}
+
 /// The documented geometry of a configuration, or `None` when the domain must be refused.
 ///
-/// Stage 1: ARM-FACTS §2 table. Stage 2: the "deepest legal start level" rule of SEMANTICS
-/// applied to the option table of ARM-FACTS §3 (worked out by hand, one arm per row).
-pub fn expected(format: FormatKind, granule: Granule, ias: u32, oas: u32) -> Option<Expect> {
+/// Stage 1: ARM-FACTS §2 table. Stage 2 `concat=max`: the "deepest legal start level" rule
+/// of SEMANTICS applied to the option table of ARM-FACTS §3; the default: Linux's results
+/// (ARM-FACTS §3 "When concatenation is mandatory") extended to IAS < OAS by the same
+/// option table (worked out by hand, one arm per row).
+pub fn expected_with(
+    format: FormatKind,
+    granule: Granule,
+    ias: u32,
+    oas: u32,
+    concat: Concat,
+) -> Option<Expect> {
     use FormatKind::*;
     use Granule::*;
+    if concat == Concat::Max && !format.is_stage2() {
+        return None;
+    }
     let (start, root_entries): (u32, u64) = match format {
+        Arm64S2 if concat == Concat::Required => {
+            if !(32..=48).contains(&ias) || !(32..=48).contains(&oas) || ias > oas {
+                return None;
+            }
+            match (granule, ias) {
+                // 4K: as stage 1, except an L0 start without PA >= 44 (IAS 40..43, OAS
+                // 40..43) becomes L1 with 2..16 tables.
+                (G4K, 32..=39) => (1, 4 << (ias - 32)),
+                (G4K, 40..=43) if oas < 44 => (1, 1024 << (ias - 40)),
+                (G4K, 40..=48) => (0, 2 << (ias - 40)),
+                // 16K: an L1 start needs PA >= 42 (IAS 37..40 with OAS < 42 -> L2, 2..16
+                // tables; IAS 41, OAS 41 has no legal level); L0 is not encodable (IAS 48 ->
+                // L1, 2 tables).
+                (G16K, 32..=36) => (2, 128 << (ias - 32)),
+                (G16K, 37..=40) if oas < 42 => (2, 4096 << (ias - 37)),
+                (G16K, 41) if oas < 42 => return None,
+                (G16K, 37..=47) => (1, 2 << (ias - 37)),
+                (G16K, 48) => (1, 4096),
+                // 64K: an L1 start needs PA >= 44 (IAS 43, OAS 43 -> L2, 2 tables).
+                (G64K, 32..=42) => (2, 8 << (ias - 32)),
+                (G64K, 43) if oas < 44 => (2, 16384),
+                (G64K, 43..=48) => (1, 2 << (ias - 43)),
+                _ => unreachable!(),
+            }
+        }
+        Arm32LpaeS2 if concat == Concat::Required => {
+            if granule != G4K || !(32..=40).contains(&ias) || !(32..=40).contains(&oas) || ias > oas
+            {
+                return None;
+            }
+            // As stage 1, except IAS 40: no L0 in the arm32 VTCR, so L1 with 2 tables.
+            match ias {
+                32..=39 => (1, 4 << (ias - 32)),
+                40 => (1, 1024),
+                _ => unreachable!(),
+            }
+        }
         Arm64S1 => {
             if !(32..=48).contains(&ias) || !(32..=48).contains(&oas) {
                 return None;
@@ -228,23 +285,37 @@ pub fn expected(format: FormatKind, granule: Granule, ias: u32, oas: u32) -> Opt
         g: g_of(granule),
         start,
         root_entries,
+        concat,
     })
 }
 
 pub fn expect_of(cfg: &DomainConfig) -> Expect {
-    expected(cfg.format, cfg.granule, cfg.ias, cfg.oas)
+    expected_with(cfg.format, cfg.granule, cfg.ias, cfg.oas, cfg.concat)
         .unwrap_or_else(|| panic!("{cfg:?} is not a valid domain per the documents"))
 }
 
-/// Every valid configuration (IAS/OAS over the documented ranges).
+/// The default geometry of a configuration and, where `concat=max` gives another one, that.
+pub fn policies(f: FormatKind, g: Granule, ias: u32, oas: u32) -> Vec<Expect> {
+    let mut v: Vec<Expect> = expected(f, g, ias, oas).into_iter().collect();
+    if let Some(m) = expected_with(f, g, ias, oas, Concat::Max) {
+        if v.iter().all(|e| e.start != m.start) {
+            v.push(m);
+        }
+    }
+    v
+}
+
+/// Every valid configuration (IAS/OAS over the documented ranges), both stage-2 policies.
 pub fn all_valid() -> Vec<Expect> {
     let mut v = Vec::new();
     for f in FormatKind::ALL {
         for g in Granule::ALL {
             for ias in 32..=48 {
                 for oas in 32..=48 {
-                    if let Some(e) = expected(f, g, ias, oas) {
-                        v.push(e);
+                    for c in Concat::ALL {
+                        if let Some(e) = expected_with(f, g, ias, oas, c) {
+                            v.push(e);
+                        }
                     }
                 }
             }
@@ -266,7 +337,7 @@ pub fn sample() -> Vec<Expect> {
             };
             for ias in [32, 33, 34, 36, 37, 39, 40, 41, 43, 44, 46, 47, 48] {
                 for oas in [max_oas, ias] {
-                    if let Some(e) = expected(f, g, ias, oas) {
+                    for e in policies(f, g, ias, oas) {
                         if !v.contains(&e) {
                             v.push(e);
                         }
@@ -290,7 +361,7 @@ pub fn all_ias() -> Vec<Expect> {
         for g in Granule::ALL {
             for ias in 32..=48 {
                 for oas in [max_oas, ias] {
-                    if let Some(e) = expected(f, g, ias, oas) {
+                    for e in policies(f, g, ias, oas) {
                         if !v.contains(&e) {
                             v.push(e);
                         }

@@ -1,7 +1,7 @@
 //! Domain validity, start level and supported page sizes, written from docs/SEMANTICS.md
 //! ("Domains") as lookup tables rather than as a page-table geometry.
 
-use ptfuzz_engine::config::{DomainConfig, FormatKind, Granule};
+use ptfuzz_engine::config::{Concat, DomainConfig, FormatKind, Granule};
 use ptfuzz_engine::error::ErrorKind;
 
 /// What one format accepts (SEMANTICS.md table "Domains").
@@ -102,6 +102,10 @@ impl DomainRules {
             }
             stage2_start(cfg).ok_or(ErrorKind::Inval)?
         } else {
+            // The concatenation policy only means something at stage 2.
+            if cfg.concat == Concat::Max {
+                return Err(ErrorKind::Inval);
+            }
             stage1_start(cfg.granule, cfg.ias).ok_or(ErrorKind::Inval)?
         };
         let rules = DomainRules {
@@ -168,19 +172,24 @@ fn stage1_start(granule: Granule, ias: u32) -> Option<u32> {
     4u32.checked_sub(levels).filter(|_| levels >= 1)
 }
 
-/// Stage 2: the deepest start level the SL0 encoding has, that resolves 1..=s+4 bits, and
-/// that the PA size allows.
+/// Stage 2: among the start levels the SL0 encoding has, that resolve 1..=s+4 bits and that
+/// the PA size allows, the shallowest (Linux io-pgtable-arm: concatenate only where the
+/// architecture requires it) or, with `concat=max`, the deepest.
 fn stage2_start(cfg: &DomainConfig) -> Option<u32> {
     let s = cfg.granule.shift() - 3;
-    // Deepest first (the lists are ascending).
-    sl0_levels(cfg.format, cfg.granule).iter().rev().copied().find(|&l| {
+    let mut legal = sl0_levels(cfg.format, cfg.granule).iter().copied().filter(|&l| {
         let bits = cfg.ias as i64 - shift(cfg.granule, l) as i64;
         // PA-size rule compared with the OAS itself (not rounded up to an encodable PS):
         // rounding up would make the rule never fire, and SEMANTICS.md's own example
         // (16K, IAS 41, OAS 41 refused) needs it to.
         let pa_ok = min_pa_bits(cfg.granule, l).is_none_or(|m| cfg.oas >= m);
         (1..=(s as i64 + 4)).contains(&bits) && pa_ok
-    })
+    });
+    // The lists are ascending: shallowest first.
+    match cfg.concat {
+        Concat::Required => legal.next(),
+        Concat::Max => legal.last(),
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +202,12 @@ mod tests {
         DomainRules::new(&DomainConfig::new(f, g, ias, oas))
     }
 
+    fn rules_max(f: FormatKind, g: Granule, ias: u32, oas: u32) -> Result<DomainRules, ErrorKind> {
+        let mut cfg = DomainConfig::new(f, g, ias, oas);
+        cfg.concat = Concat::Max;
+        DomainRules::new(&cfg)
+    }
+
     const K4: u64 = 1 << 12;
     const K16: u64 = 1 << 14;
     const K64: u64 = 1 << 16;
@@ -203,7 +218,28 @@ mod tests {
 
     #[test]
     fn stage2_examples_from_semantics() {
-        // (granule, ias, start, root entries, root tables)
+        // (granule, ias, oas, start, root entries, root tables), the default (Linux) policy
+        let cases = [
+            (G4K, 32, 48, 1, 4, 1),
+            (G4K, 40, 48, 0, 2, 1),
+            (G4K, 40, 40, 1, 1024, 2),
+            (G4K, 42, 42, 1, 4096, 8),
+            (G4K, 48, 48, 0, 512, 1),
+            (G16K, 40, 40, 2, 32768, 16),
+            (G16K, 40, 42, 1, 16, 1),
+            (G16K, 48, 48, 1, 4096, 2),
+            (G64K, 32, 48, 2, 8, 1),
+            (G64K, 48, 48, 1, 64, 1),
+        ];
+        for (g, ias, oas, start, entries, tables) in cases {
+            let r = rules(Arm64S2, g, ias, oas).unwrap();
+            assert_eq!(
+                (r.start_level, r.root_entries(), r.root_tables()),
+                (start, entries, tables),
+                "{g} ias {ias} oas {oas}"
+            );
+        }
+        // concat=max: the deepest legal level
         let cases = [
             (G4K, 32, 2, 2048, 4),
             (G4K, 40, 1, 1024, 2),
@@ -213,13 +249,66 @@ mod tests {
             (G64K, 48, 1, 64, 1),
         ];
         for (g, ias, start, entries, tables) in cases {
-            let r = rules(Arm64S2, g, ias, 48).unwrap();
+            let r = rules_max(Arm64S2, g, ias, 48).unwrap();
             assert_eq!(
                 (r.start_level, r.root_entries(), r.root_tables()),
                 (start, entries, tables),
-                "{g} ias {ias}"
+                "max {g} ias {ias}"
             );
         }
+    }
+
+    /// Linux's results for IAS = OAS (ARM-FACTS.md §3, "Linux result for the legal IAS=OAS
+    /// values"): (granule, ias, start, root entries).
+    #[test]
+    fn stage2_default_matches_linux() {
+        let cases = [
+            (G4K, 32, 1, 4),
+            (G4K, 36, 1, 64),
+            (G4K, 40, 1, 1024),
+            (G4K, 42, 1, 4096),
+            (G4K, 44, 0, 32),
+            (G4K, 48, 0, 512),
+            (G16K, 32, 2, 128),
+            (G16K, 36, 2, 2048),
+            (G16K, 40, 2, 32768),
+            (G16K, 42, 1, 64),
+            (G16K, 44, 1, 256),
+            (G16K, 48, 1, 4096),
+            (G64K, 32, 2, 8),
+            (G64K, 36, 2, 128),
+            (G64K, 40, 2, 2048),
+            (G64K, 42, 2, 8192),
+            (G64K, 44, 1, 4),
+            (G64K, 48, 1, 64),
+        ];
+        for (g, ias, start, entries) in cases {
+            let r = rules(Arm64S2, g, ias, ias).unwrap();
+            assert_eq!((r.start_level, r.root_entries()), (start, entries), "{g} {ias}");
+        }
+    }
+
+    /// Both policies accept the same domains; they differ only where two levels are legal.
+    #[test]
+    fn concat_policies_accept_the_same_domains() {
+        let mut differ = 0;
+        for f in [Arm64S2, Arm32LpaeS2] {
+            for g in Granule::ALL {
+                for ias in 30..=50 {
+                    for oas in 30..=50 {
+                        let (a, b) = (rules(f, g, ias, oas), rules_max(f, g, ias, oas));
+                        assert_eq!(a.is_ok(), b.is_ok(), "{f} {g} {ias} {oas}");
+                        if let (Ok(a), Ok(b)) = (a, b) {
+                            assert!(b.start_level == a.start_level || b.start_level == a.start_level + 1);
+                            differ += usize::from(a.start_level != b.start_level);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(differ > 0);
+        // Stage 1 has no concatenation to choose.
+        assert_eq!(rules_max(Arm64S1, G4K, 48, 48), Err(ErrorKind::Inval));
     }
 
     #[test]
@@ -267,26 +356,38 @@ mod tests {
             rules(Arm64S1, G64K, 32, 48).unwrap().page_sizes(),
             [K64, M512]
         );
-        // Stage 2 4K IAS 34 starts at L2: no 1G; IAS 35 starts at L1: 1G.
-        assert_eq!(rules(Arm64S2, G4K, 34, 48).unwrap().page_sizes(), [K4, M2]);
+        // Stage 2 4K IAS 32 starts at L1 as Linux does: 1G leaves (as stage 1).
         assert_eq!(
-            rules(Arm64S2, G4K, 35, 48).unwrap().page_sizes(),
+            rules(Arm64S2, G4K, 32, 32).unwrap().page_sizes(),
             [K4, M2, G1]
         );
-        // Stage 2 64K IAS 32/33 start at L3: only 64K; IAS 34 at L2.
-        assert_eq!(rules(Arm64S2, G64K, 32, 48).unwrap().page_sizes(), [K64]);
-        assert_eq!(rules(Arm64S2, G64K, 33, 48).unwrap().page_sizes(), [K64]);
         assert_eq!(
-            rules(Arm64S2, G64K, 34, 48).unwrap().page_sizes(),
+            rules(Arm64S2, G64K, 32, 32).unwrap().page_sizes(),
+            [K64, M512]
+        );
+        // concat=max: 4K IAS 34 starts at L2: no 1G; IAS 35 starts at L1: 1G.
+        assert_eq!(rules_max(Arm64S2, G4K, 34, 48).unwrap().page_sizes(), [K4, M2]);
+        assert_eq!(
+            rules_max(Arm64S2, G4K, 35, 48).unwrap().page_sizes(),
+            [K4, M2, G1]
+        );
+        // concat=max: 64K IAS 32/33 start at L3: only 64K; IAS 34 at L2.
+        assert_eq!(rules_max(Arm64S2, G64K, 32, 48).unwrap().page_sizes(), [K64]);
+        assert_eq!(rules_max(Arm64S2, G64K, 33, 48).unwrap().page_sizes(), [K64]);
+        assert_eq!(
+            rules_max(Arm64S2, G64K, 34, 48).unwrap().page_sizes(),
             [K64, M512]
         );
         assert_eq!(
             rules(Arm64S2, G16K, 32, 48).unwrap().page_sizes(),
             [K16, M32]
         );
-        // arm32 LPAE stage 2 has no L0 start: IAS 35..=40 start at L1.
-        assert_eq!(rules(Arm32LpaeS2, G4K, 34, 40).unwrap().start_level, 2);
-        assert_eq!(rules(Arm32LpaeS2, G4K, 35, 40).unwrap().start_level, 1);
+        // arm32 LPAE stage 2 has no L0 start: IAS 40 starts at L1 (2 tables); with
+        // concat=max IAS 32..=34 start at L2, IAS 35..=40 at L1.
+        assert_eq!(rules(Arm32LpaeS2, G4K, 32, 40).unwrap().start_level, 1);
+        assert_eq!(rules(Arm32LpaeS2, G4K, 40, 40).unwrap().start_level, 1);
+        assert_eq!(rules_max(Arm32LpaeS2, G4K, 34, 40).unwrap().start_level, 2);
+        assert_eq!(rules_max(Arm32LpaeS2, G4K, 35, 40).unwrap().start_level, 1);
         assert_eq!(
             rules(Arm32LpaeS2, G4K, 40, 40).unwrap().page_sizes(),
             [K4, M2, G1]
@@ -347,7 +448,8 @@ mod tests {
             for g in Granule::ALL {
                 for ias in 0..=64 {
                     for oas in 0..=64 {
-                        if let Ok(r) = rules(f, g, ias, oas) {
+                        for r in [rules(f, g, ias, oas), rules_max(f, g, ias, oas)] {
+                            let Ok(r) = r else { continue };
                             assert!(
                                 r.root_entries() >= 2 && r.root_tables() <= 16,
                                 "{f} {g} {ias} {oas}"

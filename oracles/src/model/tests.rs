@@ -10,6 +10,12 @@ fn model(f: FormatKind, g: Granule, ias: u32, oas: u32) -> Model {
     Model::new(&DomainConfig::new(f, g, ias, oas)).unwrap()
 }
 
+fn model_max(f: FormatKind, g: Granule, ias: u32, oas: u32) -> Model {
+    let mut cfg = DomainConfig::new(f, g, ias, oas);
+    cfg.concat = ptfuzz_engine::config::Concat::Max;
+    Model::new(&cfg).unwrap()
+}
+
 fn s1_4k() -> Model {
     model(FormatKind::Arm64S1, Granule::G4K, 48, 48)
 }
@@ -43,16 +49,30 @@ fn new_refuses_what_semantics_refuses() {
             phys_base: 0x1000,
             ..DomainConfig::new(FormatKind::Arm64S1, Granule::G4K, 48, 48)
         },
+        DomainConfig {
+            concat: ptfuzz_engine::config::Concat::Max,
+            ..DomainConfig::new(FormatKind::Arm64S1, Granule::G4K, 48, 48)
+        },
     ];
     for cfg in bad {
         assert_eq!(Model::new(&cfg).err(), Some(ErrorKind::Inval), "{cfg:?}");
     }
+    // Stage 2 starts where Linux does: 1G and 512M leaves at IAS 34 / 32 ...
     assert_eq!(
         model(FormatKind::Arm64S2, Granule::G4K, 34, 34).page_sizes(),
-        [K4, M2]
+        [K4, M2, G1]
     );
     assert_eq!(
         model(FormatKind::Arm64S2, Granule::G64K, 32, 32).page_sizes(),
+        [1 << 16, 1 << 29]
+    );
+    // ... and with concat=max one level deeper, without them.
+    assert_eq!(
+        model_max(FormatKind::Arm64S2, Granule::G4K, 34, 34).page_sizes(),
+        [K4, M2]
+    );
+    assert_eq!(
+        model_max(FormatKind::Arm64S2, Granule::G64K, 32, 32).page_sizes(),
         [1 << 16]
     );
 }
@@ -190,8 +210,8 @@ fn unmap_argument_errors_in_order() {
     assert_eq!(m.unmap(0, K4, u64::MAX), Err(ErrorKind::Range));
     assert_eq!(m.unmap(!(K4 - 1), K4, 1), Err(ErrorKind::Range));
     assert_eq!(m.unmap(top - K4, K4, 1), Ok(0));
-    // An unsupported size for this domain: stage 2 4K IAS 34 has no 1G.
-    let mut s2 = model(FormatKind::Arm64S2, Granule::G4K, 34, 40);
+    // An unsupported size for this domain: stage 2 4K IAS 34 concat=max has no 1G.
+    let mut s2 = model_max(FormatKind::Arm64S2, Granule::G4K, 34, 40);
     assert_eq!(s2.unmap(0, G1, 1), Err(ErrorKind::Inval));
     assert_eq!(s2.map(0, 0, G1, 1, RW), err(ErrorKind::Inval, 0));
 }

@@ -10,7 +10,7 @@ mod resolve;
 use arbitrary::{Arbitrary, Unstructured};
 
 pub use pools::Pools;
-pub use resolve::resolve_config;
+pub use resolve::{resolve_config, CONCAT_MAX_BIT};
 pub(crate) use resolve::Resolver;
 
 /// At most this many ops run per input (longer inputs are cut).
@@ -48,6 +48,7 @@ impl<'a> Arbitrary<'a> for Input {
 /// Domain configuration; always resolved to one the engine must accept.
 #[derive(Clone, Copy, Debug)]
 pub struct ConfigChoice {
+    /// Picks the format (modulo their number); bit 6 (`CONCAT_MAX_BIT`) asks stage 2 for `concat=max`.
     pub format: u8,
     pub granule: u8,
     pub ias: u8,

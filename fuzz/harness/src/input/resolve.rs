@@ -1,6 +1,6 @@
 //! Abstract ops → concrete trace commands, against the model's current state.
 
-use ptfuzz_engine::{DomainConfig, FormatKind, Granule, Prot};
+use ptfuzz_engine::{Concat, DomainConfig, FormatKind, Granule, Prot};
 use ptfuzz_oracles::model::DomainRules;
 use ptfuzz_oracles::Model;
 
@@ -11,6 +11,9 @@ use crate::trace::Command;
 const SPAN_PAGES: u64 = 64;
 
 const IAS_POOL: [u32; 8] = [32, 36, 39, 40, 42, 44, 47, 48];
+
+/// The bit of `ConfigChoice::format` that asks a stage-2 domain for `concat=max`.
+pub const CONCAT_MAX_BIT: u8 = 0x40;
 
 /// A configuration the engine must accept, derived from any choice.
 pub fn resolve_config(c: &ConfigChoice) -> (DomainConfig, bool) {
@@ -40,6 +43,10 @@ pub fn resolve_config(c: &ConfigChoice) -> (DomainConfig, bool) {
     }
     let mut cfg = DomainConfig::new(format, granule, ias, oas);
     cfg.coherent = c.coherent;
+    // Bit 6 of the format byte: stage 2 with the deepest start level (`concat=max`).
+    if format.is_stage2() && c.format & CONCAT_MAX_BIT != 0 {
+        cfg.concat = Concat::Max;
+    }
     // Stage 2 without a legal start level (16K, IAS 41): widen the output size.
     while DomainRules::new(&cfg).is_err() && cfg.oas < oas_hi {
         cfg.oas += 1;

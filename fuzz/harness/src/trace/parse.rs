@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use ptfuzz_engine::{DomainConfig, ErrorKind, FormatKind, Granule, Prot, DEFAULT_PHYS_BASE};
+use ptfuzz_engine::{Concat, DomainConfig, ErrorKind, FormatKind, Granule, Prot, DEFAULT_PHYS_BASE};
 
 use super::{Command, Expect, IoValue, IoasidCommand, Trace, TraceLine};
 
@@ -47,6 +47,8 @@ pub enum ParseErrorKind {
     BadGranule(String),
     #[error("coherent must be yes or no, not '{0}'")]
     BadCoherent(String),
+    #[error("concat must be required or max, not '{0}'")]
+    BadConcat(String),
     #[error("alloc must be default or custom, not '{0}'")]
     BadAlloc(String),
     #[error("domain {0} not declared")]
@@ -160,7 +162,7 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
             let a = Args::new(
                 rest,
                 &["fmt", "granule", "ias", "oas"],
-                &["coherent", "base", "alloc"],
+                &["coherent", "base", "alloc", "concat"],
             )?;
             let fmt = a.req("fmt")?;
             let format = FormatKind::from_name(fmt)
@@ -180,6 +182,10 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
                 .map(num)
                 .transpose()?
                 .unwrap_or(DEFAULT_PHYS_BASE);
+            if let Some(v) = a.opt("concat") {
+                cfg.concat =
+                    Concat::from_name(v).ok_or_else(|| ParseErrorKind::BadConcat(v.into()))?;
+            }
             let custom_alloc = match a.opt("alloc") {
                 None | Some("default") => false,
                 Some("custom") => true,
@@ -543,6 +549,11 @@ mod tests {
                 "domain d2 fmt=arm64-s1 granule=4k ias=48 oas=48 coherent=maybe",
                 ParseErrorKind::BadCoherent("maybe".into()),
                 "t:2: domain: coherent must be yes or no, not 'maybe'",
+            ),
+            (
+                "domain d2 fmt=arm64-s2 granule=4k ias=40 oas=48 concat=most",
+                ParseErrorKind::BadConcat("most".into()),
+                "t:2: domain: concat must be required or max, not 'most'",
             ),
             (
                 "domain d2 fmt=arm64-s1 granule=4k ias=0x100000000 oas=48",

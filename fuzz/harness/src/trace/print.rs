@@ -1,10 +1,10 @@
 //! [`Trace`] → text, the inverse of [`parse`](super::parse). Addresses and byte counts are
 //! printed in hex (they are read against descriptor dumps), `count`, `ias` and `oas` in
-//! decimal; `coherent` and `base` only when they differ from the defaults.
+//! decimal; `coherent`, `base` and `concat` only when they differ from the defaults.
 
 use std::fmt;
 
-use ptfuzz_engine::DEFAULT_PHYS_BASE;
+use ptfuzz_engine::{Concat, DEFAULT_PHYS_BASE};
 
 use super::{Command, Expect, IoValue, Trace, TraceLine};
 
@@ -33,6 +33,9 @@ impl fmt::Display for Command {
                     "domain {name} fmt={} granule={} ias={} oas={}",
                     cfg.format, cfg.granule, cfg.ias, cfg.oas
                 )?;
+                if cfg.concat != Concat::Required {
+                    write!(f, " concat={}", cfg.concat)?;
+                }
                 if !cfg.coherent {
                     f.write_str(" coherent=no")?;
                 }
@@ -157,7 +160,7 @@ mod tests {
     const TEXT: &str = "\
 # header comment
 domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48
-domain d1 fmt=arm64-s2 granule=64K ias=40 oas=44 coherent=no base=0x80000000  # trailing
+domain d1 fmt=arm64-s2 granule=64K ias=40 oas=44 concat=max coherent=no base=0x80000000  # trailing
 
 map d0 iova=0x200000 pa=0x40200000 pgsize=2m count=1 prot=rw -> ok mapped=0x200000
 map d1 prot=- count=3 pgsize=64k pa=1g iova=0x10k -> err=inval mapped=0
@@ -183,7 +186,7 @@ lookup d1 iova=0 -> none
         assert_eq!(strip(&t), strip(&again));
         assert_eq!(printed, again.to_string());
         assert!(printed.contains(
-            "domain d1 fmt=arm64-s2 granule=64k ias=40 oas=44 coherent=no base=0x80000000\n"
+            "domain d1 fmt=arm64-s2 granule=64k ias=40 oas=44 concat=max coherent=no base=0x80000000\n"
         ));
         assert!(printed.contains("map d1 iova=0x4000 pa=0x40000000 pgsize=0x10000 count=3 prot=- -> err=inval mapped=0\n"));
     }
