@@ -13,6 +13,7 @@ fn choice(format: u8) -> ConfigChoice {
         oas: 0,
         coherent: true,
         custom_alloc: false,
+        window: 0,
     }
 }
 
