@@ -98,43 +98,50 @@ command_frames!(
 
 #[cfg(test)]
 mod tests {
-    use std::backtrace::Backtrace;
-    use std::sync::Mutex;
+    use std::process::Command;
 
     use ptfuzz_oracles::Divergence;
 
     use super::*;
-    use crate::trace::{parse, Trace};
+    use crate::trace::parse;
 
-    /// The function names on the stack when `c` panics, innermost first.
-    fn frames_of(c: &Crash) -> Vec<String> {
-        static STACK: Mutex<String> = Mutex::new(String::new());
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| *STACK.lock().unwrap() = Backtrace::force_capture().to_string()));
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| panic_with(c)));
-        std::panic::set_hook(prev);
-        assert!(r.is_err());
-        let s = STACK.lock().unwrap().clone();
-        s.lines()
-            .filter_map(|l| l.trim().split_once(": ").map(|(_, f)| f.to_string()))
-            .filter(|f| f.contains("crash_frames::") && !f.contains("tests::"))
-            .collect()
+    const CHILD: &str = "PTFUZZ_CRASH_FRAMES_CHILD";
+
+    /// Panics as a fuzz target would, when the parent test asks for it (`oracle/command`).
+    #[test]
+    fn child() {
+        let Ok(which) = std::env::var(CHILD) else { return };
+        let (oracle, last) = which.split_once('/').unwrap();
+        let oracle: &'static str = Box::leak(oracle.to_string().into_boxed_str());
+        let trace = parse("t", &format!("domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n{last}\n")).unwrap();
+        let kind = FailureKind::Oracle(Divergence::new(oracle, "stale translation"));
+        panic_with(&Crash { op: 0, kind, trace });
     }
 
-    fn crash(oracle: &'static str, last: &str) -> Crash {
-        let trace: Trace = parse("t", &format!("domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n{last}\n")).unwrap();
-        Crash { op: 0, kind: FailureKind::Oracle(Divergence::new(oracle, "stale translation")), trace }
+    /// The names of this module's functions on the stack of the child's panic, innermost first
+    /// (a child process: a panic hook is global, and other tests run beside this one).
+    fn frames_of(oracle: &str, command: &str) -> Vec<String> {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash_frames::tests::child", "--nocapture", "--test-threads=1"])
+            .env(CHILD, format!("{oracle}/{command}"))
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| l.trim().split_once(": ").map(|(_, f)| f.to_string()))
+            .filter(|f| f.contains("crash_frames::") && !f.contains("tests::"))
+            .map(|f| f.rsplit("::").next().unwrap().to_string())
+            .collect()
     }
 
     #[test]
     fn each_oracle_and_command_panics_from_its_own_frames() {
-        let a = frames_of(&crash("tlb", "unmap d0 iova=0x1000 pgsize=4k count=1"));
-        let b = frames_of(&crash("accounting", "unmap d0 iova=0x1000 pgsize=4k count=1"));
-        let c = frames_of(&crash("tlb", "map d0 iova=0x1000 pa=0x1000 pgsize=4k count=1 prot=r"));
         // Innermost first: the command, the kind, the entry point (ClusterFuzz's three).
-        let names = |v: &[String]| v.iter().map(|f| f.rsplit("::").next().unwrap().to_string()).collect::<Vec<_>>();
-        assert_eq!(names(&a), ["cmd_unmap", "oracle_tlb", "panic_with"], "{a:?}");
-        assert_eq!(names(&b), ["cmd_unmap", "oracle_accounting", "panic_with"], "{b:?}");
-        assert_eq!(names(&c), ["cmd_map", "oracle_tlb", "panic_with"], "{c:?}");
+        let unmap = "unmap d0 iova=0x1000 pgsize=4k count=1";
+        assert_eq!(frames_of("tlb", unmap), ["cmd_unmap", "oracle_tlb", "panic_with"]);
+        assert_eq!(frames_of("accounting", unmap), ["cmd_unmap", "oracle_accounting", "panic_with"]);
+        let map = "map d0 iova=0x1000 pa=0x1000 pgsize=4k count=1 prot=r";
+        assert_eq!(frames_of("tlb", map), ["cmd_map", "oracle_tlb", "panic_with"]);
     }
 }

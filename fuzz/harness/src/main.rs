@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ptfuzz_harness::campaign::print::{print_files, print_ioasid_files};
-use ptfuzz_harness::campaign::multi::{run_campaign, CampaignConfig};
+use ptfuzz_harness::campaign::multi::{run_campaign, CampaignConfig, Engine};
 use ptfuzz_harness::campaign::{self, Budget, Config};
 use ptfuzz_harness::target::TargetName;
 
@@ -27,8 +27,8 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// The main job: every target on every core for a given time with the built-in engine
-    /// (swarm inputs, edited seeds); crashes deduplicated by signature, minimised, replayed
+    /// The main job: every target on every core for a given time (libFuzzer when cargo-fuzz
+    /// is installed, else the built-in swarm: swarm inputs, edited seeds); crashes deduplicated by signature, minimised, replayed
     /// twice and saved as traces; writes index.html and report.json; live progress per
     /// target. Non-zero exit if any crash was found.
     Campaign {
@@ -41,6 +41,9 @@ enum Cmd {
         /// Worker threads [default: one per core].
         #[arg(long)]
         workers: Option<usize>,
+        /// auto: libFuzzer when cargo-fuzz is installed, else the built-in swarm.
+        #[arg(long, value_enum, default_value_t = Engine::Auto)]
+        engine: Engine,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Seed corpora, one folder per target.
@@ -119,7 +122,7 @@ enum Cmd {
 fn main() -> anyhow::Result<ExitCode> {
     let failed = match Cli::parse().cmd {
         Cmd::Replay { files } => ptfuzz_harness::replay_files(&files, &mut std::io::stdout().lock())?,
-        Cmd::Campaign { seconds, targets, workers, seed, corpus, out } => {
+        Cmd::Campaign { seconds, targets, workers, engine, seed, corpus, out } => {
             let out = out.unwrap_or_else(|| campaign::default_out(seed));
             let mut cfg = CampaignConfig::new(seed, seconds, out.clone());
             if !targets.is_empty() {
@@ -129,6 +132,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 cfg.workers = w.max(1);
             }
             cfg.corpus = corpus;
+            cfg.engine = engine;
             let report = run_campaign(&cfg)?;
             print!("{}", report.summary(&out));
             println!("report: {}", out.join("index.html").display());

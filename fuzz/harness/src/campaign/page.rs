@@ -75,9 +75,15 @@ fn html(r: &CampaignReport) -> io::Result<String> {
          td,th{{border:1px solid #bbb;padding:.2em .6em;text-align:left;vertical-align:top}}td.n{{text-align:right}}\
          pre{{background:#f6f6f6;padding:.5em;font-size:85%;max-height:24em;overflow:auto}}\
          code{{font-size:90%}}.plot{{margin:1em 0}}</style></head><body>\n\
-         <h1>ptfuzz campaign</h1>\n<p>{:.1} s on {} worker(s), seed {}. Engine: the built-in swarm \
-         (no coverage feedback; `cargo fuzz` and AFL runs are separate).</p>\n",
-        r.seed, r.seconds, r.workers, r.seed
+         <h1>ptfuzz campaign</h1>\n<p>{:.1} s on {} worker(s), seed {}. Engine: {}.</p>\n",
+        r.seed,
+        r.seconds,
+        r.workers,
+        r.seed,
+        match r.engine {
+            super::multi::Engine::Libfuzzer => "libFuzzer through cargo-fuzz (coverage-guided, fork mode)",
+            _ => "the built-in swarm (no coverage feedback: swarm inputs for pagetable, edited seeds for the others)",
+        }
     );
 
     // Summary per target.
@@ -113,6 +119,14 @@ fn html(r: &CampaignReport) -> io::Result<String> {
         line_plot("executions per second, by target", "exec/s", &series(&|s| s.exec_per_sec))?,
         line_plot("unique crashes, by target", "unique crashes", &series(&|s| s.unique_crashes as f64))?,
     );
+
+    if ran.iter().any(|t| t.samples.iter().any(|s| s.coverage.is_some())) {
+        let _ = writeln!(
+            h,
+            "<div class=\"plot\" id=\"plot-coverage\">{}</div>",
+            line_plot("coverage, by target", "edges (libFuzzer cov)", &series(&|s| s.coverage.unwrap_or(0) as f64))?
+        );
+    }
 
     // Crashes.
     h.push_str("<h2 id=\"crashes\">Crashes</h2>\n");
