@@ -4,8 +4,8 @@
 #      syntax and for what ClusterFuzzLite and OSS-Fuzz read (.ci/check-cflite.py, PyYAML);
 #   2. oss-fuzz/build.sh runs without Docker, in the environment OSS-Fuzz sets;
 #   3. every binary it put in $OUT fuzzes its unzipped seed corpus for PTFUZZ_OSSFUZZ_SECONDS
-#      (default 5) with the flags of its .options, as ClusterFuzz would: it must run inputs
-#      beyond the seeds and exit 0 with no crash file.
+#      (default 5) with the flags of its .options, as ClusterFuzz would: it must run at least
+#      PTFUZZ_OSSFUZZ_MIN_EXECS inputs (default 1000) and exit 0 with no crash file.
 # Installs cargo-fuzz and PyYAML when missing. In CI it runs after .ci/fuzz.sh libfuzzer and
 # shares that build (same toolchain choice, flags and target dir), so step 2 is a copy.
 #
@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${PTFUZZ_OSSFUZZ_SECONDS:-5}
+MIN_EXECS=${PTFUZZ_OSSFUZZ_MIN_EXECS:-1000}
 SCRATCH=$ROOT/target/oss-fuzz-check
 LEFT_OUT=qemu_diff
 
@@ -87,6 +88,11 @@ run_one() {   # target: fuzz $OUT/target on its unzipped seeds, as ClusterFuzz w
   local t=$1 out=$SCRATCH/out dir=$SCRATCH/run/$1
   [ -x "$out/$t" ] || { echo "!!! build.sh made no binary $out/$t"; return 1; }
   [ -f "$out/${t}_seed_corpus.zip" ] || { echo "!!! no $out/${t}_seed_corpus.zip"; return 1; }
+  # What OSS-Fuzz's check_build looks for: a libFuzzer entry point, built with ASan.
+  local sym
+  for sym in LLVMFuzzerTestOneInput __asan_init; do
+    grep -q -a "$sym" "$out/$t" || { echo "!!! $out/$t has no $sym"; return 1; }
+  done
   rm -rf "$dir"
   mkdir -p "$dir/seeds" "$dir/corpus" "$dir/artifacts"
   python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
@@ -110,10 +116,11 @@ run_one() {   # target: fuzz $OUT/target on its unzipped seeds, as ClusterFuzz w
     echo "!!! $t crashed or failed (exit $rc; artifacts: $(ls "$dir/artifacts" | tr '\n' ' '))"
     return 1
   fi
-  # It must have fuzzed: more executions than seeds.
-  if [ -z "$execs" ] || [ "$execs" -le "$seeds" ]; then
+  # It must have fuzzed, not only replayed its seeds (that plus libFuzzer's own few runs
+  # is a dozen or two; a 5 s run makes thousands even on a loaded machine).
+  if [ -z "$execs" ] || [ "$execs" -lt "$MIN_EXECS" ] || [ "$execs" -le "$seeds" ]; then
     tail -20 "$dir/log"
-    echo "!!! $t ran ${execs:-no} inputs from $seeds seeds: it did not fuzz"
+    echo "!!! $t ran ${execs:-no} inputs from $seeds seeds, fewer than $MIN_EXECS: it did not fuzz"
     return 1
   fi
 }
