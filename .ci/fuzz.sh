@@ -111,6 +111,9 @@ choose_toolchain() {
   # whenever rustc builds with it, and libFuzzer's per-feature callback then poisons and
   # clears a large stack frame for every feature of every execution (docs/THROUGHPUT.md).
   FUZZ_ENV+=("CXXFLAGS=${CXXFLAGS:+$CXXFLAGS }-fno-sanitize=address")
+  # The RUSTFLAGS of OSS-Fuzz's image (../shared/FUZZ-TOOLING.md), so that oss-fuzz/build.sh,
+  # run after this by .ci/oss-fuzz-check.sh, finds this build up to date instead of redoing it.
+  FUZZ_ENV+=("RUSTFLAGS=${RUSTFLAGS:---cfg fuzzing -Cdebuginfo=1 -Cforce-frame-pointers}")
   local rustc=(rustc)
   [ "${FUZZ_CARGO[1]:-}" = +nightly ] && rustc=(rustc +nightly)
   echo "cargo fuzz: $(cargo fuzz --version), $("${rustc[@]}" --version) ${FUZZ_ENV[*]}" \

@@ -5,6 +5,10 @@
 //! lists, deferred free, poisoning, custom hooks, failure injection) and TLB maintenance
 //! through [`FlushOps`]. Semantics: `../shared/DESIGN.md` and `docs/SEMANTICS.md`.
 
+// Safe Rust only: the system under test leans on the compiler, and Miri runs its tests
+// (.ci/miri.sh).
+#![forbid(unsafe_code)]
+
 pub mod alloc;
 pub mod config;
 pub mod domain;

@@ -25,6 +25,7 @@ struct Counting;
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
 // relaxed atomic that allocates nothing.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);

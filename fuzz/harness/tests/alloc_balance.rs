@@ -25,6 +25,7 @@ fn bump(c: &'static std::thread::LocalKey<Cell<u64>>) {
 
 // SAFETY: every call goes unchanged to the system allocator; the counters are
 // const-initialised thread locals without destructors, which allocate nothing.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         bump(&MALLOCS);

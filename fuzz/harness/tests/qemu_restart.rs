@@ -10,6 +10,7 @@ fn a_killed_qemu_is_restarted_and_the_input_saved() {
     let _ = std::fs::remove_dir_all(&dir);
     // SAFETY: set before any other thread of this test binary reads the environment (this is
     // its only test).
+    #[allow(unsafe_code)]
     unsafe { std::env::set_var("PTFUZZ_QEMU_FAILURES", &dir) };
     let seed = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
