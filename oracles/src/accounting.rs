@@ -16,7 +16,11 @@ use ptfuzz_engine::{Domain, FlushOps};
 
 use crate::divergence::Divergence;
 use crate::recycle::Spares;
+use crate::walker::range::{other_than, CHUNK};
 use crate::walker::TableView;
+
+/// Free frames hold only this, compared a chunk at a time (one `memcmp` each).
+const POISONS: [u64; CHUNK] = [POISON; CHUNK];
 
 /// Name in every divergence this oracle reports.
 pub const ORACLE: &str = "accounting";
@@ -292,7 +296,7 @@ impl FrameAccounting {
                 let pa = base + ((i as u64) << self.frame_shift);
                 self.stats.poison_checked += 1;
                 let w = t.device_words(pa, words).unwrap_or(&[]);
-                if let Some((k, &d)) = w.iter().enumerate().find(|&(_, &d)| d != POISON) {
+                if let Some((k, d)) = other_than(w, &POISONS).next() {
                     return Err(diverge(format!(
                         "frame {pa:#x} reached the free list without poison: word at pa {:#x} \
                          is {d:#018x}",

@@ -14,7 +14,7 @@ pub mod attrs;
 pub mod descriptor;
 mod leaves;
 mod logged;
-mod range;
+pub(crate) mod range;
 pub mod params;
 pub mod structure;
 #[cfg(test)]
