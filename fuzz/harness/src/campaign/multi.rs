@@ -473,13 +473,16 @@ impl<'a> Main<'a> {
         for (i, &t) in self.active.clone().iter().enumerate() {
             let inputs = counters[i].inputs.load(Relaxed);
             let unique = self.unique(t);
+            // The rate over the last five seconds or so: libFuzzer's fork mode reports its
+            // count every few seconds, so a one-second window would read 0 in between.
             let prev = self.samples[i].last().copied().unwrap_or_default();
-            let dt = (secs - prev.seconds).max(1e-9);
+            let back = self.samples[i].iter().rev().find(|p| p.seconds <= secs - 4.5).copied().unwrap_or_default();
+            let dt = (secs - back.seconds).max(1e-9);
             let cov = coverage.and_then(|c| c.get(i).copied()).or(prev.coverage);
             let s = Sample {
                 seconds: secs,
                 inputs,
-                exec_per_sec: inputs.saturating_sub(prev.inputs) as f64 / dt,
+                exec_per_sec: inputs.saturating_sub(back.inputs) as f64 / dt,
                 unique_crashes: unique,
                 coverage: cov,
             };
