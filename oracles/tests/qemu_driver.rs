@@ -268,6 +268,60 @@ fn translation_and_permission_faults_are_decoded_and_attributed() {
 }
 
 #[test]
+fn iommu_testdev_writes_land_fault_and_get_their_own_events_in_one_batch() {
+    use ptfuzz_oracles::qemu::driver::testdev::{Outcome, PATTERN};
+    let p = profile(1);
+    assert!(p.testdev_count >= 1, "the default profile probes with iommu-testdev");
+    let mut q = start(&p);
+    let mut t = Tables::s1(&mut q, 4096, 25, TABLES);
+    t.map_page(&mut q, 0x4000, DATA, S1_RW);
+    t.map_page(&mut q, 0x5000, DATA + 0x1000, S1_RO);
+    let td = q.devices();
+    q.configure(td, &StreamConfig::S1(s1(4096, 25, t.root, 3)))
+        .unwrap();
+    q.memset(DATA, 0x2000, 0).unwrap();
+    let restore = [0xabu8; 8];
+    let before = q.stats().round_trips;
+    let res = q
+        .testdev_writes(
+            0,
+            &[
+                (0x4010, DATA + 0x10),      // lands where predicted
+                (0x7000, DATA),             // unmapped: translation fault
+                (0x5008, DATA + 0x1008),    // read-only: permission fault
+                (0x4020, DATA + 0x28),      // lands, but not at the address given
+            ],
+            &[(DATA + 0x10, &restore)],
+        )
+        .unwrap();
+    // One batch for the probes, one for the event records.
+    assert_eq!(q.stats().round_trips - before, 2);
+    assert_eq!(res[0], (Outcome::Landed, vec![]));
+    assert_eq!(res[1].0, Outcome::Refused);
+    assert!(
+        !res[1].1.is_empty()
+            && res[1].1.iter().all(|e| e.ty == F_TRANSLATION
+                && !e.rnw
+                && e.input_addr & !7 == 0x7000
+                && e.sid == q.sid(td)),
+        "{:?}",
+        res[1].1
+    );
+    assert_eq!(res[2].0, Outcome::Refused);
+    assert!(
+        !res[2].1.is_empty() && res[2].1.iter().all(|e| e.ty == F_PERMISSION),
+        "{:?}",
+        res[2].1
+    );
+    assert_eq!(res[3], (Outcome::Elsewhere, vec![]));
+    let pattern = [PATTERN.to_le_bytes(), PATTERN.to_le_bytes()].concat();
+    assert_eq!(q.read_mem(DATA + 0x20, 8).unwrap(), pattern);
+    assert_eq!(q.read_mem(DATA + 0x10, 8).unwrap(), restore, "`then` ran last");
+    assert_eq!(q.read_mem(DATA + 0x1008, 8).unwrap(), [0; 8]);
+    assert!(q.drain_events().unwrap().is_empty());
+}
+
+#[test]
 fn stale_tlb_entry_survives_until_tlbi_nh_va() {
     let p = profile(1);
     let mut q = start(&p);

@@ -66,8 +66,8 @@ impl Layout {
         let cmdq = align_up(stream_table + st_size, 0x1_0000);
         let evtq = align_up(cmdq + (16 << p.cmdq_log2), 0x1_0000);
         let cd_slots = align_up(evtq + ((Event::BYTES as u64) << p.evtq_log2), 0x1000);
-        let scratch = align_up(cd_slots + CD_BYTES * p.edu_count as u64, 0x1000);
-        let end = scratch + SCRATCH_BYTES * p.edu_count as u64;
+        let scratch = align_up(cd_slots + CD_BYTES * p.devices() as u64, 0x1000);
+        let end = scratch + SCRATCH_BYTES * p.devices() as u64;
         if end > p.smmu_structures.end {
             return Err(QemuError::Config(format!(
                 "SMMU structures need {:#x}..{end:#x}, beyond smmu_structures end {:#x}",
@@ -132,6 +132,22 @@ impl Smmu {
         self.base + off
     }
 
+    /// How many events lie between two EVENTQ_PROD (or CONS) values.
+    pub fn events_between(&self, from: u32, to: u32) -> usize {
+        let wrap_mask = (2u32 << self.evtq_log2) - 1;
+        ((to & wrap_mask).wrapping_sub(from & wrap_mask) & wrap_mask) as usize
+    }
+
+    /// The driver's EVENTQ_CONS: every event before it has been collected.
+    pub fn evtq_cons(&self) -> u32 {
+        self.evtq_cons
+    }
+
+    /// The number of event queue entries.
+    pub fn evtq_entries(&self) -> usize {
+        1 << self.evtq_log2
+    }
+
     /// Resets and enables the SMMU with every device's STE set to abort (§5 of the fact
     /// sheet), then invalidates all config and TLB entries.
     pub fn bring_up(&mut self, q: &mut QtestClient, p: &Profile) -> Result<(), QemuError> {
@@ -152,7 +168,7 @@ impl Smmu {
         b.writel(self.reg(CR1), 0);
         b.writel(self.reg(CR2), 0);
         let abort = [1u64, 0, 0, 0, 0, 0, 0, 0];
-        for dev in 0..p.edu_count {
+        for dev in 0..p.devices() {
             b.write(l.ste(p.sid(dev)), &dwords_to_bytes(&abort));
         }
         b.writel(self.reg(CR0), CR0_BYPASS);
