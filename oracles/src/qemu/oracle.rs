@@ -423,8 +423,8 @@ impl QemuOracle {
 
     /// Issues the planned probes, reads first (after tagging every address they may reach),
     /// then writes (checking where they landed, then restoring the tags). With
-    /// iommu-testdevs, every probe that may be a write goes through them in one batch, and
-    /// only the other reads go through the edus.
+    /// iommu-testdevs, the reads that cannot be writes go through the edus first, then
+    /// every other probe goes through an iommu-testdev in one batch.
     fn run(&mut self, planned: &[Planned]) -> Result<Vec<Observed>, OracleError> {
         let mut tags: Vec<(u64, [u8; 8])> = planned
             .iter()
@@ -439,11 +439,12 @@ impl QemuOracle {
         }
         let mut out = vec![Observed::Blocked; planned.len()];
         let by_testdev = self.qemu.testdevs() > 0;
-        if by_testdev {
-            self.run_testdev(planned, &mut out)?;
-        }
         let devices = self.qemu.devices();
         for access in [Access::Read, Access::Write] {
+            // The order stays reads, then writes: a write may hit what a read cached.
+            if by_testdev && access == Access::Write {
+                self.run_testdev(planned, &mut out)?;
+            }
             let idx: Vec<usize> = (0..planned.len())
                 .filter(|&i| planned[i].0.access == access && !(by_testdev && planned[i].4))
                 .collect();
