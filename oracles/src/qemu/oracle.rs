@@ -14,7 +14,7 @@ use ptfuzz_engine::{DomainConfig, FlushEvent, PhysMem};
 
 use super::deviation::{explain, Deviation, ProbeFacts};
 use super::driver::testdev::Outcome;
-use super::driver::{Dma, DmaDir, Qemu, QemuError, SmmuCommand, StreamConfig};
+use super::driver::{Dma, DmaDir, ProbeMode, Qemu, QemuError, SmmuCommand, StreamConfig};
 use super::observed::{decode, tag_of, Observed, WRITE_TAG};
 use super::predict::{predict, predict_ignoring_ap1, Access, Expected, Stage};
 use super::probe::{Probe, PROBE_BYTES};
@@ -101,6 +101,11 @@ pub struct Stats {
     pub stale: u64,
     pub mismatches: u64,
     pub deviations: BTreeMap<Deviation, u64>,
+    /// DMAs issued through the edus (reads the model predicts unlike a write, or every
+    /// probe without iommu-testdevs), retries included.
+    pub edu_dmas: u64,
+    /// DMAs issued through iommu-testdev, retries included.
+    pub testdev_dmas: u64,
 }
 
 /// Which attached domain an upload or flush belongs to.
@@ -322,7 +327,16 @@ impl QemuOracle {
         let s2_only = h1.role == Role::Stage2;
         let granule = h1.granule;
         let mut planned = Vec::new();
+        let writes_only = self.qemu.profile().probe == ProbeMode::Writes;
         for &p in probes {
+            // iommu-testdev only writes: in that mode every probe is the write it becomes.
+            let p = match writes_only {
+                true => Probe {
+                    access: Access::Write,
+                    ..p
+                },
+                false => p,
+            };
             let expected = predict(s1, s2, p.iova, p.access);
             // Where it would go with every permission granted, and the stage-2 input.
             let s1_leaf = first.leaf_at(p.iova);
@@ -473,6 +487,7 @@ impl QemuOracle {
                     })
                     .collect();
                 let results = self.qemu.dma(&reqs)?;
+                self.stats.edu_dmas += reqs.len() as u64;
                 // Where each write was meant to land, read back in one batch, then the tags
                 // restored in another.
                 let targets: Vec<Option<u64>> = round
@@ -531,6 +546,7 @@ impl QemuOracle {
         restore.dedup();
         let refs: Vec<(u64, &[u8])> = restore.iter().map(|(a, b)| (*a, &b[..])).collect();
         let results = self.qemu.testdev_writes(0, &probes, &refs)?;
+        self.stats.testdev_dmas += probes.len() as u64;
         for (&i, (outcome, events)) in idx.iter().zip(results) {
             let events: Vec<(u8, bool)> = events.iter().map(|e| (e.ty, e.s2)).collect();
             let landed = (outcome == Outcome::Landed)

@@ -39,8 +39,6 @@ pub struct Qemu {
     bypassed: bool,
     /// BAR0 of each device (edus, then iommu-testdevs).
     bars: Vec<u64>,
-    /// What each iommu-testdev's address registers hold.
-    testdev_regs: Vec<testdev::Regs>,
 }
 
 /// Counters for tuning and reports.
@@ -124,7 +122,6 @@ impl Qemu {
             bars: (0..profile.devices())
                 .map(|d| pci::bar(profile, d))
                 .collect(),
-            testdev_regs: vec![testdev::Regs::default(); profile.testdev_count],
         };
         let r =
             pci::bring_up(&mut q.qt, profile).and_then(|()| q.smmu.bring_up(&mut q.qt, profile));
@@ -596,11 +593,10 @@ impl Qemu {
                 b.writel(self.smmu.reg(CR0), CR0_ON);
                 self.bypassed = false;
             }
-            let mut regs = self.testdev_regs[t];
             let idx: Vec<(usize, usize)> = chunk
                 .iter()
                 .map(|&(iova, pa)| {
-                    let res = regs.probe(&mut b, bar, iova, pa);
+                    let res = testdev::probe(&mut b, bar, iova, pa);
                     (res, b.readl(self.smmu.reg(super::smmu::EVENTQ_PROD)))
                 })
                 .collect();
@@ -610,17 +606,18 @@ impl Qemu {
                     b.write(pa, bytes);
                 }
             }
-            self.testdev_regs[t] = regs;
             let r = self.run(&b, "iommu-testdev probes")?;
             let cons = self.smmu.evtq_cons();
             let mut prev = cons;
             let mut counts = Vec::with_capacity(chunk.len());
             let mut outcomes = Vec::with_capacity(chunk.len());
             for &(res, prod) in &idx {
-                let res = r.value(res)? as u32;
-                let outcome = Outcome::from_result(res).ok_or_else(|| {
-                    QemuError::Protocol(format!("iommu-testdev result {res:#x}"))
-                });
+                let bytes = r.bytes(res)?;
+                let outcome = testdev::result_of(&bytes)
+                    .and_then(Outcome::from_result)
+                    .ok_or_else(|| {
+                        QemuError::Protocol(format!("iommu-testdev registers {bytes:02x?}"))
+                    });
                 outcomes.push(self.check(outcome)?);
                 let prod = r.value(prod)? as u32;
                 counts.push(self.smmu.events_between(prev, prod));

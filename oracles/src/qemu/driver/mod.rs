@@ -24,5 +24,5 @@ pub use dma::{Dma, DmaDir, DmaResult};
 pub use error::QemuError;
 pub use event::Event;
 pub use instance::{Qemu, Stats};
-pub use profile::Profile;
+pub use profile::{ProbeMode, Profile};
 pub use ste::{S2Config, StreamConfig};

@@ -12,9 +12,42 @@ use super::error::QemuError;
 
 /// Env var naming a profile file that replaces the default.
 pub const PROFILE_ENV: &str = "PTFUZZ_QEMU_PROFILE";
-/// Env var choosing the probe device: `edu` drops the iommu-testdevs (for comparisons),
-/// `iommu-testdev` (the default) keeps the profile's.
+/// Env var overriding the profile's `[pci] probe` (see [`ProbeMode`]).
 pub const PROBE_ENV: &str = "PTFUZZ_QEMU_PROBE";
+
+/// Which devices probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// Every probe through the edus (DMA on a virtual timer, polled); no iommu-testdev.
+    Edu,
+    /// Writes, and reads the model predicts exactly like writes, through iommu-testdev
+    /// (synchronous); the other reads (read-only or write-only pages) through the edus.
+    Hybrid,
+    /// Every probe through iommu-testdev, as a write: a read of a read-only page is
+    /// checked as the write it becomes (a permission fault), so its PA goes unchecked.
+    Writes,
+}
+
+impl ProbeMode {
+    pub fn parse(s: &str) -> Result<ProbeMode, String> {
+        match s {
+            "edu" => Ok(ProbeMode::Edu),
+            "hybrid" => Ok(ProbeMode::Hybrid),
+            "writes" => Ok(ProbeMode::Writes),
+            _ => Err(format!(
+                "probe mode {s:?}: expected `edu`, `hybrid` or `writes`"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeMode::Edu => "edu",
+            ProbeMode::Hybrid => "hybrid",
+            ProbeMode::Writes => "writes",
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Profile {
@@ -50,6 +83,8 @@ pub struct Profile {
     pub edu_first_slot: u32,
     /// K: the number of edu devices (DMA masters).
     pub edu_count: usize,
+    /// Which devices probe (`[pci] probe`, or env `PTFUZZ_QEMU_PROBE`).
+    pub probe: ProbeMode,
     /// The number of iommu-testdev devices (synchronous write DMA), on the slots after the
     /// edus; 0 probes with the edus alone.
     pub testdev_count: usize,
@@ -114,21 +149,27 @@ impl Profile {
             bar_size: r.int("pci", "bar_size").map_err(err)?,
             edu_first_slot: r.int("pci", "edu_first_slot").map_err(err)? as u32,
             edu_count: r.int("pci", "edu_count").map_err(err)? as usize,
-            testdev_count: match std::env::var(PROBE_ENV).as_deref() {
-                Ok("edu") => 0,
-                Ok("iommu-testdev") | Err(_) => {
-                    r.opt_int("pci", "testdev_count").map_err(err)?.unwrap_or(0) as usize
-                }
-                Ok(other) => {
-                    return Err(err(format!(
-                        "{PROBE_ENV}={other:?}: expected `edu` or `iommu-testdev`"
-                    )))
-                }
-            },
+            probe: ProbeMode::parse(
+                &std::env::var(PROBE_ENV)
+                    .ok()
+                    .or(r.opt_string("pci", "probe").map_err(err)?)
+                    .unwrap_or_else(|| "edu".into()),
+            )
+            .map_err(err)?,
+            testdev_count: r.opt_int("pci", "testdev_count").map_err(err)?.unwrap_or(0) as usize,
             reply_timeout: Duration::from_millis(r.int("timeouts", "reply_ms").map_err(err)?),
             start_timeout: Duration::from_millis(r.int("timeouts", "start_ms").map_err(err)?),
             dma_timeout: Duration::from_millis(r.int("timeouts", "dma_ms").map_err(err)?),
         };
+        let mut p = p;
+        if p.probe == ProbeMode::Edu {
+            p.testdev_count = 0;
+        } else if p.testdev_count == 0 {
+            return Err(err(format!(
+                "probe {:?} needs testdev_count >= 1",
+                p.probe.name()
+            )));
+        }
         p.validate().map_err(err)?;
         Ok(p)
     }
