@@ -321,6 +321,56 @@ fn iommu_testdev_writes_land_fault_and_get_their_own_events_in_one_batch() {
     assert!(q.drain_events().unwrap().is_empty());
 }
 
+/// The reproduction of docs/qemu-bugs/s2-concatenated-root.md, step by step on
+/// iommu-testdev: a stage-2 root of two concatenated 4K tables (IPA 40 bits, start level
+/// 1). IPA 0x80_0000_1000 selects root table 1, entry 0; QEMU reads table 0, entry 0.
+/// This asserts QEMU's current (wrong) behaviour, so it fails once QEMU is fixed: then
+/// the deviation table and the write-up need updating.
+#[test]
+fn concatenated_s2_root_bug_reproduces_with_iommu_testdev() {
+    use ptfuzz_oracles::qemu::driver::testdev::Outcome;
+    let p = profile(1);
+    let mut q = start(&p);
+    let s2 = S2Config {
+        granule: 4096,
+        t0sz: 24,
+        sl0: 1,
+        ps: 4,
+        ttb: TABLES,
+        vmid: 1,
+        affd: false,
+    };
+    assert_eq!(s2.root_tables(), 2);
+    let (root1, l2, l3) = (TABLES + 0x1000, TABLES + 0x2000, TABLES + 0x3000);
+    q.memset(TABLES, 0x4000, 0).unwrap();
+    q.memset(DATA, 0x1000, 0).unwrap();
+    q.write_mem_batch(&[
+        (root1, &(l2 | 3).to_le_bytes()),
+        (l2, &(l3 | 3).to_le_bytes()),
+        (l3 + 8, &(DATA | S2_RW | 3).to_le_bytes()),
+    ])
+    .unwrap();
+    let td = q.devices();
+    q.configure(td, &StreamConfig::S2(s2)).unwrap();
+    let ipa = 0x80_0000_1000;
+    let res = q.testdev_writes(0, &[(ipa, DATA)], &[]).unwrap();
+    // Architecture: lands at DATA. QEMU 10.0.2 and 11.1.3: stage-2 translation fault.
+    assert_eq!(res[0].0, Outcome::Refused, "{res:?}");
+    assert!(
+        res[0].1.iter().all(|e| e.ty == F_TRANSLATION && e.s2 && e.ipa & !7 == ipa),
+        "{res:?}"
+    );
+    // Link the same level-2 table from root table 0, entry 0: now it translates, and
+    // IPA 0x1000 (rightly) reaches the same page.
+    q.write_mem(TABLES, &(l2 | 3).to_le_bytes()).unwrap();
+    let res = q
+        .testdev_writes(0, &[(ipa, DATA), (0x1000, DATA + 0x100)], &[])
+        .unwrap();
+    assert_eq!(res[0], (Outcome::Landed, vec![]), "aliased into table 0");
+    assert_eq!(res[1].0, Outcome::Elsewhere, "IPA 0x1000 landed at DATA too");
+    assert!(res[1].1.is_empty());
+}
+
 #[test]
 fn stale_tlb_entry_survives_until_tlbi_nh_va() {
     let p = profile(1);
