@@ -97,7 +97,10 @@ fn testdev_rate(q: &mut Qemu, batch: usize, budget: Duration) -> f64 {
                 (iova, DATA + iova)
             })
             .collect();
-        let tags: Vec<(u64, [u8; 8])> = probes.iter().map(|&(_, pa)| (pa, pa.to_le_bytes())).collect();
+        let tags: Vec<(u64, [u8; 8])> = probes
+            .iter()
+            .map(|&(_, pa)| (pa, pa.to_le_bytes()))
+            .collect();
         let refs: Vec<(u64, &[u8])> = tags.iter().map(|(a, b)| (*a, &b[..])).collect();
         let res = q.testdev_writes(0, &probes, &refs).unwrap();
         for (p, r) in probes.iter().zip(&res) {

@@ -526,7 +526,11 @@ impl QemuOracle {
 
     /// The probes that may be writes, through iommu-testdev 0 in one batch; the tags of
     /// their targets are restored at the end of the same batch.
-    fn run_testdev(&mut self, planned: &[Planned], out: &mut [Observed]) -> Result<(), OracleError> {
+    fn run_testdev(
+        &mut self,
+        planned: &[Planned],
+        out: &mut [Observed],
+    ) -> Result<(), OracleError> {
         let idx: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].4).collect();
         if idx.is_empty() {
             return Ok(());

@@ -37,7 +37,13 @@ pub fn ensure_installed() -> Result<(), String> {
             return Command::new(&profile.binary)
                 .arg("--version")
                 .output()
-                .map_err(|e| format!("{}: {e} (profile {})", profile.binary, profile.source.display()))
+                .map_err(|e| {
+                    format!(
+                        "{}: {e} (profile {})",
+                        profile.binary,
+                        profile.source.display()
+                    )
+                })
                 .map(|_| ());
         };
         if installed_version(&prefix).is_some() {
