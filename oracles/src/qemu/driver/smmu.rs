@@ -191,7 +191,7 @@ impl Smmu {
         let idr0 = r.value(idr0)? as u32;
         if idr0 & 3 != 3 {
             return Err(QemuError::Protocol(format!(
-                "SMMU IDR0 {idr0:#x} lacks stage 1 + stage 2: need QEMU >= 10 with machine virt \
+                "SMMU IDR0 {idr0:#x} lacks stage 1 + stage 2: need QEMU >= 11.1 with machine virt \
                  (run qemu-images/install-qemu.sh)"
             )));
         }
