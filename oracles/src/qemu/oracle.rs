@@ -266,7 +266,8 @@ impl QemuOracle {
         half.shadow = view.to_vec();
         if !chunks.is_empty() {
             let refs: Vec<(u64, &[u8])> = chunks.iter().map(|(a, b)| (*a, b.as_slice())).collect();
-            self.qemu.write_mem_batch(&refs)?;
+            // Sent with the op's next batch (its flush commands or its probes).
+            self.qemu.write_mem_deferred(&refs)?;
         }
         Ok(())
     }
@@ -449,7 +450,8 @@ impl QemuOracle {
         tags.dedup();
         let refs: Vec<(u64, &[u8])> = tags.iter().map(|(a, b)| (*a, &b[..])).collect();
         if !refs.is_empty() {
-            self.qemu.write_mem_batch(&refs)?;
+            // Sent in front of the first probe batch.
+            self.qemu.write_mem_deferred(&refs)?;
         }
         let mut out = vec![Observed::Blocked; planned.len()];
         let by_testdev = self.qemu.testdevs() > 0;

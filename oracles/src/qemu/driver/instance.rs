@@ -224,12 +224,27 @@ impl Qemu {
 
     /// Writes every chunk in one socket write (split only to bound reply buffering).
     pub fn write_mem_batch(&mut self, chunks: &[(u64, &[u8])]) -> Result<(), QemuError> {
+        let b = self.write_batch(chunks)?;
+        self.run(&b, "memory write").map(|_| ())
+    }
+
+    /// Like [`Qemu::write_mem_batch`], but the writes travel in front of the next qtest
+    /// batch, whatever it is (they land before anything it does): one round trip fewer.
+    /// A failure shows on that next operation.
+    pub fn write_mem_deferred(&mut self, chunks: &[(u64, &[u8])]) -> Result<(), QemuError> {
+        self.usable()?;
+        let b = self.write_batch(chunks)?;
+        self.qt.defer(&b);
+        Ok(())
+    }
+
+    fn write_batch(&self, chunks: &[(u64, &[u8])]) -> Result<Batch, QemuError> {
         let mut b = Batch::new();
         for (pa, bytes) in chunks {
             self.check_ram(*pa, bytes.len() as u64)?;
             b.write(*pa, bytes);
         }
-        self.run(&b, "memory write").map(|_| ())
+        Ok(b)
     }
 
     pub fn read_mem(&mut self, pa: u64, len: usize) -> Result<Vec<u8>, QemuError> {

@@ -110,6 +110,19 @@ pub struct Replies {
     payloads: Vec<String>,
 }
 
+impl Batch {
+    /// Appends `other`'s commands after this batch's.
+    fn extend(&mut self, other: &Batch) {
+        let base = self.text.len();
+        let first = self.ends.len();
+        self.text.push_str(&other.text);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+        self.flush_after
+            .extend(other.flush_after.iter().map(|i| i + first));
+        self.reply_bytes += other.reply_bytes;
+    }
+}
+
 impl Replies {
     /// The value of a `readl`/`readq` reply.
     pub fn value(&self, idx: usize) -> Result<u64, QemuError> {
@@ -145,6 +158,9 @@ pub struct QtestClient {
     reader: BufReader<UnixStream>,
     timeout: Duration,
     line: String,
+    /// Commands whose replies carry nothing (memory writes), held back to travel in front
+    /// of the next batch: one round trip fewer each time.
+    deferred: Batch,
 }
 
 impl QtestClient {
@@ -158,12 +174,31 @@ impl QtestClient {
             reader,
             timeout,
             line: String::new(),
+            deferred: Batch::new(),
         })
+    }
+
+    /// Queues `batch` (commands whose replies are only `OK`, e.g. memory writes) to be sent
+    /// in front of the next [`QtestClient::run`]; a `FAIL` among them fails that run.
+    pub fn defer(&mut self, batch: &Batch) {
+        self.deferred.extend(batch);
     }
 
     /// Sends the batch and returns every reply; a `FAIL` reply is a protocol error naming
     /// the command. `what` names the operation in timeout and death errors.
     pub fn run(&mut self, batch: &Batch, what: &str) -> Result<Replies, QemuError> {
+        if self.deferred.is_empty() {
+            return self.run_now(batch, what);
+        }
+        let mut all = std::mem::take(&mut self.deferred);
+        let skip = all.len();
+        all.extend(batch);
+        let mut r = self.run_now(&all, what)?;
+        r.payloads.drain(..skip);
+        Ok(r)
+    }
+
+    fn run_now(&mut self, batch: &Batch, what: &str) -> Result<Replies, QemuError> {
         let mut payloads = Vec::with_capacity(batch.len());
         let mut start = 0;
         let mut cuts = batch.flush_after.clone();
@@ -243,6 +278,20 @@ mod tests {
         assert_eq!(b.command(1), "write 0x40000000 0x3 0xdead01");
         assert_eq!(b.command(2), "read 0x40000000 0x4e20");
         assert_eq!(b.flush_after, vec![2]);
+    }
+
+    #[test]
+    fn extended_batches_keep_order_and_flush_points() {
+        let mut a = Batch::new();
+        a.write(0x4000_0000, &[1]);
+        let mut b = Batch::new();
+        b.read(0x4000_0000, 20_000);
+        b.readl(0x9050024);
+        a.extend(&b);
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.command(0), "write 0x40000000 0x1 0x01");
+        assert_eq!(a.command(2), "readl 0x9050024");
+        assert_eq!(a.flush_after, vec![1]);
     }
 
     #[test]
