@@ -294,6 +294,43 @@ impl Smmu {
         stage_event_poll(self.base, b)
     }
 
+    /// Adds to `b` a read of the next `n` event records after CONS (up to the end of the
+    /// queue), for [`Smmu::take_prefetched`]; returns the read's index and record count.
+    pub fn prefetch_events(&self, b: &mut Batch, n: usize) -> (usize, usize) {
+        let size = self.evtq_entries();
+        let start = (self.evtq_cons as usize) & (size - 1);
+        let n = n.min(size - start).max(1);
+        let rec = Event::BYTES;
+        (b.read(self.layout.evtq + (start * rec) as u64, n * rec), n)
+    }
+
+    /// Consumes the events up to `prod` from prefetched records (read after the last of
+    /// them was produced), when they hold all of them and the queue did not overflow; the
+    /// returned batch moves EVENTQ_CONS and may travel with a later batch. `None`: read them
+    /// with [`Smmu::collect_events`].
+    pub fn take_prefetched(
+        &mut self,
+        records: &[u8],
+        prod: u32,
+        gerror: u32,
+    ) -> Option<(Vec<Event>, Batch)> {
+        let wrap_mask = (2u32 << self.evtq_log2) - 1;
+        let overflow = (prod ^ self.evtq_cons) & Q_OVFLG != 0 || gerror & GERROR_EVENTQ_ABT != 0;
+        let n = self.events_between(self.evtq_cons, prod);
+        if overflow || n * Event::BYTES > records.len() {
+            return None;
+        }
+        let events = records[..n * Event::BYTES]
+            .chunks(Event::BYTES)
+            .map(Event::decode)
+            .collect();
+        let new_cons = (prod & wrap_mask) | (prod & Q_OVFLG);
+        let mut b = Batch::new();
+        b.writel(self.reg(EVENTQ_CONS), new_cons);
+        self.evtq_cons = new_cons;
+        Some((events, b))
+    }
+
     /// Reads the events between our CONS and `prod` and consumes them.
     pub fn collect_events(
         &mut self,
