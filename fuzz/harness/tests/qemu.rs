@@ -224,14 +224,18 @@ fn qemu_diff_fuzzes_the_stage2_of_nested_inputs() {
             let trace = r.unwrap_or_else(|stop| panic!("{} oas={oas}: {stop:?}", path.display()));
             let want = format!(
                 "domain d1 fmt=arm64-s2 granule={} ias={}",
-                if s2.granule.size() == 4096 { "4k" } else { "16k" },
+                if s2.granule.size() == 4096 {
+                    "4k"
+                } else {
+                    "16k"
+                },
                 s2.ias
             );
             assert!(trace.to_string().contains(&want), "{want}\n{trace}");
             seen.insert((s2.granule.size(), s2.ias));
             let model = ptfuzz_oracles::Model::new(&s2).unwrap();
-            let ste = ptfuzz_oracles::qemu::stream::stage2(&s2, model.rules(), s2.phys_base)
-                .unwrap();
+            let ste =
+                ptfuzz_oracles::qemu::stream::stage2(&s2, model.rules(), s2.phys_base).unwrap();
             concatenated |= ste.root_tables() > 1;
         }
     }

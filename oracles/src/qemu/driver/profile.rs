@@ -375,6 +375,47 @@ mod tests {
     }
 
     #[test]
+    fn probe_modes_and_the_private_prefix() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../qemu-images/virt-smmuv3.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let p = Profile::parse(
+            &text.replace("probe = \"hybrid\"", "probe = \"writes\""),
+            &path,
+        )
+        .unwrap();
+        if std::env::var_os(PROBE_ENV).is_none() {
+            assert_eq!(p.probe, ProbeMode::Writes);
+            assert_eq!(p.testdev_count, 1);
+            let args = p.command_args(Path::new("/x/wfi.bin"), Path::new("/x/qt.sock"));
+            assert_eq!(args.iter().filter(|a| *a == "iommu-testdev").count(), 1);
+            assert_eq!(p.sid(16), 17 << 3, "the testdev follows the 16 edus");
+            let edu = Profile::parse(
+                &text.replace("probe = \"hybrid\"", "probe = \"edu\""),
+                &path,
+            )
+            .unwrap();
+            assert_eq!(edu.testdev_count, 0, "edu mode starts no iommu-testdev");
+            let e = Profile::parse(
+                &text.replace("probe = \"hybrid\"", "probe = \"dma\""),
+                &path,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("expected `edu`, `hybrid` or `writes`"), "{e}");
+        }
+        let (program, pre) = p.program();
+        assert!(
+            program.ends_with("qemu-images/root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+            "{program}"
+        );
+        assert_eq!(pre[0], "--library-path");
+        assert!(
+            pre[2].ends_with("qemu-images/root/usr/bin/qemu-system-aarch64"),
+            "{pre:?}"
+        );
+    }
+
+    #[test]
     fn bad_profiles_name_the_problem() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../qemu-images/virt-smmuv3.toml");
         let text = std::fs::read_to_string(&path).unwrap();
