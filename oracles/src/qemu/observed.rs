@@ -46,9 +46,7 @@ impl fmt::Display for Observed {
             Observed::Fault(x) => x.fmt(f),
             Observed::OtherEvent(t) => write!(f, "event type {t:#x}"),
             Observed::Blocked => f.write_str("blocked without an event"),
-            Observed::Elsewhere => {
-                f.write_str("a write that went through, but not to the predicted address")
-            }
+            Observed::Elsewhere => f.write_str("wrote elsewhere, not at the predicted address"),
         }
     }
 }
