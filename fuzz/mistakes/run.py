@@ -191,6 +191,10 @@ def scratch_copy(name, suffix=""):
         if os.path.isfile(src):
             os.makedirs(os.path.dirname(os.path.join(dst, f)), exist_ok=True)
             shutil.copy2(src, os.path.join(dst, f))
+    # The private QEMU prefix (qemu-images/install-qemu.sh) is not tracked: share it.
+    prefix = os.path.join(ROOT, "qemu-images", "root")
+    if os.path.isdir(prefix):
+        os.symlink(prefix, os.path.join(dst, "qemu-images", "root"))
     return dst
 
 

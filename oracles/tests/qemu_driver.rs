@@ -268,6 +268,150 @@ fn translation_and_permission_faults_are_decoded_and_attributed() {
 }
 
 #[test]
+fn iommu_testdev_writes_land_fault_and_get_their_own_events_in_one_batch() {
+    use ptfuzz_oracles::qemu::driver::testdev::{Outcome, PATTERN};
+    let p = profile(1);
+    assert!(
+        p.testdev_count >= 1,
+        "the default profile probes with iommu-testdev"
+    );
+    let mut q = start(&p);
+    let mut t = Tables::s1(&mut q, 4096, 25, TABLES);
+    t.map_page(&mut q, 0x4000, DATA, S1_RW);
+    t.map_page(&mut q, 0x5000, DATA + 0x1000, S1_RO);
+    let td = q.devices();
+    q.configure(td, &StreamConfig::S1(s1(4096, 25, t.root, 3)))
+        .unwrap();
+    q.memset(DATA, 0x2000, 0).unwrap();
+    let restore = [0xabu8; 8];
+    let before = q.stats().round_trips;
+    let res = q
+        .testdev_writes(
+            0,
+            &[
+                (0x4010, DATA + 0x10),   // lands where predicted
+                (0x7000, DATA),          // unmapped: translation fault
+                (0x5008, DATA + 0x1008), // read-only: permission fault
+                (0x4020, DATA + 0x28),   // lands, but not at the address given
+            ],
+            &[(DATA + 0x10, &restore)],
+        )
+        .unwrap();
+    // One batch: the probes, their event records, the restore.
+    assert_eq!(q.stats().round_trips - before, 1);
+    assert_eq!(res[0], (Outcome::Landed, vec![]));
+    assert_eq!(res[1].0, Outcome::Refused);
+    assert!(
+        !res[1].1.is_empty()
+            && res[1].1.iter().all(|e| e.ty == F_TRANSLATION
+                && !e.rnw
+                && e.input_addr & !7 == 0x7000
+                && e.sid == q.sid(td)),
+        "{:?}",
+        res[1].1
+    );
+    assert_eq!(res[2].0, Outcome::Refused);
+    assert!(
+        !res[2].1.is_empty() && res[2].1.iter().all(|e| e.ty == F_PERMISSION),
+        "{:?}",
+        res[2].1
+    );
+    assert_eq!(res[3], (Outcome::Elsewhere, vec![]));
+    let pattern = [PATTERN.to_le_bytes(), PATTERN.to_le_bytes()].concat();
+    assert_eq!(q.read_mem(DATA + 0x20, 8).unwrap(), pattern);
+    assert_eq!(
+        q.read_mem(DATA + 0x10, 8).unwrap(),
+        restore,
+        "`then` ran last"
+    );
+    assert_eq!(q.read_mem(DATA + 0x1008, 8).unwrap(), [0; 8]);
+    assert!(q.drain_events().unwrap().is_empty());
+}
+
+/// The reproduction of docs/qemu-bugs/s2-concatenated-root.md, step by step on
+/// iommu-testdev: a stage-2 root of two concatenated 4K tables (IPA 40 bits, start level
+/// 1). IPA 0x80_0000_1000 selects root table 1, entry 0; QEMU reads table 0, entry 0.
+/// This asserts QEMU's current (wrong) behaviour, so it fails once QEMU is fixed: then
+/// the deviation table and the write-up need updating.
+#[test]
+fn concatenated_s2_root_bug_reproduces_with_iommu_testdev() {
+    use ptfuzz_oracles::qemu::driver::testdev::Outcome;
+    let p = profile(1);
+    let mut q = start(&p);
+    let s2 = S2Config {
+        granule: 4096,
+        t0sz: 24,
+        sl0: 1,
+        ps: 4,
+        ttb: TABLES,
+        vmid: 1,
+        affd: false,
+    };
+    assert_eq!(s2.root_tables(), 2);
+    let (root1, l2, l3) = (TABLES + 0x1000, TABLES + 0x2000, TABLES + 0x3000);
+    q.memset(TABLES, 0x4000, 0).unwrap();
+    q.memset(DATA, 0x1000, 0).unwrap();
+    q.write_mem_batch(&[
+        (root1, &(l2 | 3).to_le_bytes()),
+        (l2, &(l3 | 3).to_le_bytes()),
+        (l3 + 8, &(DATA | S2_RW | 3).to_le_bytes()),
+    ])
+    .unwrap();
+    let td = q.devices();
+    q.configure(td, &StreamConfig::S2(s2)).unwrap();
+    let ipa = 0x80_0000_1000;
+    let res = q.testdev_writes(0, &[(ipa, DATA)], &[]).unwrap();
+    // Architecture: lands at DATA. QEMU 10.0.2 and 11.1.3: stage-2 translation fault.
+    assert_eq!(res[0].0, Outcome::Refused, "{res:?}");
+    assert!(
+        res[0]
+            .1
+            .iter()
+            .all(|e| e.ty == F_TRANSLATION && e.s2 && e.ipa & !7 == ipa),
+        "{res:?}"
+    );
+    // Link the same level-2 table from root table 0, entry 0: now it translates, and
+    // IPA 0x1000 (rightly) reaches the same page.
+    q.write_mem(TABLES, &(l2 | 3).to_le_bytes()).unwrap();
+    let res = q
+        .testdev_writes(0, &[(ipa, DATA), (0x1000, DATA + 0x100)], &[])
+        .unwrap();
+    assert_eq!(res[0], (Outcome::Landed, vec![]), "aliased into table 0");
+    assert_eq!(
+        res[1].0,
+        Outcome::Elsewhere,
+        "IPA 0x1000 landed at DATA too"
+    );
+    assert!(res[1].1.is_empty());
+}
+
+/// Deviations `level0-block` and `oa-51-48-dropped` (oracles/src/qemu/deviation.rs), which
+/// the engine never produces, re-checked on the installed QEMU: a 4K level-0 block
+/// translates (the architecture faults), and a page whose OA has bit 48 set lands at the
+/// address without it (the architecture reports an address-size fault for OA >= 2^44).
+#[test]
+fn level0_blocks_and_oa_bits_above_48_are_still_taken() {
+    use ptfuzz_oracles::qemu::driver::testdev::Outcome;
+    let p = profile(1);
+    let mut q = start(&p);
+    // T0SZ 16: 4 levels from level 0. Entry 1 of level 0 is a 512 GiB block at PA 0.
+    let mut t = Tables::s1(&mut q, 4096, 16, TABLES);
+    q.write_mem(t.root + 8, &(S1_RW | 1).to_le_bytes()).unwrap();
+    // A page at IOVA 0x1000 whose OA is DATA | 1 << 48.
+    t.map_page(&mut q, 0x1000, DATA | 1 << 48, S1_RW);
+    let td = q.devices();
+    q.configure(td, &StreamConfig::S1(s1(4096, 16, t.root, 2)))
+        .unwrap();
+    q.memset(DATA, 0x2000, 0).unwrap();
+    let block_iova = (1u64 << 39) + DATA + 0x1000;
+    let res = q
+        .testdev_writes(0, &[(block_iova, DATA + 0x1000), (0x1008, DATA + 8)], &[])
+        .unwrap();
+    assert_eq!(res[0], (Outcome::Landed, vec![]), "level-0 block taken");
+    assert_eq!(res[1], (Outcome::Landed, vec![]), "OA[48] dropped");
+}
+
+#[test]
 fn stale_tlb_entry_survives_until_tlbi_nh_va() {
     let p = profile(1);
     let mut q = start(&p);

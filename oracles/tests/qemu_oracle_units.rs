@@ -197,6 +197,8 @@ fn deviations_explain_only_their_own_shape() {
         explain(&perm(true), &Observed::Blocked, &ProbeFacts::default()),
         None
     );
+    // A write iommu-testdev saw go through (elsewhere) is no blocked permission fault.
+    assert_eq!(explain(&perm(true), &Observed::Elsewhere, &s2), None);
     let concat = ProbeFacts {
         s2_concatenated_beyond_first: true,
         ..Default::default()

@@ -49,6 +49,15 @@ fn worker(seed: u64, seconds: u64) -> Tally {
         }
     }
     t.elapsed = start.elapsed();
+    session::with_oracle(|o| {
+        let q = o.qemu().stats();
+        eprintln!(
+            "  DMAs: {} through edus, {} through iommu-testdev; {} qtest round trips, {} edu polls",
+            o.stats.edu_dmas, o.stats.testdev_dmas, q.round_trips, q.dma_polls
+        );
+        Ok(())
+    })
+    .expect("QEMU stays up");
     t
 }
 

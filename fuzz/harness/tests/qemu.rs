@@ -201,3 +201,44 @@ fn qemu_diff_passes_the_seeds() {
     assert!(n >= 10);
     assert!(nested >= 1, "no seed ran nested");
 }
+
+/// Stage 2 of a nested qemu_diff input comes from the input: the nested seeds, with every
+/// value of the `oas` byte that picks d1's granule (4K/16K) and IPA size (36..44 bits,
+/// concatenated roots included), all pass through QEMU.
+#[test]
+fn qemu_diff_fuzzes_the_stage2_of_nested_inputs() {
+    started();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut concatenated = false;
+    for entry in std::fs::read_dir(root().join("corpus/pagetable")).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let mut input = ptfuzz_harness::decode(&data).expect("seeds decode");
+        if qemu::nested_configs(&input.config).is_none() {
+            continue;
+        }
+        for oas in 0..10u8 {
+            input.config.oas = oas;
+            let (_, s2) = qemu::nested_configs(&input.config).unwrap();
+            let r = session::with_oracle(|o| Ok(qemu::execute_qemu(o, &input))).unwrap();
+            let trace = r.unwrap_or_else(|stop| panic!("{} oas={oas}: {stop:?}", path.display()));
+            let want = format!(
+                "domain d1 fmt=arm64-s2 granule={} ias={}",
+                if s2.granule.size() == 4096 {
+                    "4k"
+                } else {
+                    "16k"
+                },
+                s2.ias
+            );
+            assert!(trace.to_string().contains(&want), "{want}\n{trace}");
+            seen.insert((s2.granule.size(), s2.ias));
+            let model = ptfuzz_oracles::Model::new(&s2).unwrap();
+            let ste =
+                ptfuzz_oracles::qemu::stream::stage2(&s2, model.rules(), s2.phys_base).unwrap();
+            concatenated |= ste.root_tables() > 1;
+        }
+    }
+    assert_eq!(seen.len(), 10, "{seen:?}");
+    assert!(concatenated, "no stage-2 choice has a concatenated root");
+}

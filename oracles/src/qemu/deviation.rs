@@ -27,6 +27,9 @@ pub struct Row {
     /// The trace that demonstrates it (under corpus/qemu-deviations/), if the engine can
     /// produce it.
     pub trace: Option<&'static str>,
+    /// The QEMU versions it was seen on, and how (a trace replayed by `cargo test`, a
+    /// driver test, or the fact sheet's experiments).
+    pub seen_on: &'static str,
 }
 
 /// Every deviation of the fact sheet, reachable or not, and what the oracle does about it.
@@ -37,6 +40,7 @@ pub const TABLE: &[Row] = &[
         what: "concatenated stage-2 root: QEMU indexes table 0 for every IPA",
         handling: "mismatches at IPAs in root table 1.. are reported as this deviation",
         trace: Some("s2-concatenated-root.trace"),
+        seen_on: "10.0.2, 11.1.3 (trace; driver test concatenated_s2_root_bug_reproduces_with_iommu_testdev)",
     },
     Row {
         deviation: Some(Deviation::Ap1Ignored),
@@ -45,6 +49,7 @@ pub const TABLE: &[Row] = &[
         handling: "a probe of a `p` page that ends where an SMMU ignoring AP[1] would take it \
                    (the page, or the next stage's result) is reported as this deviation",
         trace: Some("ap1-ignored.trace"),
+        seen_on: "10.0.2, 11.1.3 (trace)",
     },
     Row {
         deviation: Some(Deviation::CachedS2PermissionNoEvent),
@@ -53,6 +58,7 @@ pub const TABLE: &[Row] = &[
         handling:
             "a blocked stage-2 permission probe without an event is reported as this deviation",
         trace: Some("s2-cached-permission.trace"),
+        seen_on: "10.0.2, 11.1.3 (trace)",
     },
     Row {
         deviation: None,
@@ -60,6 +66,7 @@ pub const TABLE: &[Row] = &[
         what: "4K level-0 block descriptors accepted as 512 GiB blocks",
         handling: "unreachable: the engine never writes a level-0 block (the walker oracle checks)",
         trace: None,
+        seen_on: "10.0.2, 11.1.3 (driver test level0_blocks_and_oa_bits_above_48_are_still_taken)",
     },
     Row {
         deviation: None,
@@ -67,6 +74,7 @@ pub const TABLE: &[Row] = &[
         what: "descriptor OA[51:48] silently dropped",
         handling: "unreachable: OAS <= 48 and probes only target PAs in the guest's data window",
         trace: None,
+        seen_on: "10.0.2, 11.1.3 (driver test level0_blocks_and_oa_bits_above_48_are_still_taken)",
     },
     Row {
         deviation: None,
@@ -75,6 +83,7 @@ pub const TABLE: &[Row] = &[
         handling: "never encoded: the stream builder only emits IPS/S2PS 0..=5 and AArch64 STEs; \
                    AArch32 formats are not sent to QEMU",
         trace: None,
+        seen_on: "10.0.2 (fact sheet); not re-checked on 11.1.3: never sent",
     },
     Row {
         deviation: None,
@@ -82,6 +91,7 @@ pub const TABLE: &[Row] = &[
         what: "nested stage-2 fault on a stage-1 table fetch reported with S2 = 0",
         handling: "not probed: the harness keeps the stage-1 tables mapped in stage 2",
         trace: None,
+        seen_on: "10.0.2 (fact sheet); not re-checked on 11.1.3: not probed",
     },
 ];
 

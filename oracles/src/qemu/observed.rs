@@ -33,6 +33,9 @@ pub enum Observed {
     OtherEvent(u8),
     /// The access did not reach the predicted address (a write), and no event was recorded.
     Blocked,
+    /// A write went through the SMMU without an event but did not land at the predicted
+    /// address (iommu-testdev tells this apart from [`Observed::Blocked`]).
+    Elsewhere,
 }
 
 impl fmt::Display for Observed {
@@ -43,6 +46,7 @@ impl fmt::Display for Observed {
             Observed::Fault(x) => x.fmt(f),
             Observed::OtherEvent(t) => write!(f, "event type {t:#x}"),
             Observed::Blocked => f.write_str("blocked without an event"),
+            Observed::Elsewhere => f.write_str("wrote elsewhere, not at the predicted address"),
         }
     }
 }

@@ -13,7 +13,8 @@ use std::ops::Range;
 use ptfuzz_engine::{DomainConfig, FlushEvent, PhysMem};
 
 use super::deviation::{explain, Deviation, ProbeFacts};
-use super::driver::{Dma, DmaDir, Qemu, QemuError, SmmuCommand, StreamConfig};
+use super::driver::testdev::Outcome;
+use super::driver::{Dma, DmaDir, ProbeMode, Qemu, QemuError, SmmuCommand, StreamConfig};
 use super::observed::{decode, tag_of, Observed, WRITE_TAG};
 use super::predict::{predict, predict_ignoring_ap1, Access, Expected, Stage};
 use super::probe::{Probe, PROBE_BYTES};
@@ -100,6 +101,11 @@ pub struct Stats {
     pub stale: u64,
     pub mismatches: u64,
     pub deviations: BTreeMap<Deviation, u64>,
+    /// DMAs issued through the edus (reads the model predicts unlike a write, or every
+    /// probe without iommu-testdevs), retries included.
+    pub edu_dmas: u64,
+    /// DMAs issued through iommu-testdev, retries included.
+    pub testdev_dmas: u64,
 }
 
 /// Which attached domain an upload or flush belongs to.
@@ -217,7 +223,7 @@ impl QemuOracle {
         self.second = second.as_ref().zip(r2).map(|((a, _), r)| half(a, r));
         if self.configured != Some(config) {
             let all: Vec<(usize, StreamConfig)> =
-                (0..self.qemu.devices()).map(|d| (d, config)).collect();
+                (0..self.qemu.all_devices()).map(|d| (d, config)).collect();
             self.qemu.configure_many(&all)?;
             self.configured = Some(config);
         }
@@ -260,7 +266,8 @@ impl QemuOracle {
         half.shadow = view.to_vec();
         if !chunks.is_empty() {
             let refs: Vec<(u64, &[u8])> = chunks.iter().map(|(a, b)| (*a, b.as_slice())).collect();
-            self.qemu.write_mem_batch(&refs)?;
+            // Sent with the op's next batch (its flush commands or its probes).
+            self.qemu.write_mem_deferred(&refs)?;
         }
         Ok(())
     }
@@ -321,7 +328,16 @@ impl QemuOracle {
         let s2_only = h1.role == Role::Stage2;
         let granule = h1.granule;
         let mut planned = Vec::new();
+        let writes_only = self.qemu.profile().probe == ProbeMode::Writes;
         for &p in probes {
+            // iommu-testdev only writes: in that mode every probe is the write it becomes.
+            let p = match writes_only {
+                true => Probe {
+                    access: Access::Write,
+                    ..p
+                },
+                false => p,
+            };
             let expected = predict(s1, s2, p.iova, p.access);
             // Where it would go with every permission granted, and the stage-2 input.
             let s1_leaf = first.leaf_at(p.iova);
@@ -362,12 +378,18 @@ impl QemuOracle {
                 self.stats.skipped += 1;
                 continue;
             }
-            planned.push((p, expected, facts, target));
+            // A read the model predicts exactly like a write (same address or same fault,
+            // also with AP[1] ignored) may be issued as a write: iommu-testdev only writes.
+            let as_write = p.access == Access::Write
+                || (predict(s1, s2, p.iova, Access::Write) == expected
+                    && predict_ignoring_ap1(s1, s2, p.iova, Access::Write)
+                        == predict_ignoring_ap1(s1, s2, p.iova, Access::Read));
+            planned.push((p, expected, facts, target, as_write));
         }
         let observed = self.run(&planned)?;
         let mut reports = Vec::with_capacity(planned.len());
         let mut retry = Vec::new();
-        for (i, ((p, expected, facts, _), obs)) in planned.iter().zip(observed).enumerate() {
+        for (i, ((p, expected, facts, _, _), obs)) in planned.iter().zip(observed).enumerate() {
             let verdict = if matches(expected, &obs) {
                 Verdict::Match
             } else if let Some(d) = explain(expected, &obs, facts) {
@@ -415,27 +437,32 @@ impl QemuOracle {
     }
 
     /// Issues the planned probes, reads first (after tagging every address they may reach),
-    /// then writes (checking where they landed, then restoring the tags).
-    fn run(
-        &mut self,
-        planned: &[(Probe, Expected, ProbeFacts, Option<u64>)],
-    ) -> Result<Vec<Observed>, OracleError> {
+    /// then writes (checking where they landed, then restoring the tags). With
+    /// iommu-testdevs, the reads that cannot be writes go through the edus first, then
+    /// every other probe goes through an iommu-testdev in one batch.
+    fn run(&mut self, planned: &[Planned]) -> Result<Vec<Observed>, OracleError> {
         let mut tags: Vec<(u64, [u8; 8])> = planned
             .iter()
-            .filter_map(|(_, _, _, t)| *t)
+            .filter_map(|(_, _, _, t, _)| *t)
             .map(|pa| (pa, tag_of(pa).to_le_bytes()))
             .collect();
         tags.sort_unstable();
         tags.dedup();
         let refs: Vec<(u64, &[u8])> = tags.iter().map(|(a, b)| (*a, &b[..])).collect();
         if !refs.is_empty() {
-            self.qemu.write_mem_batch(&refs)?;
+            // Sent in front of the first probe batch.
+            self.qemu.write_mem_deferred(&refs)?;
         }
         let mut out = vec![Observed::Blocked; planned.len()];
+        let by_testdev = self.qemu.testdevs() > 0;
         let devices = self.qemu.devices();
         for access in [Access::Read, Access::Write] {
+            // The order stays reads, then writes: a write may hit what a read cached.
+            if by_testdev && access == Access::Write {
+                self.run_testdev(planned, &mut out)?;
+            }
             let idx: Vec<usize> = (0..planned.len())
-                .filter(|&i| planned[i].0.access == access)
+                .filter(|&i| planned[i].0.access == access && !(by_testdev && planned[i].4))
                 .collect();
             for round in idx.chunks(devices) {
                 let mut values = Vec::with_capacity(round.len());
@@ -462,6 +489,7 @@ impl QemuOracle {
                     })
                     .collect();
                 let results = self.qemu.dma(&reqs)?;
+                self.stats.edu_dmas += reqs.len() as u64;
                 // Where each write was meant to land, read back in one batch, then the tags
                 // restored in another.
                 let targets: Vec<Option<u64>> = round
@@ -497,7 +525,52 @@ impl QemuOracle {
         }
         Ok(out)
     }
+
+    /// The probes that may be writes, through iommu-testdev 0 in one batch; the tags of
+    /// their targets are restored at the end of the same batch.
+    fn run_testdev(
+        &mut self,
+        planned: &[Planned],
+        out: &mut [Observed],
+    ) -> Result<(), OracleError> {
+        let idx: Vec<usize> = (0..planned.len()).filter(|&i| planned[i].4).collect();
+        if idx.is_empty() {
+            return Ok(());
+        }
+        // A target no translation can reach (the driver's own structures) when there is none.
+        let nowhere = self.qemu.layout().scratch(0);
+        let probes: Vec<(u64, u64)> = idx
+            .iter()
+            .map(|&i| (planned[i].0.iova, planned[i].3.unwrap_or(nowhere)))
+            .collect();
+        let mut restore: Vec<(u64, [u8; 8])> = idx
+            .iter()
+            .filter_map(|&i| planned[i].3)
+            .map(|pa| (pa, tag_of(pa).to_le_bytes()))
+            .collect();
+        restore.sort_unstable();
+        restore.dedup();
+        let refs: Vec<(u64, &[u8])> = restore.iter().map(|(a, b)| (*a, &b[..])).collect();
+        let results = self.qemu.testdev_writes(0, &probes, &refs)?;
+        self.stats.testdev_dmas += probes.len() as u64;
+        for (&i, (outcome, events)) in idx.iter().zip(results) {
+            let events: Vec<(u8, bool)> = events.iter().map(|e| (e.ty, e.s2)).collect();
+            let landed = (outcome == Outcome::Landed)
+                .then_some(planned[i].3)
+                .flatten();
+            out[i] = match decode(Access::Write, &events, 0, landed) {
+                // Not blocked: the device says the write went through.
+                Observed::Blocked if outcome == Outcome::Elsewhere => Observed::Elsewhere,
+                o => o,
+            };
+        }
+        Ok(())
+    }
 }
+
+/// One probe to issue: what it is, the prediction, the facts that explain deviations, the
+/// address it should (or, stale, may) reach, and whether it may be issued as a write.
+type Planned = (Probe, Expected, ProbeFacts, Option<u64>, bool);
 
 /// The first (up to) 8 bytes, little-endian.
 fn le_u64(d: &[u8]) -> u64 {

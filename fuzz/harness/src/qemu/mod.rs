@@ -8,4 +8,6 @@ pub mod target;
 
 pub use diff::{QemuDiff, Stop};
 pub use replay::{replay_qemu, replay_qemu_files, QemuStats};
-pub use target::{execute_qemu, resolve_qemu_config, run_qemu, run_qemu_bytes, QemuStop};
+pub use target::{
+    execute_qemu, nested_configs, resolve_qemu_config, run_qemu, run_qemu_bytes, QemuStop,
+};

@@ -43,10 +43,17 @@ pub fn resolve_qemu_config(c: &ConfigChoice) -> (DomainConfig, bool) {
 pub const NESTED_S1_BASE: u64 = 0x4010_0000;
 pub const NESTED_S2_BASE: u64 = 0x4800_0000;
 
+/// Stage-2 IPA sizes of a nested input's `d1`: one root table, or (4K from level 1 or 0,
+/// 16K from level 2 or 1) concatenated roots; every one covers guest RAM.
+const NESTED_S2_IAS: [u32; 5] = [36, 39, 40, 42, 44];
+
 /// For `qemu_diff`, the choices that would resolve to arm32-lpae-s2 (which QEMU cannot walk)
 /// build a nested stream instead: the op language drives a stage-1 domain `d0` (granule and
-/// IAS from the choice, tables at [`NESTED_S1_BASE`]) whose output goes through a fixed
-/// stage-2 domain `d1` (4K, IPA 39 bits, one root table). Decoding is unchanged.
+/// IAS from the choice, tables at [`NESTED_S1_BASE`]) whose output goes through a stage-2
+/// domain `d1` whose granule (4K or 16K) and IPA size ([`NESTED_S2_IAS`]; the engine picks
+/// the start level and so the concatenation) come from the choice's `oas` byte, which the
+/// nested stage 1 does not use. 64K is left out: its smallest block (512 MiB) cannot swap
+/// the halves of the data window. Decoding is unchanged.
 pub fn nested_configs(c: &ConfigChoice) -> Option<(DomainConfig, DomainConfig)> {
     if FormatKind::ALL[c.format as usize % FormatKind::ALL.len()] != FormatKind::Arm32LpaeS2 {
         return None;
@@ -60,7 +67,9 @@ pub fn nested_configs(c: &ConfigChoice) -> Option<(DomainConfig, DomainConfig)> 
     );
     s1.coherent = c.coherent;
     s1.phys_base = NESTED_S1_BASE;
-    let mut s2 = DomainConfig::new(FormatKind::Arm64S2, Granule::G4K, 39, 44);
+    let granule = [Granule::G4K, Granule::G16K][c.oas as usize & 1];
+    let ias = NESTED_S2_IAS[(c.oas as usize >> 1) % NESTED_S2_IAS.len()];
+    let mut s2 = DomainConfig::new(FormatKind::Arm64S2, granule, ias, 44);
     s2.phys_base = NESTED_S2_BASE;
     Some((s1, s2))
 }
@@ -68,8 +77,10 @@ pub fn nested_configs(c: &ConfigChoice) -> Option<(DomainConfig, DomainConfig)> 
 /// The stage-2 mappings of a nested input, then the attach: IPA = PA for RAM below the data
 /// window (the CD and the stage-1 tables), and the two halves of the data window swapped, so
 /// a stage-2 that is skipped or wrong shows.
-fn nested_setup(window: &Range<u64>) -> Vec<Command> {
-    let block = 2 << 20;
+fn nested_setup(window: &Range<u64>, s2_granule: Granule) -> Vec<Command> {
+    // The level-2 block of the granule: 2 MiB (4K) or 32 MiB (16K).
+    let g = s2_granule.size();
+    let block = g << (g.trailing_zeros() - 3);
     let half = (window.end - window.start) / 2 & !(block - 1);
     let map = |iova: u64, pa: u64, bytes: u64| Command::Map {
         dom: "d1".into(),
@@ -131,7 +142,7 @@ pub fn execute_qemu(oracle: &mut QemuOracle, input: &Input) -> Result<Trace, Qem
             cfg: s2,
             custom_alloc: false,
         });
-        setup.extend(nested_setup(&window));
+        setup.extend(nested_setup(&window, s2.granule));
     }
     let mut diff = QemuDiff::new(oracle).map_err(|e| QemuStop::Oracle(e, trace.clone()))?;
     for command in setup {

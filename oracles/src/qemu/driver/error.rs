@@ -6,8 +6,8 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
     #[error(
-        "`{binary}` not found: run qemu-images/install-qemu.sh to install QEMU >= 10 \
-         (qemu-system-aarch64 with SMMUv3 stage 2)"
+        "`{binary}` not found: run qemu-images/install-qemu.sh to install QEMU >= 11.1 \
+         (qemu-system-aarch64 with SMMUv3 stage 2 and iommu-testdev)"
     )]
     NotInstalled { binary: String },
     #[error("cannot start QEMU: {0}")]

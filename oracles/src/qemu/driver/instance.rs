@@ -3,6 +3,7 @@
 
 use std::io::ErrorKind;
 use std::os::unix::net::UnixListener;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::cd::encode_cd;
@@ -18,6 +19,7 @@ use super::profile::Profile;
 use super::qtest::{Batch, QtestClient};
 use super::smmu::{stage_event_poll, Layout, Smmu, CR0, CR0_BYPASS, CR0_ON};
 use super::ste::{encode_ste, StreamConfig};
+use super::testdev::{self, Outcome};
 
 /// One QEMU instance. Dropping it kills QEMU and removes its files. After an error for
 /// which [`QemuError::needs_restart`] holds, every call fails: start a new instance.
@@ -35,7 +37,7 @@ pub struct Qemu {
     stats: Stats,
     /// SMMUEN is clear (GBPA bypass) after moving data in or out of the edus.
     bypassed: bool,
-    /// BAR0 of each edu.
+    /// BAR0 of each device (edus, then iommu-testdevs).
     bars: Vec<u64>,
 }
 
@@ -62,13 +64,23 @@ impl Qemu {
             .set_nonblocking(true)
             .map_err(|e| spawn_err("qtest socket", e))?;
         let args = profile.command_args(&fw, &sock);
-        let mut proc = QemuProcess::spawn(&profile.binary, &args, dir.path()).map_err(|e| {
+        let (program, mut full) = profile.program();
+        if let Some(prefix) = &profile.prefix {
+            let bin = prefix.join("usr/bin").join(&profile.binary);
+            if !bin.exists() || !Path::new(&program).exists() {
+                return Err(QemuError::NotInstalled {
+                    binary: bin.display().to_string(),
+                });
+            }
+        }
+        full.extend(args);
+        let mut proc = QemuProcess::spawn(&program, &full, dir.path()).map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
                 QemuError::NotInstalled {
-                    binary: profile.binary.clone(),
+                    binary: program.clone(),
                 }
             } else {
-                spawn_err(&profile.binary, e)
+                spawn_err(&program, e)
             }
         })?;
         let deadline = Instant::now() + profile.start_timeout;
@@ -107,7 +119,7 @@ impl Qemu {
             broken: None,
             stats: Stats::default(),
             bypassed: false,
-            bars: (0..profile.edu_count)
+            bars: (0..profile.devices())
                 .map(|d| pci::bar(profile, d))
                 .collect(),
         };
@@ -147,6 +159,16 @@ impl Qemu {
     /// K: the number of edu devices.
     pub fn devices(&self) -> usize {
         self.profile.edu_count
+    }
+
+    /// The number of iommu-testdevs (device indices `devices()..all_devices()`).
+    pub fn testdevs(&self) -> usize {
+        self.profile.testdev_count
+    }
+
+    /// Every DMA master: edus and iommu-testdevs.
+    pub fn all_devices(&self) -> usize {
+        self.profile.devices()
     }
 
     /// StreamID of device `dev` (its PCI requester ID, `(slot) << 3`).
@@ -202,12 +224,27 @@ impl Qemu {
 
     /// Writes every chunk in one socket write (split only to bound reply buffering).
     pub fn write_mem_batch(&mut self, chunks: &[(u64, &[u8])]) -> Result<(), QemuError> {
+        let b = self.write_batch(chunks)?;
+        self.run(&b, "memory write").map(|_| ())
+    }
+
+    /// Like [`Qemu::write_mem_batch`], but the writes travel in front of the next qtest
+    /// batch, whatever it is (they land before anything it does): one round trip fewer.
+    /// A failure shows on that next operation.
+    pub fn write_mem_deferred(&mut self, chunks: &[(u64, &[u8])]) -> Result<(), QemuError> {
+        self.usable()?;
+        let b = self.write_batch(chunks)?;
+        self.qt.defer(&b);
+        Ok(())
+    }
+
+    fn write_batch(&self, chunks: &[(u64, &[u8])]) -> Result<Batch, QemuError> {
         let mut b = Batch::new();
         for (pa, bytes) in chunks {
             self.check_ram(*pa, bytes.len() as u64)?;
             b.write(*pa, bytes);
         }
-        self.run(&b, "memory write").map(|_| ())
+        Ok(b)
     }
 
     pub fn read_mem(&mut self, pa: u64, len: usize) -> Result<Vec<u8>, QemuError> {
@@ -320,7 +357,7 @@ impl Qemu {
     }
 
     fn check_dev(&self, dev: usize) -> Result<(), QemuError> {
-        if dev >= self.devices() {
+        if dev >= self.all_devices() {
             return Err(QemuError::Config(format!(
                 "device {dev} >= K = {}",
                 self.devices()
@@ -334,7 +371,13 @@ impl Qemu {
     /// same StreamID; others are kept for [`Qemu::drain_events`].
     pub fn dma(&mut self, reqs: &[Dma]) -> Result<Vec<DmaResult>, QemuError> {
         for r in reqs {
-            self.check_dev(r.dev)?;
+            if r.dev >= self.devices() {
+                return Err(QemuError::Config(format!(
+                    "device {} is no edu (K = {})",
+                    r.dev,
+                    self.devices()
+                )));
+            }
             if !(1..=8).contains(&r.len) {
                 return Err(QemuError::Config(format!(
                     "DMA length {} outside 1..=8",
@@ -531,5 +574,94 @@ impl Qemu {
                 std::thread::sleep(Duration::from_micros((60 * (polls - 2)).min(400)));
             }
         }
+    }
+
+    /// Write probes through iommu-testdev `t` (0-based among the testdevs): for each
+    /// `(iova, pa)`, the device writes 8 bytes of its pattern at `iova` and checks `pa`.
+    /// Everything runs in one qtest batch (the DMA is synchronous), with EVENTQ_PROD read
+    /// after each trigger so every probe gets exactly the events it caused; `then` (memory
+    /// writes, e.g. restoring what the probes overwrote) ends the same batch. The batch
+    /// also reads the next 2 event records per probe (a refused 8-byte write records
+    /// about two); only when there are more, or the queue wraps, does reading them take
+    /// another round trip. Moving EVENTQ_CONS travels with the next batch.
+    pub fn testdev_writes(
+        &mut self,
+        t: usize,
+        probes: &[(u64, u64)],
+        then: &[(u64, &[u8])],
+    ) -> Result<Vec<(Outcome, Vec<Event>)>, QemuError> {
+        if t >= self.testdevs() {
+            return Err(QemuError::Config(format!(
+                "iommu-testdev {t} of {}",
+                self.testdevs()
+            )));
+        }
+        for &(pa, bytes) in then {
+            self.check_ram(pa, bytes.len() as u64)?;
+        }
+        // At most 2 events per refused 8-byte write: stay well inside the event queue.
+        let per_batch = (self.smmu.evtq_entries() / 4).max(1);
+        let mut out = Vec::with_capacity(probes.len());
+        let chunks: Vec<&[(u64, u64)]> = probes.chunks(per_batch).collect();
+        for (ci, chunk) in chunks.iter().enumerate() {
+            let bar = self.bars[self.devices() + t];
+            let mut b = Batch::new();
+            if self.bypassed {
+                b.writel(self.smmu.reg(CR0), CR0_ON);
+                self.bypassed = false;
+            }
+            let idx: Vec<(usize, usize)> = chunk
+                .iter()
+                .map(|&(iova, pa)| {
+                    let res = testdev::probe(&mut b, bar, iova, pa);
+                    (res, b.readl(self.smmu.reg(super::smmu::EVENTQ_PROD)))
+                })
+                .collect();
+            let gerror = b.readl(self.smmu.reg(super::smmu::GERROR));
+            // The records a refused probe leaves (about two each), read in the same batch.
+            let (records, _) = self.smmu.prefetch_events(&mut b, 2 * chunk.len());
+            if ci + 1 == chunks.len() {
+                for &(pa, bytes) in then {
+                    b.write(pa, bytes);
+                }
+            }
+            let r = self.run(&b, "iommu-testdev probes")?;
+            let cons = self.smmu.evtq_cons();
+            let mut prev = cons;
+            let mut counts = Vec::with_capacity(chunk.len());
+            let mut outcomes = Vec::with_capacity(chunk.len());
+            for &(res, prod) in &idx {
+                let bytes = r.bytes(res)?;
+                let outcome = testdev::result_of(&bytes)
+                    .and_then(Outcome::from_result)
+                    .ok_or_else(|| {
+                        QemuError::Protocol(format!("iommu-testdev registers {bytes:02x?}"))
+                    });
+                outcomes.push(self.check(outcome)?);
+                let prod = r.value(prod)? as u32;
+                counts.push(self.smmu.events_between(prev, prod));
+                prev = prod;
+            }
+            let gerror = r.value(gerror)? as u32;
+            let prefetched = r.bytes(records)?;
+            let events = if prev == cons && gerror & super::smmu::GERROR_EVENTQ_ABT == 0 {
+                Vec::new()
+            } else if let Some((events, cons_write)) =
+                self.smmu.take_prefetched(&prefetched, prev, gerror)
+            {
+                self.qt.defer(&cons_write);
+                events
+            } else {
+                self.stats.round_trips += 1;
+                let got = self.smmu.collect_events(&mut self.qt, prev, gerror);
+                self.check(got)?
+            };
+            let mut events = events.into_iter();
+            for (outcome, n) in outcomes.into_iter().zip(counts) {
+                out.push((outcome, events.by_ref().take(n).collect()));
+            }
+            self.unclaimed.extend(events);
+        }
+        Ok(out)
     }
 }

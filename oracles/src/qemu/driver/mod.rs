@@ -1,4 +1,4 @@
-//! Driver for QEMU `virt` with an SMMUv3 and K `edu` PCI devices, controlled over qtest.
+//! Driver for QEMU `virt` with an SMMUv3, K `edu` PCI devices and iommu-testdevs, controlled over qtest.
 //! Facts it relies on: shared/qemu-smmuv3.md. Entry point: [`Qemu::start`].
 
 pub mod cd;
@@ -16,6 +16,7 @@ pub mod profile;
 pub mod qtest;
 pub mod smmu;
 pub mod ste;
+pub mod testdev;
 
 pub use cd::S1Config;
 pub use command::SmmuCommand;
@@ -23,5 +24,5 @@ pub use dma::{Dma, DmaDir, DmaResult};
 pub use error::QemuError;
 pub use event::Event;
 pub use instance::{Qemu, Stats};
-pub use profile::Profile;
+pub use profile::{ProbeMode, Profile};
 pub use ste::{S2Config, StreamConfig};

@@ -1,10 +1,11 @@
-//! PCI bring-up of the edu devices through the high ECAM: check the IDs, assign each
+//! PCI bring-up of the edu and iommu-testdev devices through the high ECAM: check the IDs, assign each
 //! BAR0 a slot of the BAR window, enable memory decoding and bus mastering.
 
 use super::edu;
 use super::error::QemuError;
 use super::profile::Profile;
 use super::qtest::{Batch, QtestClient};
+use super::testdev;
 
 /// PCI vendor/device ID of QEMU's edu (0x1234:0x11e8).
 pub const EDU_VENDOR_DEVICE: u32 = 0x11e8_1234;
@@ -24,34 +25,46 @@ pub fn bar(profile: &Profile, dev: usize) -> u64 {
     profile.bar_window.start + profile.bar_size * dev as u64
 }
 
-/// Brings up all K edus; fails if one is missing or its BAR does not answer.
+/// Brings up the K edus and the iommu-testdevs after them; fails if one is missing or its
+/// BAR does not answer. Each testdev gets its DMA length once.
 pub fn bring_up(q: &mut QtestClient, p: &Profile) -> Result<(), QemuError> {
     let mut b = Batch::new();
-    let ids: Vec<usize> = (0..p.edu_count)
+    let is_edu = |d: usize| d < p.edu_count;
+    let ids: Vec<usize> = (0..p.devices())
         .map(|d| b.readl(ecam_addr(p.ecam, p.edu_first_slot + d as u32, REG_ID)))
         .collect();
-    for d in 0..p.edu_count {
+    for d in 0..p.devices() {
         let slot = p.edu_first_slot + d as u32;
         b.writel(ecam_addr(p.ecam, slot, REG_BAR0), bar(p, d) as u32);
         b.writel(ecam_addr(p.ecam, slot, REG_COMMAND), CMD_MEM_MASTER);
+        if !is_edu(d) {
+            b.writel(bar(p, d) + testdev::REG_LEN, testdev::LEN);
+        }
     }
-    let edu_ids: Vec<usize> = (0..p.edu_count)
-        .map(|d| b.readl(bar(p, d) + edu::REG_ID))
+    let answers: Vec<usize> = (0..p.devices())
+        .map(|d| match is_edu(d) {
+            true => b.readl(bar(p, d) + edu::REG_ID),
+            false => b.readl(bar(p, d) + testdev::REG_LEN),
+        })
         .collect();
     let r = q.run(&b, "PCI bring-up")?;
-    for d in 0..p.edu_count {
+    for d in 0..p.devices() {
+        let (name, want_id, want_answer) = match is_edu(d) {
+            true => ("edu", EDU_VENDOR_DEVICE, edu::ID_VALUE),
+            false => ("iommu-testdev", testdev::VENDOR_DEVICE, testdev::LEN),
+        };
         let id = r.value(ids[d])? as u32;
-        if id != EDU_VENDOR_DEVICE {
+        if id != want_id {
             return Err(QemuError::Protocol(format!(
-                "PCI 00:{:02x}.0 has ID {id:#010x}, expected edu {EDU_VENDOR_DEVICE:#010x} (ECAM {:#x})",
+                "PCI 00:{:02x}.0 has ID {id:#010x}, expected {name} {want_id:#010x} (ECAM {:#x})",
                 p.edu_first_slot + d as u32,
                 p.ecam
             )));
         }
-        let eid = r.value(edu_ids[d])? as u32;
-        if eid != edu::ID_VALUE {
+        let got = r.value(answers[d])? as u32;
+        if got != want_answer {
             return Err(QemuError::Protocol(format!(
-                "edu {d} BAR0 {:#x} reads ID {eid:#x}",
+                "{name} {d} BAR0 {:#x} reads {got:#x}, expected {want_answer:#x}",
                 bar(p, d)
             )));
         }

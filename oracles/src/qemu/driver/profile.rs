@@ -12,12 +12,51 @@ use super::error::QemuError;
 
 /// Env var naming a profile file that replaces the default.
 pub const PROFILE_ENV: &str = "PTFUZZ_QEMU_PROFILE";
+/// Env var overriding the profile's `[pci] probe` (see [`ProbeMode`]).
+pub const PROBE_ENV: &str = "PTFUZZ_QEMU_PROBE";
+
+/// Which devices probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// Every probe through the edus (DMA on a virtual timer, polled); no iommu-testdev.
+    Edu,
+    /// Writes, and reads the model predicts exactly like writes, through iommu-testdev
+    /// (synchronous); the other reads (read-only or write-only pages) through the edus.
+    Hybrid,
+    /// Every probe through iommu-testdev, as a write: a read of a read-only page is
+    /// checked as the write it becomes (a permission fault), so its PA goes unchecked.
+    Writes,
+}
+
+impl ProbeMode {
+    pub fn parse(s: &str) -> Result<ProbeMode, String> {
+        match s {
+            "edu" => Ok(ProbeMode::Edu),
+            "hybrid" => Ok(ProbeMode::Hybrid),
+            "writes" => Ok(ProbeMode::Writes),
+            _ => Err(format!(
+                "probe mode {s:?}: expected `edu`, `hybrid` or `writes`"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeMode::Edu => "edu",
+            ProbeMode::Hybrid => "hybrid",
+            ProbeMode::Writes => "writes",
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Profile {
     /// Where the profile was read from (for messages).
     pub source: PathBuf,
     pub binary: String,
+    /// A private root holding QEMU and its libraries (install-qemu.sh): when set, QEMU is
+    /// `<prefix>/usr/bin/<binary>` started through the prefix's own dynamic loader.
+    pub prefix: Option<PathBuf>,
     pub machine: String,
     pub cpu: String,
     pub memory_mib: u64,
@@ -44,6 +83,11 @@ pub struct Profile {
     pub edu_first_slot: u32,
     /// K: the number of edu devices (DMA masters).
     pub edu_count: usize,
+    /// Which devices probe (`[pci] probe`, or env `PTFUZZ_QEMU_PROBE`).
+    pub probe: ProbeMode,
+    /// The number of iommu-testdev devices (synchronous write DMA), on the slots after the
+    /// edus; 0 probes with the edus alone.
+    pub testdev_count: usize,
     pub reply_timeout: Duration,
     pub start_timeout: Duration,
     pub dma_timeout: Duration,
@@ -81,6 +125,10 @@ impl Profile {
         let p = Profile {
             source: source.to_path_buf(),
             binary: r.string("qemu", "binary").map_err(err)?,
+            prefix: r
+                .opt_string("qemu", "prefix")
+                .map_err(err)?
+                .map(|p| source.parent().unwrap_or(Path::new(".")).join(p)),
             machine: r.string("qemu", "machine").map_err(err)?,
             cpu: r.string("qemu", "cpu").map_err(err)?,
             memory_mib: r.int("qemu", "memory_mib").map_err(err)?,
@@ -101,10 +149,27 @@ impl Profile {
             bar_size: r.int("pci", "bar_size").map_err(err)?,
             edu_first_slot: r.int("pci", "edu_first_slot").map_err(err)? as u32,
             edu_count: r.int("pci", "edu_count").map_err(err)? as usize,
+            probe: ProbeMode::parse(
+                &std::env::var(PROBE_ENV)
+                    .ok()
+                    .or(r.opt_string("pci", "probe").map_err(err)?)
+                    .unwrap_or_else(|| "edu".into()),
+            )
+            .map_err(err)?,
+            testdev_count: r.opt_int("pci", "testdev_count").map_err(err)?.unwrap_or(0) as usize,
             reply_timeout: Duration::from_millis(r.int("timeouts", "reply_ms").map_err(err)?),
             start_timeout: Duration::from_millis(r.int("timeouts", "start_ms").map_err(err)?),
             dma_timeout: Duration::from_millis(r.int("timeouts", "dma_ms").map_err(err)?),
         };
+        let mut p = p;
+        if p.probe == ProbeMode::Edu {
+            p.testdev_count = 0;
+        } else if p.testdev_count == 0 {
+            return Err(err(format!(
+                "probe {:?} needs testdev_count >= 1",
+                p.probe.name()
+            )));
+        }
         p.validate().map_err(err)?;
         Ok(p)
     }
@@ -139,16 +204,16 @@ impl Profile {
                 }
             }
         }
-        if self.edu_count == 0 || self.edu_first_slot as usize + self.edu_count > 32 {
+        if self.edu_count == 0 || self.edu_first_slot as usize + self.devices() > 32 {
             return Err(format!(
-                "edu_count {} does not fit PCI bus 0 from slot {}",
-                self.edu_count, self.edu_first_slot
+                "edu_count {} + testdev_count {} does not fit PCI bus 0 from slot {}",
+                self.edu_count, self.testdev_count, self.edu_first_slot
             ));
         }
-        if self.bar_window.start + self.bar_size * self.edu_count as u64 > self.bar_window.end {
-            return Err("the edu BARs do not fit bar_window".into());
+        if self.bar_window.start + self.bar_size * self.devices() as u64 > self.bar_window.end {
+            return Err("the device BARs do not fit bar_window".into());
         }
-        let max_sid = (self.edu_first_slot as u64 + self.edu_count as u64 - 1) << 3;
+        let max_sid = (self.edu_first_slot as u64 + self.devices() as u64 - 1) << 3;
         if max_sid >> self.stream_table_log2 != 0 {
             return Err(format!(
                 "StreamID {max_sid:#x} does not fit stream_table_log2 {}",
@@ -161,7 +226,31 @@ impl Profile {
         Ok(())
     }
 
-    /// StreamID of edu `dev`: its PCI requester ID on bus 0.
+    /// Every DMA master: the edus (indices `0..edu_count`), then the iommu-testdevs.
+    pub fn devices(&self) -> usize {
+        self.edu_count + self.testdev_count
+    }
+
+    /// The program to run and the arguments that come before QEMU's own: the prefix's
+    /// loader with its library path and the prefix's binary, or the binary from PATH.
+    pub fn program(&self) -> (String, Vec<String>) {
+        match &self.prefix {
+            None => (self.binary.clone(), Vec::new()),
+            Some(p) => {
+                let lib = p.join("usr/lib/x86_64-linux-gnu");
+                (
+                    lib.join("ld-linux-x86-64.so.2").display().to_string(),
+                    vec![
+                        "--library-path".into(),
+                        lib.display().to_string(),
+                        p.join("usr/bin").join(&self.binary).display().to_string(),
+                    ],
+                )
+            }
+        }
+    }
+
+    /// StreamID of device `dev` (edu or iommu-testdev): its PCI requester ID on bus 0.
     pub fn sid(&self, dev: usize) -> u32 {
         (self.edu_first_slot + dev as u32) << 3
     }
@@ -185,6 +274,10 @@ impl Profile {
             a.push("-device".into());
             a.push(self.edu_device.clone());
         }
+        for _ in 0..self.testdev_count {
+            a.push("-device".into());
+            a.push("iommu-testdev".into());
+        }
         a
     }
 }
@@ -206,6 +299,20 @@ impl Reader<'_> {
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| format!("[{table}] {key} must be a string"))
+    }
+
+    fn opt_string(&self, table: &str, key: &str) -> Result<Option<String>, String> {
+        match self.doc.get(table).and_then(|t| t.get(key)) {
+            None => Ok(None),
+            Some(_) => self.string(table, key).map(Some),
+        }
+    }
+
+    fn opt_int(&self, table: &str, key: &str) -> Result<Option<u64>, String> {
+        match self.doc.get(table).and_then(|t| t.get(key)) {
+            None => Ok(None),
+            Some(_) => self.int(table, key).map(Some),
+        }
     }
 
     fn int(&self, table: &str, key: &str) -> Result<u64, String> {
@@ -265,6 +372,47 @@ mod tests {
         let args = p.command_args(Path::new("/x/wfi.bin"), Path::new("/x/qt.sock"));
         assert_eq!(args.iter().filter(|a| a.starts_with("edu,")).count(), 16);
         assert!(args.contains(&"unix:/x/qt.sock".to_string()));
+    }
+
+    #[test]
+    fn probe_modes_and_the_private_prefix() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../qemu-images/virt-smmuv3.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let p = Profile::parse(
+            &text.replace("probe = \"hybrid\"", "probe = \"writes\""),
+            &path,
+        )
+        .unwrap();
+        if std::env::var_os(PROBE_ENV).is_none() {
+            assert_eq!(p.probe, ProbeMode::Writes);
+            assert_eq!(p.testdev_count, 1);
+            let args = p.command_args(Path::new("/x/wfi.bin"), Path::new("/x/qt.sock"));
+            assert_eq!(args.iter().filter(|a| *a == "iommu-testdev").count(), 1);
+            assert_eq!(p.sid(16), 17 << 3, "the testdev follows the 16 edus");
+            let edu = Profile::parse(
+                &text.replace("probe = \"hybrid\"", "probe = \"edu\""),
+                &path,
+            )
+            .unwrap();
+            assert_eq!(edu.testdev_count, 0, "edu mode starts no iommu-testdev");
+            let e = Profile::parse(
+                &text.replace("probe = \"hybrid\"", "probe = \"dma\""),
+                &path,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("expected `edu`, `hybrid` or `writes`"), "{e}");
+        }
+        let (program, pre) = p.program();
+        assert!(
+            program.ends_with("qemu-images/root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+            "{program}"
+        );
+        assert_eq!(pre[0], "--library-path");
+        assert!(
+            pre[2].ends_with("qemu-images/root/usr/bin/qemu-system-aarch64"),
+            "{pre:?}"
+        );
     }
 
     #[test]

@@ -66,8 +66,8 @@ impl Layout {
         let cmdq = align_up(stream_table + st_size, 0x1_0000);
         let evtq = align_up(cmdq + (16 << p.cmdq_log2), 0x1_0000);
         let cd_slots = align_up(evtq + ((Event::BYTES as u64) << p.evtq_log2), 0x1000);
-        let scratch = align_up(cd_slots + CD_BYTES * p.edu_count as u64, 0x1000);
-        let end = scratch + SCRATCH_BYTES * p.edu_count as u64;
+        let scratch = align_up(cd_slots + CD_BYTES * p.devices() as u64, 0x1000);
+        let end = scratch + SCRATCH_BYTES * p.devices() as u64;
         if end > p.smmu_structures.end {
             return Err(QemuError::Config(format!(
                 "SMMU structures need {:#x}..{end:#x}, beyond smmu_structures end {:#x}",
@@ -132,6 +132,22 @@ impl Smmu {
         self.base + off
     }
 
+    /// How many events lie between two EVENTQ_PROD (or CONS) values.
+    pub fn events_between(&self, from: u32, to: u32) -> usize {
+        let wrap_mask = (2u32 << self.evtq_log2) - 1;
+        ((to & wrap_mask).wrapping_sub(from & wrap_mask) & wrap_mask) as usize
+    }
+
+    /// The driver's EVENTQ_CONS: every event before it has been collected.
+    pub fn evtq_cons(&self) -> u32 {
+        self.evtq_cons
+    }
+
+    /// The number of event queue entries.
+    pub fn evtq_entries(&self) -> usize {
+        1 << self.evtq_log2
+    }
+
     /// Resets and enables the SMMU with every device's STE set to abort (§5 of the fact
     /// sheet), then invalidates all config and TLB entries.
     pub fn bring_up(&mut self, q: &mut QtestClient, p: &Profile) -> Result<(), QemuError> {
@@ -152,7 +168,7 @@ impl Smmu {
         b.writel(self.reg(CR1), 0);
         b.writel(self.reg(CR2), 0);
         let abort = [1u64, 0, 0, 0, 0, 0, 0, 0];
-        for dev in 0..p.edu_count {
+        for dev in 0..p.devices() {
             b.write(l.ste(p.sid(dev)), &dwords_to_bytes(&abort));
         }
         b.writel(self.reg(CR0), CR0_BYPASS);
@@ -175,7 +191,7 @@ impl Smmu {
         let idr0 = r.value(idr0)? as u32;
         if idr0 & 3 != 3 {
             return Err(QemuError::Protocol(format!(
-                "SMMU IDR0 {idr0:#x} lacks stage 1 + stage 2: need QEMU >= 10 with machine virt \
+                "SMMU IDR0 {idr0:#x} lacks stage 1 + stage 2: need QEMU >= 11.1 with machine virt \
                  (run qemu-images/install-qemu.sh)"
             )));
         }
@@ -276,6 +292,43 @@ impl Smmu {
     /// Adds reads of EVENTQ_PROD and GERROR to `b`; pass the replies to [`Smmu::collect_events`].
     pub fn stage_event_poll(&self, b: &mut Batch) -> (usize, usize) {
         stage_event_poll(self.base, b)
+    }
+
+    /// Adds to `b` a read of the next `n` event records after CONS (up to the end of the
+    /// queue), for [`Smmu::take_prefetched`]; returns the read's index and record count.
+    pub fn prefetch_events(&self, b: &mut Batch, n: usize) -> (usize, usize) {
+        let size = self.evtq_entries();
+        let start = (self.evtq_cons as usize) & (size - 1);
+        let n = n.min(size - start).max(1);
+        let rec = Event::BYTES;
+        (b.read(self.layout.evtq + (start * rec) as u64, n * rec), n)
+    }
+
+    /// Consumes the events up to `prod` from prefetched records (read after the last of
+    /// them was produced), when they hold all of them and the queue did not overflow; the
+    /// returned batch moves EVENTQ_CONS and may travel with a later batch. `None`: read them
+    /// with [`Smmu::collect_events`].
+    pub fn take_prefetched(
+        &mut self,
+        records: &[u8],
+        prod: u32,
+        gerror: u32,
+    ) -> Option<(Vec<Event>, Batch)> {
+        let wrap_mask = (2u32 << self.evtq_log2) - 1;
+        let overflow = (prod ^ self.evtq_cons) & Q_OVFLG != 0 || gerror & GERROR_EVENTQ_ABT != 0;
+        let n = self.events_between(self.evtq_cons, prod);
+        if overflow || n * Event::BYTES > records.len() {
+            return None;
+        }
+        let events = records[..n * Event::BYTES]
+            .chunks(Event::BYTES)
+            .map(Event::decode)
+            .collect();
+        let new_cons = (prod & wrap_mask) | (prod & Q_OVFLG);
+        let mut b = Batch::new();
+        b.writel(self.reg(EVENTQ_CONS), new_cons);
+        self.evtq_cons = new_cons;
+        Some((events, b))
     }
 
     /// Reads the events between our CONS and `prod` and consumes them.
