@@ -157,7 +157,10 @@ impl TableAllocator {
 
     /// Takes the pool events recorded so far.
     pub fn take_pool_log(&mut self) -> Vec<PoolEvent> {
-        self.pool_log.as_mut().map(std::mem::take).unwrap_or_default()
+        self.pool_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     fn record_pool(&mut self, ev: impl FnOnce(u64) -> PoolEvent) {
@@ -305,7 +308,13 @@ impl TableAllocator {
         self.counters.allocated += 1;
         self.counters.live += 1;
         let (level, frames) = (level as u8, frames as u8);
-        self.record(|seq| AllocEvent::Alloc { seq, pa, level, frames, owner });
+        self.record(|seq| AllocEvent::Alloc {
+            seq,
+            pa,
+            level,
+            frames,
+            owner,
+        });
         Ok(pa)
     }
 
@@ -397,7 +406,10 @@ impl TableAllocator {
     fn list(&self, head: u32) -> impl Iterator<Item = u64> + '_ {
         let first = (head != NIL).then_some(head);
         std::iter::successors(first, |&f| {
-            self.meta.get(f as usize).map(|m| m.next).filter(|&n| n != NIL)
+            self.meta
+                .get(f as usize)
+                .map(|m| m.next)
+                .filter(|&n| n != NIL)
         })
         .take(self.meta.len() + 1)
         .map(|f| self.pa(f))
@@ -407,8 +419,16 @@ impl TableAllocator {
     /// (free frames plus fresh memory below 2^OAS), then the batch counts as ONE allocation
     /// attempt for `fail_nth` and the custom hook (asked for `n` frames at once). On refusal
     /// (`nomem`) nothing is taken. `n == 0` makes an empty pool without an attempt.
-    pub fn reserve_pool(&mut self, mem: &mut PhysMem, pool: PoolId, n: u64) -> Result<(), ErrorKind> {
-        assert!(!self.pools.contains_key(&pool), "pool {pool:?} reserved twice");
+    pub fn reserve_pool(
+        &mut self,
+        mem: &mut PhysMem,
+        pool: PoolId,
+        n: u64,
+    ) -> Result<(), ErrorKind> {
+        assert!(
+            !self.pools.contains_key(&pool),
+            "pool {pool:?} reserved twice"
+        );
         let mut owner = Owner::Default;
         if n > 0 {
             let frame = 1u64 << self.frame_shift;
@@ -461,7 +481,12 @@ impl TableAllocator {
     }
 
     /// A table from `pool` (never from the allocator): `budget` when it is empty.
-    fn alloc_from_pool(&mut self, mem: &mut PhysMem, pool: PoolId, level: u32) -> Result<u64, ErrorKind> {
+    fn alloc_from_pool(
+        &mut self,
+        mem: &mut PhysMem,
+        pool: PoolId,
+        level: u32,
+    ) -> Result<u64, ErrorKind> {
         let Some(f) = self.pools.get_mut(&pool).and_then(|v| v.pop()) else {
             self.record_pool(|seq| PoolEvent::Dry { seq, pool });
             return Err(ErrorKind::Budget);
@@ -483,7 +508,13 @@ impl TableAllocator {
         self.counters.live += 1;
         self.record_pool(|seq| PoolEvent::Take { seq, pa, pool });
         let level = level as u8;
-        self.record(|seq| AllocEvent::Alloc { seq, pa, level, frames: 1, owner });
+        self.record(|seq| AllocEvent::Alloc {
+            seq,
+            pa,
+            level,
+            frames: 1,
+            owner,
+        });
         Ok(pa)
     }
 

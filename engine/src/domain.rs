@@ -236,15 +236,17 @@ impl<F: FlushOps> Domain<F> {
         let Some(size) = count.checked_mul(pgsize) else {
             return err(ErrorKind::Range);
         };
-        let in_range = |a: u64, limit_bits: u32| a.checked_add(size).is_some_and(|e| e <= 1 << limit_bits);
+        let in_range =
+            |a: u64, limit_bits: u32| a.checked_add(size).is_some_and(|e| e <= 1 << limit_bits);
         if !in_range(iova, self.geo.ias) || !in_range(pa, self.geo.oas) {
             return err(ErrorKind::Range);
         }
         if !prot.readable() && !prot.writable() {
             return Ok(0);
         }
-        let _section = (!self.reservations.is_empty() && self.inside_reservation(iova, iova + size))
-            .then(noalloc::Section::enter);
+        let _section = (!self.reservations.is_empty()
+            && self.inside_reservation(iova, iova + size))
+        .then(noalloc::Section::enter);
         let attrs = self.attrs[prot.bits() as usize][level as usize];
         if count == 1 {
             // One page into a cached table: the common per-page call.
@@ -298,7 +300,14 @@ impl<F: FlushOps> Domain<F> {
     /// empty table, which is unlinked and replaced by `leaf`.
     #[cold]
     #[inline(never)]
-    fn map_over_occupied(&mut self, table: u64, slot: u64, level: u32, va: u64, leaf: u64) -> Result<(), ErrorKind> {
+    fn map_over_occupied(
+        &mut self,
+        table: u64,
+        slot: u64,
+        level: u32,
+        va: u64,
+        leaf: u64,
+    ) -> Result<(), ErrorKind> {
         match self.fmt.decode(self.mem.read(slot), level) {
             // A pinned table (a reservation) is never replaced by a leaf.
             Entry::Table(child) if self.tables.pins(child) > 0 => Err(ErrorKind::Busy),
@@ -352,7 +361,12 @@ impl<F: FlushOps> Domain<F> {
 
     /// Allocates a table for `level` and links it at `slot` of `parent`.
     #[inline(never)]
-    pub(crate) fn link_new_table(&mut self, parent: u64, slot: u64, level: u32) -> Result<u64, ErrorKind> {
+    pub(crate) fn link_new_table(
+        &mut self,
+        parent: u64,
+        slot: u64,
+        level: u32,
+    ) -> Result<u64, ErrorKind> {
         let next = self.tables.alloc(&mut self.mem, level, 1)?;
         self.mem.write_sync(slot, self.fmt.table(next));
         self.tables.add_live(parent, 1);
@@ -390,7 +404,15 @@ impl<F: FlushOps> Domain<F> {
 
     /// Clears `slot` (in `parent`) that links `child`, invalidates the walk over its span,
     /// then defers the free of `child` and everything below it: break before make.
-    pub(crate) fn unlink_table(&mut self, parent: u64, slot: u64, child: u64, child_level: u32, va: u64, span: u64) {
+    pub(crate) fn unlink_table(
+        &mut self,
+        parent: u64,
+        slot: u64,
+        child: u64,
+        child_level: u32,
+        va: u64,
+        span: u64,
+    ) {
         self.mem.write_sync(slot, 0);
         self.tables.add_live(parent, -1);
         self.forget_paths();
@@ -478,7 +500,14 @@ impl<F: FlushOps> Domain<F> {
 
     /// Unmaps the pages of `[va, hi)`, all inside the table at `level`; the caller frees
     /// tables whose whole span went.
-    fn unmap_pages(&mut self, table: u64, level: u32, va: u64, hi: u64, walk: &mut UnmapWalk) -> u64 {
+    fn unmap_pages(
+        &mut self,
+        table: u64,
+        level: u32,
+        va: u64,
+        hi: u64,
+        walk: &mut UnmapWalk,
+    ) -> u64 {
         let shift = self.geo.shift(level);
         let span = 1u64 << shift;
         let first = self.geo.index(va, level) as u64;
@@ -531,8 +560,12 @@ impl<F: FlushOps> Domain<F> {
                     self.mem.write_sync(slot, 0);
                     self.tables.add_live(table, -1);
                 }
-                Entry::Table(child) if self.tables.pins(child) > 0 => self.strip_pinned(child, level + 1, page),
-                Entry::Table(child) => self.unlink_table(table, slot, child, level + 1, page, 1 << shift),
+                Entry::Table(child) if self.tables.pins(child) > 0 => {
+                    self.strip_pinned(child, level + 1, page)
+                }
+                Entry::Table(child) => {
+                    self.unlink_table(table, slot, child, level + 1, page, 1 << shift)
+                }
             }
         }
     }

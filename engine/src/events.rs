@@ -33,7 +33,13 @@ pub struct DeviceWrite {
 /// Something the table allocator did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AllocEvent {
-    Alloc { seq: u64, pa: u64, level: u8, frames: u8, owner: Owner },
+    Alloc {
+        seq: u64,
+        pa: u64,
+        level: u8,
+        frames: u8,
+        owner: Owner,
+    },
     /// Unlinked, waiting for the grace period.
     Defer { seq: u64, pa: u64 },
     /// Poisoned and back on the free list.
@@ -81,8 +87,14 @@ impl FlushOps for OrderedFlushLog {
     }
     fn flush_walk(&mut self, iova: u64, size: u64, granule: u64) {
         let _p = crate::noalloc::Pause::new();
-        self.events
-            .push((next_seq(), FlushEvent::Walk { iova, size, granule }));
+        self.events.push((
+            next_seq(),
+            FlushEvent::Walk {
+                iova,
+                size,
+                granule,
+            },
+        ));
     }
     fn sync(&mut self, gather: &Gather) {
         if !gather.is_empty() {

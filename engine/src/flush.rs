@@ -26,7 +26,8 @@ impl Gather {
     /// Whether `[iova, iova + size)` would leave a gap to (or not touch) the gathered range.
     fn is_disjoint(&self, iova: u64, size: u64) -> bool {
         let end = iova + size - 1;
-        !self.is_empty() && (end.saturating_add(1) < self.start || iova > self.end.saturating_add(1))
+        !self.is_empty()
+            && (end.saturating_add(1) < self.start || iova > self.end.saturating_add(1))
     }
 }
 
@@ -73,9 +74,17 @@ impl FlushOps for NullFlush {
 pub enum FlushEvent {
     All,
     /// Walk invalidation (Leaf=0) of `[iova, iova + size)`.
-    Walk { iova: u64, size: u64, granule: u64 },
+    Walk {
+        iova: u64,
+        size: u64,
+        granule: u64,
+    },
     /// Leaf invalidation (Leaf=1) of `[start, end]` at `pgsize`.
-    Leaves { start: u64, end: u64, pgsize: u64 },
+    Leaves {
+        start: u64,
+        end: u64,
+        pgsize: u64,
+    },
 }
 
 /// Records every request, in order, for the oracles.
@@ -89,7 +98,11 @@ impl FlushOps for FlushLog {
         self.events.push(FlushEvent::All);
     }
     fn flush_walk(&mut self, iova: u64, size: u64, granule: u64) {
-        self.events.push(FlushEvent::Walk { iova, size, granule });
+        self.events.push(FlushEvent::Walk {
+            iova,
+            size,
+            granule,
+        });
     }
     fn sync(&mut self, gather: &Gather) {
         if !gather.is_empty() {

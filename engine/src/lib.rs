@@ -19,8 +19,8 @@ pub mod format;
 pub mod geometry;
 pub mod ioasid;
 pub mod noalloc;
-pub mod prealloc;
 pub mod physmem;
+pub mod prealloc;
 pub mod prot;
 mod reserve;
 

@@ -14,7 +14,8 @@ thread_local! {
 /// that paused it).
 #[inline]
 pub fn active() -> bool {
-    DEPTH.try_with(|d| d.get() > 0).unwrap_or(false) && PAUSED.try_with(|p| p.get() == 0).unwrap_or(false)
+    DEPTH.try_with(|d| d.get() > 0).unwrap_or(false)
+        && PAUSED.try_with(|p| p.get() == 0).unwrap_or(false)
 }
 
 /// A no-allocate section, open until dropped. Sections nest.

@@ -181,12 +181,16 @@ impl PhysMem {
             return;
         }
         let first = log.len();
-        log.extend((w..w + n).filter(|&i| old[i] != cpu[i]).map(|i| DeviceWrite {
-            seq: 0,
-            pa: base + 8 * i as u64,
-            old: old[i],
-            new: cpu[i],
-        }));
+        log.extend(
+            (w..w + n)
+                .filter(|&i| old[i] != cpu[i])
+                .map(|i| DeviceWrite {
+                    seq: 0,
+                    pa: base + 8 * i as u64,
+                    old: old[i],
+                    new: cpu[i],
+                }),
+        );
         for d in &mut log[first..] {
             d.seq = next_seq();
         }
@@ -333,18 +337,31 @@ mod tests {
         let f = m.grow(1);
         m.set_logging(true);
         m.write_sync(f + 8, 3);
-        let stale = DeviceWrite { seq: 0, pa: 0, old: 0, new: 0 };
+        let stale = DeviceWrite {
+            seq: 0,
+            pa: 0,
+            old: 0,
+            new: 0,
+        };
         let mut buf = Vec::with_capacity(64);
         buf.push(stale);
         let storage = buf.as_ptr();
         m.swap_log(&mut buf);
         let got: Vec<_> = buf.iter().map(|w| (w.pa, w.old, w.new)).collect();
-        assert_eq!(got, [(f + 8, 0, 3)], "the stale entry is gone, the write handed over");
+        assert_eq!(
+            got,
+            [(f + 8, 0, 3)],
+            "the stale entry is gone, the write handed over"
+        );
         m.write_sync(f + 16, 5);
         let mut again = Vec::new();
         m.swap_log(&mut again);
         let got: Vec<_> = again.iter().map(|w| (w.pa, w.old, w.new)).collect();
         assert_eq!(got, [(f + 16, 0, 5)]);
-        assert_eq!(again.as_ptr(), storage, "the next writes went into the storage given back");
+        assert_eq!(
+            again.as_ptr(),
+            storage,
+            "the next writes went into the storage given back"
+        );
     }
 }

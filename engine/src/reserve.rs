@@ -18,7 +18,8 @@ impl<F: FlushOps> Domain<F> {
     pub fn reserve_va(&mut self, iova: u64, size: u64) -> Result<u64, ErrorKind> {
         let end = self.check_va_range(iova, size)?;
         let need = self.missing_tables(iova, end)?;
-        self.tables.reserve_pool(&mut self.mem, PoolId::Reserve, need)?;
+        self.tables
+            .reserve_pool(&mut self.mem, PoolId::Reserve, need)?;
         self.tables.set_source(Some(PoolId::Reserve));
         let mut seen = [u64::MAX; 4];
         let step = self.last_table_span();

@@ -11,8 +11,8 @@ use std::rc::Rc;
 use common::*;
 use ptfuzz_engine::alloc::POISON;
 use ptfuzz_engine::{
-    CustomAllocator, Domain, ErrorKind, FlushEvent, FlushLog, FormatKind, FrameState, Granule, MapError, Owner,
-    Prot,
+    CustomAllocator, Domain, ErrorKind, FlushEvent, FlushLog, FormatKind, FrameState, Granule,
+    MapError, Owner, Prot,
 };
 
 use FormatKind::*;
@@ -33,8 +33,16 @@ fn random_ops_keep_tables_and_counters_exact() {
                 let what = format!("{e:?} seed {seed} op {}: {:?}", r.index, r.op);
                 check_against_model(d, m, &what);
                 let c = r.after;
-                assert_eq!(c.allocated - r.before.allocated, r.fx.allocated.len() as u64, "{what}: allocations");
-                assert_eq!(r.new_deferred.len(), r.fx.freed.len(), "{what}: tables freed");
+                assert_eq!(
+                    c.allocated - r.before.allocated,
+                    r.fx.allocated.len() as u64,
+                    "{what}: allocations"
+                );
+                assert_eq!(
+                    r.new_deferred.len(),
+                    r.fx.freed.len(),
+                    "{what}: tables freed"
+                );
                 if let Op::GracePeriod = r.op {
                     assert_eq!(c.deferred, 0, "{what}");
                     assert_eq!(c.freed, r.before.freed + r.before.deferred, "{what}");
@@ -127,13 +135,21 @@ fn tables_freed_exactly_when_their_whole_span_is_unmapped() {
     assert_eq!(d.map(0, 0, K4, 1, Prot::RW), Ok(K4));
     assert_eq!(counters_tuple(&d), (4, 4, 0, 0), "root + L1 + L2 + L3");
     assert_eq!(d.unmap(0, K4, 1), Ok(K4));
-    assert_eq!(counters_tuple(&d), (4, 4, 0, 0), "an emptied L3 table is kept");
+    assert_eq!(
+        counters_tuple(&d),
+        (4, 4, 0, 0),
+        "an emptied L3 table is kept"
+    );
     assert_eq!(d.map(0, 0, K4, 512, Prot::RW), Ok(M2));
     assert_eq!(counters_tuple(&d), (4, 4, 0, 0), "no new table needed");
     // The whole span, but in two calls: neither call covers it, the table stays.
     assert_eq!(d.unmap(0, K4, 511), Ok(511 * K4));
     assert_eq!(d.unmap(511 * K4, K4, 1), Ok(K4));
-    assert_eq!(counters_tuple(&d), (4, 4, 0, 0), "span unmapped piecewise: table kept");
+    assert_eq!(
+        counters_tuple(&d),
+        (4, 4, 0, 0),
+        "span unmapped piecewise: table kept"
+    );
     check_structure(&d, &e);
     // In one call: freed.
     assert_eq!(d.map(0, 0, K4, 512, Prot::RW), Ok(M2));
@@ -144,17 +160,29 @@ fn tables_freed_exactly_when_their_whole_span_is_unmapped() {
     assert_eq!(d.map(0, 0, K4, 514, Prot::RW), Ok(M2 + 2 * K4));
     assert_eq!(counters_tuple(&d), (6, 5, 1, 0));
     assert_eq!(d.unmap(0, K4, 1024), Ok(M2 + 2 * K4), "stops at the hole");
-    assert_eq!(counters_tuple(&d), (6, 4, 2, 0), "first L3 freed, second kept");
+    assert_eq!(
+        counters_tuple(&d),
+        (6, 4, 2, 0),
+        "first L3 freed, second kept"
+    );
     check_structure(&d, &e);
     // 2M blocks over the L2 table's whole span: slot 1 holds the kept, empty L3 table,
     // which the block replaces (and frees).
     assert_eq!(d.map(0, 0, M2, 512, Prot::RW), Ok(G1));
-    assert_eq!(counters_tuple(&d), (6, 3, 3, 0), "empty L3 replaced by a block");
+    assert_eq!(
+        counters_tuple(&d),
+        (6, 3, 3, 0),
+        "empty L3 replaced by a block"
+    );
     assert_eq!(d.unmap(0, M2, 512), Ok(G1));
     assert_eq!(counters_tuple(&d), (6, 2, 4, 0), "L2 freed");
     assert_eq!(d.map(0, 0, G1, 512, Prot::RW), Ok(512 * G1));
     assert_eq!(d.unmap(0, G1, 512), Ok(512 * G1));
-    assert_eq!(counters_tuple(&d), (6, 1, 5, 0), "L1 freed: only the root is left");
+    assert_eq!(
+        counters_tuple(&d),
+        (6, 1, 5, 0),
+        "L1 freed: only the root is left"
+    );
     check_structure(&d, &e);
     d.grace_period();
     assert_eq!(counters_tuple(&d), (6, 1, 0, 5));
@@ -164,7 +192,11 @@ fn tables_freed_exactly_when_their_whole_span_is_unmapped() {
     assert_eq!(d.map(M2, M2, M2, 511, Prot::RW), Ok(511 * M2));
     assert_eq!(counters_tuple(&d), (9, 4, 0, 5));
     assert_eq!(d.unmap(0, M2, 512), Ok(G1));
-    assert_eq!(counters_tuple(&d), (9, 2, 2, 5), "L2 and the L3 under it freed");
+    assert_eq!(
+        counters_tuple(&d),
+        (9, 2, 2, 5),
+        "L2 and the L3 under it freed"
+    );
     assert_eq!(d.lookup(0), None);
     check_structure(&d, &e);
 }
@@ -188,21 +220,35 @@ fn empty_table_replaced_by_a_block_is_freed_after_a_walk_flush() {
                     .filter(|t| t.level > e.level_of(big) && t.base >= x && t.base < x + big)
                     .map(|t| t.pa)
                     .collect();
-                assert_eq!(under.len() as u32, e.level_of(small) - e.level_of(big), "{what}");
+                assert_eq!(
+                    under.len() as u32,
+                    e.level_of(small) - e.level_of(big),
+                    "{what}"
+                );
                 d.flush_ops_mut().events.clear();
                 let before = d.counters();
                 assert_eq!(d.map(x, 3 * big, big, 1, Prot::RW), Ok(big), "{what}");
                 let c = d.counters();
-                assert_eq!(c.deferred, before.deferred + under.len() as u64, "{what}: subtree deferred");
+                assert_eq!(
+                    c.deferred,
+                    before.deferred + under.len() as u64,
+                    "{what}: subtree deferred"
+                );
                 assert_eq!(c.live, before.live - under.len() as u64, "{what}");
                 assert_eq!(c.allocated, before.allocated, "{what}: nothing allocated");
                 let deferred: BTreeSet<u64> = d.tables().deferred().collect();
-                assert!(under.is_subset(&deferred), "{what}: the replaced tables are deferred");
+                assert!(
+                    under.is_subset(&deferred),
+                    "{what}: the replaced tables are deferred"
+                );
                 for &pa in &under {
                     assert_eq!(d.tables().meta(pa).unwrap().state, FrameState::Deferred);
                 }
                 let ev = &d.flush_ops().events;
-                assert!(walk_flushed(ev, x, big), "{what}: no walk flush over the slot: {ev:?}");
+                assert!(
+                    walk_flushed(ev, x, big),
+                    "{what}: no walk flush over the slot: {ev:?}"
+                );
                 for event in ev {
                     if let FlushEvent::Walk { granule, .. } = event {
                         assert_eq!(*granule, e.granule_size(), "{what}");
@@ -221,7 +267,10 @@ fn empty_table_replaced_by_a_block_is_freed_after_a_walk_flush() {
 #[test]
 fn grace_period_poisons_then_frames_are_reused_zeroed() {
     assert_eq!(POISON & 0b1, 0, "POISON must be an invalid descriptor");
-    assert_eq!(POISON, 0x7f7f_7f7f_7f7f_7f7c, "SEMANTICS 'Memory and the allocator'");
+    assert_eq!(
+        POISON, 0x7f7f_7f7f_7f7f_7f7c,
+        "SEMANTICS 'Memory and the allocator'"
+    );
     for coherent in [true, false] {
         for e in drive_configs() {
             let small = e.page_sizes()[0];
@@ -248,7 +297,11 @@ fn grace_period_poisons_then_frames_are_reused_zeroed() {
             assert_eq!(d.map(5 * t, 0, small, 1, Prot::RW), Ok(small));
             let (tables, _) = check_structure(&d, &e);
             for tb in &tables {
-                assert!(!freed.contains(&tb.pa), "{what}: deferred table {:#x} reused early", tb.pa);
+                assert!(
+                    !freed.contains(&tb.pa),
+                    "{what}: deferred table {:#x} reused early",
+                    tb.pa
+                );
             }
             let before = d.counters();
             d.grace_period();
@@ -256,11 +309,23 @@ fn grace_period_poisons_then_frames_are_reused_zeroed() {
             assert_eq!((c.deferred, c.freed), (0, before.freed + 2), "{what}");
             assert_eq!(d.tables().deferred().count(), 0);
             for &pa in &freed {
-                assert_eq!(d.tables().meta(pa).unwrap().state, FrameState::Free, "{what}");
+                assert_eq!(
+                    d.tables().meta(pa).unwrap().state,
+                    FrameState::Free,
+                    "{what}"
+                );
                 for i in 0..e.granule_size() / 8 {
                     let a = pa + 8 * i;
-                    assert_eq!(d.mem().read_device(a), Some(POISON), "{what}: device word {a:#x}");
-                    assert_eq!(d.mem().cpu_view()[((a - d.mem().base()) / 8) as usize], POISON, "{what}: cpu word {a:#x}");
+                    assert_eq!(
+                        d.mem().read_device(a),
+                        Some(POISON),
+                        "{what}: device word {a:#x}"
+                    );
+                    assert_eq!(
+                        d.mem().cpu_view()[((a - d.mem().base()) / 8) as usize],
+                        POISON,
+                        "{what}: cpu word {a:#x}"
+                    );
                 }
             }
             check_structure(&d, &e);
@@ -268,7 +333,10 @@ fn grace_period_poisons_then_frames_are_reused_zeroed() {
             assert_eq!(d.map(7 * t, 9 * small, small, 1, Prot::READ), Ok(small));
             let (steps, _) = walk(&d, &e, 7 * t);
             let leaf_table = steps.last().unwrap().table;
-            assert!(freed.contains(&leaf_table), "{what}: new table {leaf_table:#x} is not a released frame");
+            assert!(
+                freed.contains(&leaf_table),
+                "{what}: new table {leaf_table:#x} is not a released frame"
+            );
             assert_eq!(d.counters().allocated, before.allocated + 1);
             for i in 0..e.granule_size() / 8 {
                 let word = dev_word(&d, leaf_table + 8 * i);
@@ -325,16 +393,25 @@ fn fail_nth_for_every_n() {
                     assert_eq!(d.counters().failed, 1, "{what}");
                     // Disarmed: the rest maps now.
                     let rest = err.mapped / small;
-                    let (want, _) = m.map(iova + err.mapped, err.mapped, small, count - rest, Prot::RW);
+                    let (want, _) =
+                        m.map(iova + err.mapped, err.mapped, small, count - rest, Prot::RW);
                     assert_eq!(want, Ok((count - rest) * small));
-                    assert_eq!(d.map(iova + err.mapped, err.mapped, small, count - rest, Prot::RW), want, "{what}: retry");
+                    assert_eq!(
+                        d.map(iova + err.mapped, err.mapped, small, count - rest, Prot::RW),
+                        want,
+                        "{what}: retry"
+                    );
                     check_against_model(&d, &m, &format!("{what} after retry"));
                 }
             }
         }
         let total = total.unwrap();
         // The path to the first page, plus one leaf table per table boundary crossed.
-        assert_eq!(total, (p - e.start) as u64 + 2, "{e:?}: allocations of the run");
+        assert_eq!(
+            total,
+            (p - e.start) as u64 + 2,
+            "{e:?}: allocations of the run"
+        );
     }
 }
 
@@ -345,7 +422,10 @@ fn tables_of_a_failed_page_are_kept_then_freed_by_unmap() {
     let e = expected(Arm64S1, G4K, 48, 48).unwrap();
     let mut d = domain_for(&e);
     d.fail_nth_alloc(Some(2));
-    assert_eq!(d.map(0, 0, K4, 1, Prot::RW), Err(MapError::new(ErrorKind::Nomem, 0)));
+    assert_eq!(
+        d.map(0, 0, K4, 1, Prot::RW),
+        Err(MapError::new(ErrorKind::Nomem, 0))
+    );
     assert_eq!(counters_tuple(&d), (2, 2, 0, 0), "root and the L1 table");
     assert_eq!(d.counters().failed, 1);
     let (tables, leaves) = check_structure(&d, &e);
@@ -384,7 +464,10 @@ fn tables_are_never_placed_above_oas() {
         "a 17th table would end above 2^32"
     );
     // A run that needs a new L3 table after some pages: stops after them.
-    assert_eq!(d.map(G1 + M2 - 2 * K4, 0, K4, 4, Prot::RW), Err(MapError::new(ErrorKind::Nomem, 2 * K4)));
+    assert_eq!(
+        d.map(G1 + M2 - 2 * K4, 0, K4, 4, Prot::RW),
+        Err(MapError::new(ErrorKind::Nomem, 2 * K4))
+    );
     let (tables, _) = check_structure(&d, &e);
     assert!(tables.iter().all(|t| t.pa + K4 <= 1 << 32));
     // Free region 6's L3 table (unmap its whole 2M span); after the grace period its frame
@@ -392,7 +475,11 @@ fn tables_are_never_placed_above_oas() {
     assert_eq!(d.map(6 * G1 + K4, K4, K4, 511, Prot::RW), Ok(511 * K4));
     assert_eq!(d.unmap(6 * G1, K4, 512), Ok(M2));
     d.grace_period();
-    assert_eq!(d.map(7 * G1 + M2, 0, M2, 1, Prot::RW), Ok(M2), "an L2 table from the free list");
+    assert_eq!(
+        d.map(7 * G1 + M2, 0, M2, 1, Prot::RW),
+        Ok(M2),
+        "an L2 table from the free list"
+    );
     check_structure(&d, &e);
 }
 
@@ -400,7 +487,12 @@ fn tables_are_never_placed_above_oas() {
 /// with its size), free for every table the grace period releases.
 #[test]
 fn custom_allocator_hooks_get_the_cookie() {
-    for (f, g, ias, oas) in [(Arm64S1, G4K, 48, 48), (Arm64S2, G4K, 40, 40), (Arm64S2, G64K, 46, 48), (Arm64S1, G16K, 40, 40)] {
+    for (f, g, ias, oas) in [
+        (Arm64S1, G4K, 48, 48),
+        (Arm64S2, G4K, 40, 40),
+        (Arm64S2, G64K, 46, 48),
+        (Arm64S1, G16K, 40, 40),
+    ] {
         let cookie = 0xc0ff_ee00_1234_5678u64;
         let allocs = Rc::new(RefCell::new(Vec::<(u64, u64)>::new()));
         let frees = Rc::new(RefCell::new(Vec::<(u64, u64, u64)>::new()));
@@ -410,7 +502,9 @@ fn custom_allocator_hooks_get_the_cookie() {
                 a.borrow_mut().push((c, size));
                 true
             })),
-            free: Some(Box::new(move |c, pa, size| fr.borrow_mut().push((c, pa, size)))),
+            free: Some(Box::new(move |c, pa, size| {
+                fr.borrow_mut().push((c, pa, size))
+            })),
             cookie,
         };
         let cfg = config(f, g, ias, oas);
@@ -418,22 +512,45 @@ fn custom_allocator_hooks_get_the_cookie() {
         let what = format!("{e:?}");
         let mut d = Domain::with_flush(cfg, FlushLog::default(), Some(custom)).unwrap();
         let root_size = e.root_tables() * e.granule_size();
-        assert_eq!(*allocs.borrow(), vec![(cookie, root_size)], "{what}: root allocation");
+        assert_eq!(
+            *allocs.borrow(),
+            vec![(cookie, root_size)],
+            "{what}: root allocation"
+        );
         let small = e.page_sizes()[0];
         let t = e.table_span(e.level_of(small));
         let n = 1u64 << e.s();
         assert_eq!(d.map(t, 0, small, n, Prot::RW), Ok(n * small));
-        assert_eq!(allocs.borrow().len() as u64, d.counters().allocated, "{what}: one call per table");
-        assert!(allocs.borrow().iter().skip(1).all(|&(c, s)| c == cookie && s == e.granule_size()), "{what}: {:?}", allocs.borrow());
+        assert_eq!(
+            allocs.borrow().len() as u64,
+            d.counters().allocated,
+            "{what}: one call per table"
+        );
+        assert!(
+            allocs
+                .borrow()
+                .iter()
+                .skip(1)
+                .all(|&(c, s)| c == cookie && s == e.granule_size()),
+            "{what}: {:?}",
+            allocs.borrow()
+        );
         for (pa, m) in d.tables().live_tables() {
             assert_eq!(m.owner, Owner::Custom(cookie), "{what}: table {pa:#x}");
         }
         assert_eq!(d.unmap(t, small, n), Ok(n * small));
         let deferred: Vec<u64> = d.tables().deferred().collect();
         assert_eq!(deferred.len(), 1);
-        assert!(frees.borrow().is_empty(), "{what}: free hook called before the grace period");
+        assert!(
+            frees.borrow().is_empty(),
+            "{what}: free hook called before the grace period"
+        );
         d.grace_period();
-        assert_eq!(*frees.borrow(), vec![(cookie, deferred[0], e.granule_size())], "{what}: free hook");
+        assert_eq!(
+            *frees.borrow(),
+            vec![(cookie, deferred[0], e.granule_size())],
+            "{what}: free hook"
+        );
     }
 }
 
@@ -452,9 +569,17 @@ fn custom_allocator_refusal_is_nomem() {
     let mut d = Domain::with_flush(e.config(), FlushLog::default(), Some(custom)).unwrap();
     assert_eq!(d.map(M2 - 4 * K4, 0, K4, 2, Prot::RW), Ok(2 * K4));
     allow.set(false);
-    assert_eq!(d.map(M2 - 2 * K4, 0, K4, 1, Prot::RW), Ok(K4), "no table needed: hook not asked");
+    assert_eq!(
+        d.map(M2 - 2 * K4, 0, K4, 1, Prot::RW),
+        Ok(K4),
+        "no table needed: hook not asked"
+    );
     let before = d.counters();
-    assert_eq!(d.map(M2 - K4, 0, K4, 3, Prot::RW), Err(MapError::new(ErrorKind::Nomem, K4)), "needs the next L3");
+    assert_eq!(
+        d.map(M2 - K4, 0, K4, 3, Prot::RW),
+        Err(MapError::new(ErrorKind::Nomem, K4)),
+        "needs the next L3"
+    );
     assert_eq!(d.counters().failed, before.failed + 1);
     assert_eq!(d.counters().allocated, before.allocated);
     assert_eq!(d.lookup(M2 - 1), Some(K4 - 1));

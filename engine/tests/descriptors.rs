@@ -118,7 +118,12 @@ fn leaf_attributes_for_every_prot_level_and_format() {
                 );
                 // Every table on the way: address | 0b11 and nothing else.
                 for w in steps.windows(2) {
-                    assert_eq!(w[0].desc, w[1].table | 0b11, "{what}: table descriptor at L{}", w[0].level);
+                    assert_eq!(
+                        w[0].desc,
+                        w[1].table | 0b11,
+                        "{what}: table descriptor at L{}",
+                        w[0].level
+                    );
                 }
                 assert_eq!(d.unmap(iova, pg, 1), Ok(pg), "{what}");
             }
@@ -135,7 +140,13 @@ fn output_address_bits() {
         for pg in e.page_sizes() {
             let level = e.level_of(pg);
             let top = e.oa_size() - pg;
-            let patterns = [top, 0x5555_5555_5555_5555 & (e.oa_size() - 1) & !(pg - 1), 0xaaaa_aaaa_aaaa_aaaa & (e.oa_size() - 1) & !(pg - 1), 0, pg];
+            let patterns = [
+                top,
+                0x5555_5555_5555_5555 & (e.oa_size() - 1) & !(pg - 1),
+                0xaaaa_aaaa_aaaa_aaaa & (e.oa_size() - 1) & !(pg - 1),
+                0,
+                pg,
+            ];
             for pa in patterns {
                 let what = format!("{e:?} pgsize {pg:#x} pa {pa:#x}");
                 assert_eq!(d.map(0, pa, pg, 1, Prot::RW), Ok(pg), "{what}");
@@ -143,7 +154,11 @@ fn output_address_bits() {
                 let (_, desc) = leaf.unwrap();
                 let oa_field = ADDR_47_12 & !(pg - 1);
                 assert_eq!(desc & oa_field, pa, "{what}: OA field");
-                assert_eq!(desc & !oa_field, expected_leaf(e.format.is_stage2(), level, 0, Prot::RW), "{what}");
+                assert_eq!(
+                    desc & !oa_field,
+                    expected_leaf(e.format.is_stage2(), level, 0, Prot::RW),
+                    "{what}"
+                );
                 assert_eq!(d.lookup(pg - 1), Some(pa + pg - 1));
                 assert_eq!(d.unmap(0, pg, 1), Ok(pg));
             }
@@ -165,7 +180,10 @@ fn runs_step_the_output_address() {
             for k in 0..count {
                 let (_, leaf) = walk(&d, &e, k * pg);
                 let (level, desc) = leaf.unwrap();
-                assert_eq!(desc, expected_leaf(e.format.is_stage2(), level, pa + k * pg, prot));
+                assert_eq!(
+                    desc,
+                    expected_leaf(e.format.is_stage2(), level, pa + k * pg, prot)
+                );
                 assert_eq!(desc & (1 << 52), 0, "contiguous bit set");
             }
             assert_eq!(d.unmap(0, pg, count), Ok(count * pg));
@@ -179,7 +197,10 @@ fn runs_step_the_output_address() {
 fn mair_value() {
     assert_eq!(ptfuzz_engine::format::MAIR, 0x0000_0000_f404_ff44);
     let byte = |i: u32| (ptfuzz_engine::format::MAIR >> (8 * i)) & 0xff;
-    assert_eq!((byte(0), byte(1), byte(2), byte(3)), (0x44, 0xff, 0x04, 0xf4));
+    assert_eq!(
+        (byte(0), byte(1), byte(2), byte(3)),
+        (0x44, 0xff, 0x04, 0xf4)
+    );
 }
 
 /// The L3 encoding `01` is reserved: the engine never writes it, and no block appears at a

@@ -51,7 +51,13 @@ fn points(e: &Expect, pg: u64) -> Vec<(u64, Cross)> {
 }
 
 /// Cheap checks around one two-page mapping `[iova, iova + 2 pg) -> pa` (or its absence).
-fn check_pair(d: &ptfuzz_engine::Domain<ptfuzz_engine::FlushLog>, m: &Model, iova: u64, pg: u64, what: &str) {
+fn check_pair(
+    d: &ptfuzz_engine::Domain<ptfuzz_engine::FlushLog>,
+    m: &Model,
+    iova: u64,
+    pg: u64,
+    what: &str,
+) {
     let e = &m.e;
     let mut probes = vec![iova, iova + 1, iova + pg - 1, iova + pg, iova + 2 * pg - 1];
     if iova > 0 {
@@ -67,7 +73,11 @@ fn check_pair(d: &ptfuzz_engine::Domain<ptfuzz_engine::FlushLog>, m: &Model, iov
     }
     let c = d.counters();
     assert_eq!(c.live, 1 + m.tables.len() as u64, "{what}: live tables");
-    assert_eq!(c.allocated, c.live + c.deferred + c.freed, "{what}: counters {c:?}");
+    assert_eq!(
+        c.allocated,
+        c.live + c.deferred + c.freed,
+        "{what}: counters {c:?}"
+    );
 }
 
 fn edge_sequence(e: &Expect, pg: u64) {
@@ -77,7 +87,11 @@ fn edge_sequence(e: &Expect, pg: u64) {
     for (i, (iova, cross)) in points(e, pg).into_iter().enumerate() {
         let what = format!("{e:?} pgsize {pg:#x} iova {iova:#x} {cross:?}");
         // Alternate between an arbitrary PA and the very top of the OAS.
-        let pa = if i % 2 == 0 { pa_for(e, pg, 2, iova ^ i as u64) } else { e.oa_size() - 2 * pg };
+        let pa = if i % 2 == 0 {
+            pa_for(e, pg, 2, iova ^ i as u64)
+        } else {
+            e.oa_size() - 2 * pg
+        };
         let prot = Prot::RW;
         let (want, _) = m.map(iova, pa, pg, 2, prot);
         assert_eq!(want, Ok(2 * pg), "{what}: model");
@@ -102,7 +116,11 @@ fn edge_sequence(e: &Expect, pg: u64) {
                 let per = 1u64 << e.s();
                 assert_eq!(sa[0].index, k * per - 1, "{what}");
                 assert_eq!(sb[0].index, k * per, "{what}");
-                assert_eq!(sb[0].slot, d.root() + k * e.granule_size(), "{what}: first word of table k");
+                assert_eq!(
+                    sb[0].slot,
+                    d.root() + k * e.granule_size(),
+                    "{what}: first word of table k"
+                );
                 assert_eq!(sa[0].slot + 8, sb[0].slot, "{what}: one flat array");
             }
         }
@@ -110,7 +128,11 @@ fn edge_sequence(e: &Expect, pg: u64) {
         let (want, _) = m.unmap(iova, pg, 2);
         assert_eq!(want, Ok(2 * pg));
         assert_eq!(d.unmap(iova, pg, 2), want, "{what}: unmap");
-        assert_eq!(d.counters().deferred, 0, "{what}: two pages never free a table");
+        assert_eq!(
+            d.counters().deferred,
+            0,
+            "{what}: two pages never free a table"
+        );
         check_pair(&d, &m, iova, pg, &format!("{what} after unmap"));
     }
     check_against_model(&d, &m, &format!("{e:?} pgsize {pg:#x} after all edges"));
@@ -128,11 +150,19 @@ fn edge_sequence(e: &Expect, pg: u64) {
             assert_eq!(d.map(iova, pa, pg, count, Prot::READ), want, "{what}");
             check_against_model(&d, &m, &what);
             let (want, fx) = m.unmap(iova, pg, count);
-            assert_eq!(fx.freed, vec![(p, t)], "{what}: model frees the middle table");
+            assert_eq!(
+                fx.freed,
+                vec![(p, t)],
+                "{what}: model frees the middle table"
+            );
             let before = d.counters();
             assert_eq!(d.unmap(iova, pg, count), want, "{what}: unmap");
             let after = d.counters();
-            assert_eq!(after.deferred, before.deferred + 1, "{what}: one table freed");
+            assert_eq!(
+                after.deferred,
+                before.deferred + 1,
+                "{what}: one table freed"
+            );
             assert_eq!(after.live, before.live - 1, "{what}");
             check_against_model(&d, &m, &format!("{what} after unmap"));
         }
@@ -205,22 +235,42 @@ fn stage2_4k_ias40_root_entries_511_and_512() {
         assert_eq!(d.map(iova, 3 * G1, G1, 2, Prot::RW), Ok(2 * G1));
         let s511 = dev_word(&d, root + 8 * 511);
         let s512 = dev_word(&d, root + 4096);
-        assert_eq!(decode(&e, s511, 1), Desc::Leaf(3 * G1), "{f}: root entry 511");
-        assert_eq!(decode(&e, s512, 1), Desc::Leaf(4 * G1), "{f}: root entry 512 = table 1 entry 0");
+        assert_eq!(
+            decode(&e, s511, 1),
+            Desc::Leaf(3 * G1),
+            "{f}: root entry 511"
+        );
+        assert_eq!(
+            decode(&e, s512, 1),
+            Desc::Leaf(4 * G1),
+            "{f}: root entry 512 = table 1 entry 0"
+        );
         assert_eq!(d.lookup(512 * G1 - 1), Some(4 * G1 - 1));
         assert_eq!(d.lookup(512 * G1), Some(4 * G1));
         assert_eq!(d.lookup(513 * G1), None);
         assert_eq!(d.unmap(iova, G1, 2), Ok(2 * G1));
         // 2M pages crossing the same boundary: one L2 table under each root entry.
-        assert_eq!(d.map(512 * G1 - M2, 0x1_0000_0000, M2, 2, Prot::RW), Ok(2 * M2));
+        assert_eq!(
+            d.map(512 * G1 - M2, 0x1_0000_0000, M2, 2, Prot::RW),
+            Ok(2 * M2)
+        );
         let l2a = decode(&e, dev_word(&d, root + 8 * 511), 1);
         let l2b = decode(&e, dev_word(&d, root + 4096), 1);
         let (Desc::Table(a), Desc::Table(b)) = (l2a, l2b) else {
             panic!("{f}: expected tables under root entries 511/512, got {l2a:?} {l2b:?}")
         };
-        assert_eq!(decode(&e, dev_word(&d, a + 8 * 511), 2), Desc::Leaf(0x1_0000_0000));
-        assert_eq!(decode(&e, dev_word(&d, b), 2), Desc::Leaf(0x1_0000_0000 + M2));
-        assert_eq!(d.lookup(512 * G1 + 0x1234), Some(0x1_0000_0000 + M2 + 0x1234));
+        assert_eq!(
+            decode(&e, dev_word(&d, a + 8 * 511), 2),
+            Desc::Leaf(0x1_0000_0000)
+        );
+        assert_eq!(
+            decode(&e, dev_word(&d, b), 2),
+            Desc::Leaf(0x1_0000_0000 + M2)
+        );
+        assert_eq!(
+            d.lookup(512 * G1 + 0x1234),
+            Some(0x1_0000_0000 + M2 + 0x1234)
+        );
         // The last page below 2^40 is in root entry 1023 (table 1, last word).
         assert_eq!(d.map((1 << 40) - K4, 0x5000, K4, 1, Prot::READ), Ok(K4));
         let (steps, _) = walk(&d, &e, (1 << 40) - 1);
@@ -247,7 +297,11 @@ fn stage2_64k_ias32_pages_in_concatenated_l3_root() {
         assert_eq!(decode(&e, last, 3), Desc::Leaf(iova));
         assert_eq!(decode(&e, first, 3), Desc::Leaf(iova + K64));
     }
-    assert_eq!(d.counters().allocated, 1, "no table besides the root is ever needed");
+    assert_eq!(
+        d.counters().allocated,
+        1,
+        "no table besides the root is ever needed"
+    );
     assert_eq!(d.map((1 << 32) - K64, 0, K64, 1, Prot::RW), Ok(K64));
     assert_eq!(d.lookup(u32::MAX as u64), Some(K64 - 1));
 }
@@ -262,7 +316,14 @@ fn lookup_beyond_ias_is_none() {
         assert_eq!(d.map(e.ia_size() - pg, 0, pg, 1, Prot::RW), Ok(pg));
         assert_eq!(d.map(0, pg, pg, 1, Prot::RW), Ok(pg));
         assert_eq!(d.lookup(e.ia_size() - 1), Some(pg - 1));
-        for a in [e.ia_size(), e.ia_size() + 1, e.ia_size() + e.ia_size() - 1, 1 << 48, 1 << 63, u64::MAX] {
+        for a in [
+            e.ia_size(),
+            e.ia_size() + 1,
+            e.ia_size() + e.ia_size() - 1,
+            1 << 48,
+            1 << 63,
+            u64::MAX,
+        ] {
             assert_eq!(d.lookup(a), None, "{e:?}: lookup {a:#x}");
         }
     }

@@ -34,7 +34,11 @@ fn populated(e: &Expect) -> Setup {
     let map = |d: &mut Domain<FlushLog>, m: &mut Model, iova, pa, pg, n| {
         let (want, _) = m.map(iova, pa, pg, n, Prot::RW);
         assert_eq!(want, Ok(n * pg));
-        assert_eq!(d.map(iova, pa, pg, n, Prot::RW), want, "{e:?}: setup map {iova:#x}");
+        assert_eq!(
+            d.map(iova, pa, pg, n, Prot::RW),
+            want,
+            "{e:?}: setup map {iova:#x}"
+        );
     };
     map(&mut d, &mut m, 0, 0x10 * small, small, 3);
     if let Some(big) = big {
@@ -55,12 +59,24 @@ fn map_err(kind: ErrorKind, mapped: u64) -> Result<u64, MapError> {
 }
 
 /// Runs one map that must fail (or be a no-op) without changing anything.
-fn map_refused(s: &mut Setup, args: (u64, u64, u64, u64, Prot), want: Result<u64, MapError>, what: &str) {
+fn map_refused(
+    s: &mut Setup,
+    args: (u64, u64, u64, u64, Prot),
+    want: Result<u64, MapError>,
+    what: &str,
+) {
     let (iova, pa, pg, n, prot) = args;
     let before = snapshot(&s.d);
-    let what = format!("{:?}: {what}: map({iova:#x}, {pa:#x}, {pg:#x}, {n:#x}, {prot})", s.m.e);
+    let what = format!(
+        "{:?}: {what}: map({iova:#x}, {pa:#x}, {pg:#x}, {n:#x}, {prot})",
+        s.m.e
+    );
     assert_eq!(s.d.map(iova, pa, pg, n, prot), want, "{what}");
-    assert_eq!(s.m.clone().map(iova, pa, pg, n, prot).0, want, "{what}: model disagrees with test");
+    assert_eq!(
+        s.m.clone().map(iova, pa, pg, n, prot).0,
+        want,
+        "{what}: model disagrees with test"
+    );
     assert_unchanged(&s.d, &before, &what);
 }
 
@@ -69,7 +85,11 @@ fn unmap_refused(s: &mut Setup, args: (u64, u64, u64), want: Result<u64, ErrorKi
     let before = snapshot(&s.d);
     let what = format!("{:?}: {what}: unmap({iova:#x}, {pg:#x}, {n:#x})", s.m.e);
     assert_eq!(s.d.unmap(iova, pg, n), want, "{what}");
-    assert_eq!(s.m.clone().unmap(iova, pg, n).0, want, "{what}: model disagrees with test");
+    assert_eq!(
+        s.m.clone().unmap(iova, pg, n).0,
+        want,
+        "{what}: model disagrees with test"
+    );
     assert_unchanged(&s.d, &before, &what);
 }
 
@@ -82,25 +102,98 @@ fn map_inval_changes_nothing() {
             let rw = Prot::RW;
             let free = ia - 2 * pg; // unmapped in every setup
             map_refused(&mut s, (free, 0, pg, 0, rw), map_err(Inval, 0), "count 0");
-            map_refused(&mut s, (ia, 0, pg, 0, rw), map_err(Inval, 0), "count 0 beats range");
-            map_refused(&mut s, (0, 0, pg, 0, rw), map_err(Inval, 0), "count 0 beats exists");
-            map_refused(&mut s, (0, 0, pg, 0, Prot::EXEC), map_err(Inval, 0), "count 0 beats prot");
+            map_refused(
+                &mut s,
+                (ia, 0, pg, 0, rw),
+                map_err(Inval, 0),
+                "count 0 beats range",
+            );
+            map_refused(
+                &mut s,
+                (0, 0, pg, 0, rw),
+                map_err(Inval, 0),
+                "count 0 beats exists",
+            );
+            map_refused(
+                &mut s,
+                (0, 0, pg, 0, Prot::EXEC),
+                map_err(Inval, 0),
+                "count 0 beats prot",
+            );
             if pg > 0x800 {
                 let mis = pg / 2;
-                map_refused(&mut s, (free + mis, 0, pg, 1, rw), map_err(Inval, 0), "iova misaligned");
-                map_refused(&mut s, (free + 8, 0, pg, 1, rw), map_err(Inval, 0), "iova misaligned by 8");
-                map_refused(&mut s, (free, mis, pg, 1, rw), map_err(Inval, 0), "pa misaligned");
-                map_refused(&mut s, (free, 0x800, pg, 1, rw), map_err(Inval, 0), "pa misaligned by 2K");
-                map_refused(&mut s, (ia + mis, 0, pg, 1, rw), map_err(Inval, 0), "misaligned beats range");
-                map_refused(&mut s, (free, e.oa_size() + mis, pg, 1, rw), map_err(Inval, 0), "pa misaligned beats range");
-                map_refused(&mut s, (free + mis, 0, pg, 1, Prot::EXEC), map_err(Inval, 0), "misaligned beats prot");
-                map_refused(&mut s, (mis, 0, pg, 1, rw), map_err(Inval, 0), "misaligned beats exists");
+                map_refused(
+                    &mut s,
+                    (free + mis, 0, pg, 1, rw),
+                    map_err(Inval, 0),
+                    "iova misaligned",
+                );
+                map_refused(
+                    &mut s,
+                    (free + 8, 0, pg, 1, rw),
+                    map_err(Inval, 0),
+                    "iova misaligned by 8",
+                );
+                map_refused(
+                    &mut s,
+                    (free, mis, pg, 1, rw),
+                    map_err(Inval, 0),
+                    "pa misaligned",
+                );
+                map_refused(
+                    &mut s,
+                    (free, 0x800, pg, 1, rw),
+                    map_err(Inval, 0),
+                    "pa misaligned by 2K",
+                );
+                map_refused(
+                    &mut s,
+                    (ia + mis, 0, pg, 1, rw),
+                    map_err(Inval, 0),
+                    "misaligned beats range",
+                );
+                map_refused(
+                    &mut s,
+                    (free, e.oa_size() + mis, pg, 1, rw),
+                    map_err(Inval, 0),
+                    "pa misaligned beats range",
+                );
+                map_refused(
+                    &mut s,
+                    (free + mis, 0, pg, 1, Prot::EXEC),
+                    map_err(Inval, 0),
+                    "misaligned beats prot",
+                );
+                map_refused(
+                    &mut s,
+                    (mis, 0, pg, 1, rw),
+                    map_err(Inval, 0),
+                    "misaligned beats exists",
+                );
             }
         }
-        for &pg in CANDIDATE_PGSIZES.iter().filter(|p| !e.page_sizes().contains(p)) {
-            map_refused(&mut s, (0, 0, pg, 1, Prot::RW), map_err(Inval, 0), "unsupported pgsize");
-            map_refused(&mut s, (ia, 0, pg, 1, Prot::RW), map_err(Inval, 0), "unsupported pgsize beats range");
-            map_refused(&mut s, (0, 0, pg, 1, Prot::EXEC), map_err(Inval, 0), "unsupported pgsize beats prot");
+        for &pg in CANDIDATE_PGSIZES
+            .iter()
+            .filter(|p| !e.page_sizes().contains(p))
+        {
+            map_refused(
+                &mut s,
+                (0, 0, pg, 1, Prot::RW),
+                map_err(Inval, 0),
+                "unsupported pgsize",
+            );
+            map_refused(
+                &mut s,
+                (ia, 0, pg, 1, Prot::RW),
+                map_err(Inval, 0),
+                "unsupported pgsize beats range",
+            );
+            map_refused(
+                &mut s,
+                (0, 0, pg, 1, Prot::EXEC),
+                map_err(Inval, 0),
+                "unsupported pgsize beats prot",
+            );
         }
         check_against_model(&s.d, &s.m, "after inval maps");
     }
@@ -116,20 +209,60 @@ fn map_range_changes_nothing() {
             let rw = Prot::RW;
             let r = map_err(Range, 0);
             map_refused(&mut s, (ia, 0, pg, 1, rw), r, "iova = 2^IAS");
-            map_refused(&mut s, (ia - pg, 0, pg, 2, rw), r, "last page + 1 beyond IAS");
+            map_refused(
+                &mut s,
+                (ia - pg, 0, pg, 2, rw),
+                r,
+                "last page + 1 beyond IAS",
+            );
             map_refused(&mut s, (0, 0, pg, ia / pg + 1, rw), r, "whole IAS + 1 page");
             map_refused(&mut s, (1 << 63, 0, pg, 1, rw), r, "iova 2^63");
-            map_refused(&mut s, (u64::MAX & !(pg - 1), 0, pg, 1, rw), r, "iova at the top of u64");
-            map_refused(&mut s, (u64::MAX & !(pg - 1), 0, pg, 2, rw), r, "iova + size overflows");
-            map_refused(&mut s, (0, 0, pg, u64::MAX / pg + 1, rw), r, "count * pgsize overflows");
+            map_refused(
+                &mut s,
+                (u64::MAX & !(pg - 1), 0, pg, 1, rw),
+                r,
+                "iova at the top of u64",
+            );
+            map_refused(
+                &mut s,
+                (u64::MAX & !(pg - 1), 0, pg, 2, rw),
+                r,
+                "iova + size overflows",
+            );
+            map_refused(
+                &mut s,
+                (0, 0, pg, u64::MAX / pg + 1, rw),
+                r,
+                "count * pgsize overflows",
+            );
             map_refused(&mut s, (0, 0, pg, u64::MAX, rw), r, "count u64::MAX");
             let free = ia - pg;
             map_refused(&mut s, (free, oa, pg, 1, rw), r, "pa = 2^OAS");
-            map_refused(&mut s, (free - pg, oa - pg, pg, 2, rw), r, "pa range beyond OAS");
-            map_refused(&mut s, (free, u64::MAX & !(pg - 1), pg, 1, rw), r, "pa + size overflows");
+            map_refused(
+                &mut s,
+                (free - pg, oa - pg, pg, 2, rw),
+                r,
+                "pa range beyond OAS",
+            );
+            map_refused(
+                &mut s,
+                (free, u64::MAX & !(pg - 1), pg, 1, rw),
+                r,
+                "pa + size overflows",
+            );
             map_refused(&mut s, (free, 1 << 48, pg, 1, rw), r, "pa 2^48");
-            map_refused(&mut s, (ia, 0, pg, 1, Prot::EXEC | Prot::CACHE), r, "range beats prot");
-            map_refused(&mut s, (ia - pg, oa, pg, 1, Prot::from_bits_truncate(0)), r, "pa range beats prot");
+            map_refused(
+                &mut s,
+                (ia, 0, pg, 1, Prot::EXEC | Prot::CACHE),
+                r,
+                "range beats prot",
+            );
+            map_refused(
+                &mut s,
+                (ia - pg, oa, pg, 1, Prot::from_bits_truncate(0)),
+                r,
+                "pa range beats prot",
+            );
             // Exists would come later: a range error maps nothing, not even the first pages.
             map_refused(&mut s, (0, 0, pg, ia / pg + 1, rw), r, "range beats exists");
         }
@@ -142,11 +275,25 @@ fn map_range_changes_nothing() {
 fn map_range_uses_oas_for_the_output() {
     let e = expected(Arm64S1, G4K, 48, 32).unwrap();
     let mut s = populated(&e);
-    map_refused(&mut s, (1 << 40, 1 << 32, K4, 1, Prot::RW), map_err(Range, 0), "pa 4G in 32-bit OAS");
-    map_refused(&mut s, (1 << 40, (1 << 32) - K4, K4, 2, Prot::RW), map_err(Range, 0), "pa crossing 4G");
+    map_refused(
+        &mut s,
+        (1 << 40, 1 << 32, K4, 1, Prot::RW),
+        map_err(Range, 0),
+        "pa 4G in 32-bit OAS",
+    );
+    map_refused(
+        &mut s,
+        (1 << 40, (1 << 32) - K4, K4, 2, Prot::RW),
+        map_err(Range, 0),
+        "pa crossing 4G",
+    );
     assert_eq!(s.d.map(1 << 40, (1 << 32) - K4, K4, 1, Prot::RW), Ok(K4));
     assert_eq!(s.d.lookup((1 << 40) + 0xfff), Some(0xffff_ffff));
-    assert_eq!(s.d.map((1 << 48) - G1, 3 * G1, G1, 1, Prot::RW), Ok(G1), "IAS beyond OAS is fine at stage 1");
+    assert_eq!(
+        s.d.map((1 << 48) - G1, 3 * G1, G1, 1, Prot::RW),
+        Ok(G1),
+        "IAS beyond OAS is fine at stage 1"
+    );
 }
 
 #[test]
@@ -160,8 +307,18 @@ fn map_without_read_or_write_maps_nothing() {
             }
             for &pg in &e.page_sizes() {
                 let free = e.ia_size() - 2 * pg;
-                map_refused(&mut s, (free, 0, pg, 2, prot), Ok(0), "no r/w on free space");
-                map_refused(&mut s, (0, 0, pg, 1, prot), Ok(0), "no r/w over an existing leaf");
+                map_refused(
+                    &mut s,
+                    (free, 0, pg, 2, prot),
+                    Ok(0),
+                    "no r/w on free space",
+                );
+                map_refused(
+                    &mut s,
+                    (0, 0, pg, 1, prot),
+                    Ok(0),
+                    "no r/w over an existing leaf",
+                );
             }
             assert_eq!(s.d.lookup(e.ia_size() - 1), None);
         }
@@ -175,14 +332,49 @@ fn map_exists_changes_nothing() {
         let small = s.small;
         let ex = map_err(Exists, 0);
         map_refused(&mut s, (0, 0, small, 1, Prot::RW), ex, "leaf at the slot");
-        map_refused(&mut s, (2 * small, 0, small, 1, Prot::READ), ex, "leaf at the slot (last of the run)");
-        map_refused(&mut s, (0, 0x1000 * small, small, 3, Prot::RW), ex, "same run again");
+        map_refused(
+            &mut s,
+            (2 * small, 0, small, 1, Prot::READ),
+            ex,
+            "leaf at the slot (last of the run)",
+        );
+        map_refused(
+            &mut s,
+            (0, 0x1000 * small, small, 3, Prot::RW),
+            ex,
+            "same run again",
+        );
         if let Some(big) = s.big {
-            map_refused(&mut s, (2 * big, 0, small, 1, Prot::RW), ex, "block covering the page");
-            map_refused(&mut s, (3 * big - small, 0, small, 1, Prot::RW), ex, "block covering the last page");
-            map_refused(&mut s, (2 * big, 0, big, 1, Prot::RW), ex, "block at the slot");
-            map_refused(&mut s, (4 * big, 0, big, 1, Prot::RW), ex, "table with a leaf at the slot");
-            map_refused(&mut s, (0, 0, big, 1, Prot::RW), ex, "table with leaves at the slot");
+            map_refused(
+                &mut s,
+                (2 * big, 0, small, 1, Prot::RW),
+                ex,
+                "block covering the page",
+            );
+            map_refused(
+                &mut s,
+                (3 * big - small, 0, small, 1, Prot::RW),
+                ex,
+                "block covering the last page",
+            );
+            map_refused(
+                &mut s,
+                (2 * big, 0, big, 1, Prot::RW),
+                ex,
+                "block at the slot",
+            );
+            map_refused(
+                &mut s,
+                (4 * big, 0, big, 1, Prot::RW),
+                ex,
+                "table with a leaf at the slot",
+            );
+            map_refused(
+                &mut s,
+                (0, 0, big, 1, Prot::RW),
+                ex,
+                "table with leaves at the slot",
+            );
         }
         check_against_model(&s.d, &s.m, "after exists");
     }
@@ -204,9 +396,21 @@ fn exists_for_every_pair_of_page_sizes() {
                 d.flush_ops_mut().events.clear();
                 let before = snapshot(&d);
                 let what = format!("{e:?} small {small:#x} big {big:#x}");
-                assert_eq!(d.map(big, 0, big, 1, Prot::RW), map_err(Exists, 0), "{what}: table with a leaf deep below");
-                assert_eq!(d.map(2 * big + big / 2, 0, small, 1, Prot::RW), map_err(Exists, 0), "{what}: under a block");
-                assert_eq!(d.map(3 * big - small, 0, small, 1, Prot::RW), map_err(Exists, 0), "{what}: under a block, last page");
+                assert_eq!(
+                    d.map(big, 0, big, 1, Prot::RW),
+                    map_err(Exists, 0),
+                    "{what}: table with a leaf deep below"
+                );
+                assert_eq!(
+                    d.map(2 * big + big / 2, 0, small, 1, Prot::RW),
+                    map_err(Exists, 0),
+                    "{what}: under a block"
+                );
+                assert_eq!(
+                    d.map(3 * big - small, 0, small, 1, Prot::RW),
+                    map_err(Exists, 0),
+                    "{what}: under a block, last page"
+                );
                 assert_unchanged(&d, &before, &what);
             }
         }
@@ -226,7 +430,11 @@ fn map_stops_midway_and_keeps_earlier_pages() {
         let start = top - 5 * small;
         let (want, _) = s.m.map(start, 0, small, 6, Prot::READ);
         assert_eq!(want, map_err(Exists, 5 * small));
-        assert_eq!(s.d.map(start, 0, small, 6, Prot::READ), want, "{e:?}: run into a leaf");
+        assert_eq!(
+            s.d.map(start, 0, small, 6, Prot::READ),
+            want,
+            "{e:?}: run into a leaf"
+        );
         check_against_model(&s.d, &s.m, "after a partial map");
         assert_eq!(s.d.lookup(start + 4 * small + 1), Some(4 * small + 1));
         if let Some(big) = s.big {
@@ -234,11 +442,19 @@ fn map_stops_midway_and_keeps_earlier_pages() {
             let start = 2 * big - 2 * small;
             let (want, _) = s.m.map(start, 0, small, 4, Prot::RW);
             assert_eq!(want, map_err(Exists, 2 * small));
-            assert_eq!(s.d.map(start, 0, small, 4, Prot::RW), want, "{e:?}: run into a block");
+            assert_eq!(
+                s.d.map(start, 0, small, 4, Prot::RW),
+                want,
+                "{e:?}: run into a block"
+            );
             // Big pages running into the table with a leaf at 4*big.
             let (want, _) = s.m.map(3 * big, 0, big, 2, Prot::RW);
             assert_eq!(want, map_err(Exists, big));
-            assert_eq!(s.d.map(3 * big, 0, big, 2, Prot::RW), want, "{e:?}: run into a table with a leaf");
+            assert_eq!(
+                s.d.map(3 * big, 0, big, 2, Prot::RW),
+                want,
+                "{e:?}: run into a table with a leaf"
+            );
             check_against_model(&s.d, &s.m, "after partial maps");
         }
     }
@@ -254,17 +470,45 @@ fn unmap_inval_and_range_change_nothing() {
             unmap_refused(&mut s, (ia, pg, 0), Err(Inval), "count 0 beats range");
             unmap_refused(&mut s, (pg / 2, pg, 1), Err(Inval), "misaligned");
             unmap_refused(&mut s, (8, pg, 1), Err(Inval), "misaligned by 8");
-            unmap_refused(&mut s, (ia + pg / 2, pg, 1), Err(Inval), "misaligned beats range");
+            unmap_refused(
+                &mut s,
+                (ia + pg / 2, pg, 1),
+                Err(Inval),
+                "misaligned beats range",
+            );
             unmap_refused(&mut s, (ia, pg, 1), Err(Range), "iova = 2^IAS");
             unmap_refused(&mut s, (ia - pg, pg, 2), Err(Range), "one page beyond IAS");
-            unmap_refused(&mut s, (0, pg, ia / pg + 1), Err(Range), "whole IAS + 1 page (leaves at 0)");
-            unmap_refused(&mut s, (0, pg, u64::MAX / pg + 1), Err(Range), "count * pgsize overflows");
-            unmap_refused(&mut s, (u64::MAX & !(pg - 1), pg, 1), Err(Range), "iova + size overflows");
+            unmap_refused(
+                &mut s,
+                (0, pg, ia / pg + 1),
+                Err(Range),
+                "whole IAS + 1 page (leaves at 0)",
+            );
+            unmap_refused(
+                &mut s,
+                (0, pg, u64::MAX / pg + 1),
+                Err(Range),
+                "count * pgsize overflows",
+            );
+            unmap_refused(
+                &mut s,
+                (u64::MAX & !(pg - 1), pg, 1),
+                Err(Range),
+                "iova + size overflows",
+            );
             unmap_refused(&mut s, (1 << 63, pg, 1), Err(Range), "iova 2^63");
         }
-        for &pg in CANDIDATE_PGSIZES.iter().filter(|p| !e.page_sizes().contains(p)) {
+        for &pg in CANDIDATE_PGSIZES
+            .iter()
+            .filter(|p| !e.page_sizes().contains(p))
+        {
             unmap_refused(&mut s, (0, pg, 1), Err(Inval), "unsupported pgsize");
-            unmap_refused(&mut s, (ia, pg, 1), Err(Inval), "unsupported pgsize beats range");
+            unmap_refused(
+                &mut s,
+                (ia, pg, 1),
+                Err(Inval),
+                "unsupported pgsize beats range",
+            );
         }
         check_against_model(&s.d, &s.m, "after refused unmaps");
     }
@@ -277,12 +521,37 @@ fn unmap_stops_without_changing_what_it_did_not_reach() {
         let small = s.small;
         let top = e.ia_size() - small;
         unmap_refused(&mut s, (top, small, 1), Ok(0), "hole at the first page");
-        unmap_refused(&mut s, (3 * small, small, 5), Ok(0), "hole right after the run");
+        unmap_refused(
+            &mut s,
+            (3 * small, small, 5),
+            Ok(0),
+            "hole right after the run",
+        );
         if let Some(big) = s.big {
-            unmap_refused(&mut s, (2 * big, small, 1), Ok(0), "block larger than pgsize");
-            unmap_refused(&mut s, (3 * big - small, small, 1), Ok(0), "block larger than pgsize (last page)");
-            unmap_refused(&mut s, (6 * big, big, 1), Ok(0), "slot holding an empty table is a hole");
-            unmap_refused(&mut s, (6 * big, small, 1), Ok(0), "hole inside an empty table");
+            unmap_refused(
+                &mut s,
+                (2 * big, small, 1),
+                Ok(0),
+                "block larger than pgsize",
+            );
+            unmap_refused(
+                &mut s,
+                (3 * big - small, small, 1),
+                Ok(0),
+                "block larger than pgsize (last page)",
+            );
+            unmap_refused(
+                &mut s,
+                (6 * big, big, 1),
+                Ok(0),
+                "slot holding an empty table is a hole",
+            );
+            unmap_refused(
+                &mut s,
+                (6 * big, small, 1),
+                Ok(0),
+                "hole inside an empty table",
+            );
             unmap_refused(&mut s, (big, big, 1), Ok(0), "big hole");
         }
         check_against_model(&s.d, &s.m, "after stopped unmaps");
@@ -307,7 +576,11 @@ fn unmap_partial_bytes() {
             assert_eq!(s.d.map(2 * big - 2 * small, 0, small, 2, Prot::RW), want);
             let (want, _) = s.m.unmap(2 * big - 2 * small, small, 4);
             assert_eq!(want, Ok(2 * small));
-            assert_eq!(s.d.unmap(2 * big - 2 * small, small, 4), want, "{what}: stop at a block");
+            assert_eq!(
+                s.d.unmap(2 * big - 2 * small, small, 4),
+                want,
+                "{what}: stop at a block"
+            );
             assert_eq!(s.d.lookup(2 * big), Some(big), "{what}: the block stays");
             check_against_model(&s.d, &s.m, &what);
             // A big unmap over a slot holding a table with one small leaf: the leaf goes,
@@ -316,8 +589,15 @@ fn unmap_partial_bytes() {
             assert_eq!(want, Ok(big));
             assert_eq!(fx.removed, vec![(4 * big + small, small)]);
             let before = s.d.counters();
-            assert_eq!(s.d.unmap(4 * big, big, 1), want, "{what}: big unmap over small leaves");
-            assert_eq!(s.d.counters().deferred, before.deferred + fx.freed.len() as u64);
+            assert_eq!(
+                s.d.unmap(4 * big, big, 1),
+                want,
+                "{what}: big unmap over small leaves"
+            );
+            assert_eq!(
+                s.d.counters().deferred,
+                before.deferred + fx.freed.len() as u64
+            );
             check_against_model(&s.d, &s.m, &what);
             // Then the block itself, then a stop at the empty table slot.
             let (want, _) = s.m.unmap(2 * big, big, 5);
@@ -332,7 +612,9 @@ fn unmap_partial_bytes() {
 // Invalid domains.
 
 fn refused(cfg: DomainConfig) -> String {
-    let err = Domain::new(cfg).err().unwrap_or_else(|| panic!("{cfg:?} accepted"));
+    let err = Domain::new(cfg)
+        .err()
+        .unwrap_or_else(|| panic!("{cfg:?} accepted"));
     assert_eq!(err.kind(), Inval, "{cfg:?}");
     err.to_string()
 }
@@ -348,7 +630,10 @@ fn refused_with(cfg: DomainConfig, custom: CustomAllocator) -> String {
 fn assert_mentions(msg: &str, words: &[&str]) {
     let low = msg.to_lowercase();
     for w in words {
-        assert!(low.contains(&w.to_lowercase()), "message {msg:?} does not mention {w:?}");
+        assert!(
+            low.contains(&w.to_lowercase()),
+            "message {msg:?} does not mention {w:?}"
+        );
     }
 }
 
@@ -361,13 +646,20 @@ fn invalid_domains_are_refused_with_clear_messages() {
     }
     for f in FormatKind::ALL {
         let g = G4K;
-        let oas = if matches!(f, Arm64S1 | Arm64S2) { 48 } else { 40 };
+        let oas = if matches!(f, Arm64S1 | Arm64S2) {
+            48
+        } else {
+            40
+        };
         for ias in [0, 31, 49, 64] {
             assert_mentions(&refused(config(f, g, ias, oas)), &["ias", &ias.to_string()]);
         }
         for bad_oas in [0, 31, 49] {
             let ias = 32;
-            assert_mentions(&refused(config(f, g, ias, bad_oas)), &["oas", &bad_oas.to_string()]);
+            assert_mentions(
+                &refused(config(f, g, ias, bad_oas)),
+                &["oas", &bad_oas.to_string()],
+            );
         }
     }
     assert_mentions(&refused(config(Arm32LpaeS1, G4K, 33, 40)), &["ias", "33"]);
@@ -376,7 +668,11 @@ fn invalid_domains_are_refused_with_clear_messages() {
     assert_mentions(&refused(config(Arm32LpaeS2, G4K, 41, 40)), &["ias", "41"]);
     // Stage 2: IAS must not exceed OAS.
     for (f, ias, oas) in [(Arm64S2, 48, 44), (Arm64S2, 33, 32), (Arm32LpaeS2, 40, 36)] {
-        for g in if f == Arm64S2 { Granule::ALL.to_vec() } else { vec![G4K] } {
+        for g in if f == Arm64S2 {
+            Granule::ALL.to_vec()
+        } else {
+            vec![G4K]
+        } {
             let msg = refused(config(f, g, ias, oas));
             assert_mentions(&msg, &["ias", "oas", &ias.to_string(), &oas.to_string()]);
         }
@@ -385,7 +681,10 @@ fn invalid_domains_are_refused_with_clear_messages() {
     Domain::new(config(Arm64S1, G4K, 48, 32)).unwrap();
     Domain::new(config(Arm32LpaeS1, G4K, 32, 32)).unwrap();
     // No legal stage-2 start level.
-    assert_mentions(&refused(config(Arm64S2, G16K, 41, 41)), &["start level", "41"]);
+    assert_mentions(
+        &refused(config(Arm64S2, G16K, 41, 41)),
+        &["start level", "41"],
+    );
 }
 
 /// SEMANTICS "Memory and the allocator": phys_base must be a multiple of 16 granules and the
@@ -414,8 +713,11 @@ fn invalid_placement_is_refused() {
 
 fn hooks(alloc: bool, free: bool) -> CustomAllocator {
     CustomAllocator {
-        alloc: alloc.then(|| Box::new(|_cookie: u64, _size: u64| true) as Box<dyn FnMut(u64, u64) -> bool>),
-        free: free.then(|| Box::new(|_cookie: u64, _pa: u64, _size: u64| {}) as Box<dyn FnMut(u64, u64, u64)>),
+        alloc: alloc
+            .then(|| Box::new(|_cookie: u64, _size: u64| true) as Box<dyn FnMut(u64, u64) -> bool>),
+        free: free.then(|| {
+            Box::new(|_cookie: u64, _pa: u64, _size: u64| {}) as Box<dyn FnMut(u64, u64, u64)>
+        }),
         cookie: 0x5eed,
     }
 }

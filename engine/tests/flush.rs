@@ -18,11 +18,17 @@ fn check_flushes(e: &Expect, r: &OpResult, what: &str) {
     let freed: BTreeSet<(u32, u64)> = r.fx.freed.iter().copied().collect();
     for ev in ev {
         match *ev {
-            FlushEvent::Walk { iova, size, granule } => {
+            FlushEvent::Walk {
+                iova,
+                size,
+                granule,
+            } => {
                 assert_eq!(granule, e.granule_size(), "{what}: walk granule");
                 // One walk flush per unlinked table, over exactly its span.
                 assert!(
-                    freed.iter().any(|&(l, base)| base == iova && e.table_span(l) == size),
+                    freed
+                        .iter()
+                        .any(|&(l, base)| base == iova && e.table_span(l) == size),
                     "{what}: walk flush {ev:?} matches no freed table (freed {:x?})",
                     r.fx.freed
                 );
@@ -38,22 +44,37 @@ fn check_flushes(e: &Expect, r: &OpResult, what: &str) {
     // Every freed table: covered by a walk flush in this op (its free is deferred to a later
     // grace period, so the flush precedes it).
     for &(l, base) in &r.fx.freed {
-        assert!(walk_flushed(ev, base, e.table_span(l)), "{what}: freed table L{l} at {base:#x} not walk-flushed: {ev:?}");
+        assert!(
+            walk_flushed(ev, base, e.table_span(l)),
+            "{what}: freed table L{l} at {base:#x} not walk-flushed: {ev:?}"
+        );
         let pa = r.tables_before[&(l, base)];
-        assert!(r.new_deferred.contains(&pa), "{what}: freed table {pa:#x} not deferred");
+        assert!(
+            r.new_deferred.contains(&pa),
+            "{what}: freed table {pa:#x} not deferred"
+        );
     }
     // Every removed leaf: gathered at its own size, or covered by its freed table's walk.
     for &(iova, size) in &r.fx.removed {
         let level = e.level_of(size);
         let in_freed = freed.contains(&(level, iova & !(e.table_span(level) - 1)));
         if in_freed {
-            assert!(walk_flushed(ev, iova, size), "{what}: leaf {iova:#x} in a freed table, no walk flush");
+            assert!(
+                walk_flushed(ev, iova, size),
+                "{what}: leaf {iova:#x} in a freed table, no walk flush"
+            );
         } else {
-            assert!(leaf_flushed(ev, iova, size), "{what}: leaf {iova:#x}+{size:#x} not flushed: {ev:?}");
+            assert!(
+                leaf_flushed(ev, iova, size),
+                "{what}: leaf {iova:#x}+{size:#x} not flushed: {ev:?}"
+            );
         }
     }
     if r.fx.removed.is_empty() && r.fx.freed.is_empty() {
-        assert!(ev.is_empty(), "{what}: flushes where nothing was removed: {ev:?}");
+        assert!(
+            ev.is_empty(),
+            "{what}: flushes where nothing was removed: {ev:?}"
+        );
     }
 }
 
@@ -85,7 +106,11 @@ fn leaves_of_freed_tables_are_not_gathered() {
                         let gathered = r.events.iter().any(|ev| {
                             matches!(*ev, FlushEvent::Leaves { start, end, .. } if start <= iova + size - 1 && end >= iova)
                         });
-                        assert!(!gathered, "{what}: leaf {iova:#x} of a freed table also gathered: {:?}", r.events);
+                        assert!(
+                            !gathered,
+                            "{what}: leaf {iova:#x} of a freed table also gathered: {:?}",
+                            r.events
+                        );
                     }
                 }
             });
@@ -102,17 +127,27 @@ fn unmapped_run_is_one_leaf_invalidation() {
             let mut d = domain_for(&e);
             let x = (e.ia_size() / 2).min(e.ia_size() - 3 * pg);
             assert_eq!(d.map(x, 0, pg, 3, Prot::RW), Ok(3 * pg));
-            assert!(d.flush_ops().events.is_empty(), "{e:?}: map into empty slots flushed");
+            assert!(
+                d.flush_ops().events.is_empty(),
+                "{e:?}: map into empty slots flushed"
+            );
             assert_eq!(d.unmap(x, pg, 3), Ok(3 * pg));
             assert_eq!(
                 d.flush_ops().events,
-                vec![FlushEvent::Leaves { start: x, end: x + 3 * pg - 1, pgsize: pg }],
+                vec![FlushEvent::Leaves {
+                    start: x,
+                    end: x + 3 * pg - 1,
+                    pgsize: pg
+                }],
                 "{e:?} pgsize {pg:#x}"
             );
             d.flush_ops_mut().events.clear();
             // Nothing there any more: nothing to flush.
             assert_eq!(d.unmap(x, pg, 3), Ok(0));
-            assert!(d.flush_ops().events.is_empty(), "{e:?}: unmap of a hole flushed");
+            assert!(
+                d.flush_ops().events.is_empty(),
+                "{e:?}: unmap of a hole flushed"
+            );
         }
     }
 }
@@ -139,10 +174,18 @@ fn whole_table_unmap_is_walk_flushed() {
         assert_eq!(d.unmap(t, small, n), Ok(t));
         let ev = &d.flush_ops().events;
         assert!(
-            ev.contains(&FlushEvent::Walk { iova: t, size: t, granule: e.granule_size() }),
+            ev.contains(&FlushEvent::Walk {
+                iova: t,
+                size: t,
+                granule: e.granule_size()
+            }),
             "{e:?}: {ev:?}"
         );
-        assert_eq!(d.tables().deferred().collect::<Vec<_>>(), vec![table], "{e:?}");
+        assert_eq!(
+            d.tables().deferred().collect::<Vec<_>>(),
+            vec![table],
+            "{e:?}"
+        );
         let parent_slot = steps[steps.len() - 2].slot;
         assert_eq!(dev_word(&d, parent_slot), 0, "{e:?}: parent entry cleared");
     }
@@ -162,8 +205,18 @@ fn larger_unmap_over_a_partial_table_is_walk_flushed() {
         assert_eq!(d.map(2 * big, 0, big, 1, Prot::RW), Ok(big));
         assert_eq!(d.unmap(big, big, 2), Ok(2 * big));
         let ev = &d.flush_ops().events;
-        assert!(ev.contains(&FlushEvent::Walk { iova: big, size: big, granule: e.granule_size() }), "{e:?}: {ev:?}");
-        assert!(leaf_flushed(ev, 2 * big, big), "{e:?}: the block is gathered: {ev:?}");
+        assert!(
+            ev.contains(&FlushEvent::Walk {
+                iova: big,
+                size: big,
+                granule: e.granule_size()
+            }),
+            "{e:?}: {ev:?}"
+        );
+        assert!(
+            leaf_flushed(ev, 2 * big, big),
+            "{e:?}: the block is gathered: {ev:?}"
+        );
         assert_eq!(d.counters().deferred, 1);
     }
 }
@@ -179,7 +232,11 @@ fn block_over_an_empty_table_is_walk_flushed() {
     assert_eq!(d.map(G1, 0, G1, 1, Prot::RW), Ok(G1));
     assert_eq!(
         d.flush_ops().events,
-        vec![FlushEvent::Walk { iova: G1, size: G1, granule: K4 }],
+        vec![FlushEvent::Walk {
+            iova: G1,
+            size: G1,
+            granule: K4
+        }],
         "one walk flush for the L2 table (and the L3 below it)"
     );
     assert_eq!(d.counters().deferred, 2);
@@ -209,9 +266,26 @@ fn blocks_of_a_freed_table_are_covered_by_its_walk_flush() {
         d.flush_ops_mut().events.clear();
         assert_eq!(d.unmap(t, big, n), Ok(t), "{what}");
         let ev = d.flush_ops().events.clone();
-        assert!(ev.contains(&FlushEvent::Walk { iova: t, size: t, granule: e.granule_size() }), "{what}: {ev:?}");
-        assert_eq!(d.tables().deferred().collect::<Vec<_>>(), vec![table], "{what}");
-        let gathered: Vec<&FlushEvent> = ev.iter().filter(|x| matches!(x, FlushEvent::Leaves { .. })).collect();
-        assert!(gathered.is_empty(), "{what}: leaves of the freed table also gathered: {gathered:?}");
+        assert!(
+            ev.contains(&FlushEvent::Walk {
+                iova: t,
+                size: t,
+                granule: e.granule_size()
+            }),
+            "{what}: {ev:?}"
+        );
+        assert_eq!(
+            d.tables().deferred().collect::<Vec<_>>(),
+            vec![table],
+            "{what}"
+        );
+        let gathered: Vec<&FlushEvent> = ev
+            .iter()
+            .filter(|x| matches!(x, FlushEvent::Leaves { .. }))
+            .collect();
+        assert!(
+            gathered.is_empty(),
+            "{what}: leaves of the freed table also gathered: {gathered:?}"
+        );
     }
 }

@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use ptfuzz_engine::{Concat, Domain, ErrorKind, FlushLog, FormatKind, FrameState, Granule, MapError, Prot};
+use ptfuzz_engine::{
+    Concat, Domain, ErrorKind, FlushLog, FormatKind, FrameState, Granule, MapError, Prot,
+};
 
 use FormatKind::*;
 use Granule::*;
@@ -15,29 +17,50 @@ fn assert_shape(e: &Expect) {
     let what = format!("{e:?}");
     let geo = d.geometry();
     assert_eq!(geo.start_level, e.start, "{what}: start level");
-    assert_eq!(1u64 << geo.root_bits, e.root_entries, "{what}: root entries");
+    assert_eq!(
+        1u64 << geo.root_bits,
+        e.root_entries,
+        "{what}: root entries"
+    );
     assert_eq!(d.page_sizes(), e.page_sizes(), "{what}: page sizes");
 
     let root = d.root();
     let n = e.root_tables();
     let gsz = e.granule_size();
-    assert_eq!(root % (n * gsz), 0, "{what}: root {root:#x} not aligned to its {n} frames");
+    assert_eq!(
+        root % (n * gsz),
+        0,
+        "{what}: root {root:#x} not aligned to its {n} frames"
+    );
     assert!(root >= d.config().phys_base, "{what}: root below phys_base");
     let m = d.tables().meta(root).expect("root has metadata");
     assert_eq!(m.state, FrameState::Live, "{what}: root state");
     assert_eq!(m.level as u32, e.start, "{what}: root level");
-    assert_eq!(m.frames as u64, n, "{what}: root frames (concatenated tables)");
+    assert_eq!(
+        m.frames as u64, n,
+        "{what}: root frames (concatenated tables)"
+    );
     // The whole root is backed and empty.
     for i in 0..e.root_entries.max(gsz / 8) {
-        assert_eq!(dev_word(&d, root + 8 * i), 0, "{what}: root word {i} not zero");
+        assert_eq!(
+            dev_word(&d, root + 8 * i),
+            0,
+            "{what}: root word {i} not zero"
+        );
     }
     let c = d.counters();
-    assert_eq!((c.allocated, c.live, c.deferred, c.freed), (1, 1, 0, 0), "{what}: counters");
+    assert_eq!(
+        (c.allocated, c.live, c.deferred, c.freed),
+        (1, 1, 0, 0),
+        "{what}: counters"
+    );
 }
 
 #[test]
 fn every_configuration_is_accepted_or_refused_as_documented() {
-    let sizes = [0, 1, 12, 31, 32, 33, 36, 39, 40, 41, 42, 44, 47, 48, 49, 52, 63, 64, 200];
+    let sizes = [
+        0, 1, 12, 31, 32, 33, 36, 39, 40, 41, 42, 44, 47, 48, 49, 52, 63, 64, 200,
+    ];
     let mut accepted = 0;
     for f in FormatKind::ALL {
         for g in Granule::ALL {
@@ -79,9 +102,19 @@ fn stage1_start_levels_match_arm_facts_table() {
         (G4K, 32..=39, 1, &[4, 8, 16, 32, 64, 128, 256, 512]),
         (G4K, 40..=48, 0, &[2, 4, 8, 16, 32, 64, 128, 256, 512]),
         (G16K, 32..=36, 2, &[128, 256, 512, 1024, 2048]),
-        (G16K, 37..=47, 1, &[2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]),
+        (
+            G16K,
+            37..=47,
+            1,
+            &[2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048],
+        ),
         (G16K, 48..=48, 0, &[2]),
-        (G64K, 32..=42, 2, &[8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]),
+        (
+            G64K,
+            32..=42,
+            2,
+            &[8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192],
+        ),
         (G64K, 43..=48, 1, &[2, 4, 8, 16, 32, 64]),
     ];
     for (g, range, start, entries) in rows {
@@ -136,7 +169,11 @@ fn stage2_default_follows_linux() {
         let what = format!("arm64-s2 {g} IAS {ias} OAS {oas}");
         assert_eq!(d.geometry().start_level, start, "{what}: start");
         assert_eq!(1u64 << d.geometry().root_bits, entries, "{what}: entries");
-        assert_eq!(d.tables().meta(d.root()).unwrap().frames as u64, tables, "{what}: tables");
+        assert_eq!(
+            d.tables().meta(d.root()).unwrap().frames as u64,
+            tables,
+            "{what}: tables"
+        );
         assert_eq!(d.root() % (tables * g.size()), 0, "{what}: root alignment");
     }
 }
@@ -180,7 +217,11 @@ fn stage2_concat_max_documented_examples() {
         let what = format!("arm64-s2 {g} IAS {ias} OAS {oas} concat=max");
         assert_eq!(d.geometry().start_level, start, "{what}: start");
         assert_eq!(1u64 << d.geometry().root_bits, entries, "{what}: entries");
-        assert_eq!(d.tables().meta(d.root()).unwrap().frames as u64, tables, "{what}: tables");
+        assert_eq!(
+            d.tables().meta(d.root()).unwrap().frames as u64,
+            tables,
+            "{what}: tables"
+        );
         assert_eq!(d.root() % (tables * g.size()), 0, "{what}: root alignment");
     }
     // A stage-1 domain has no concatenation to choose.
@@ -218,8 +259,16 @@ fn arm32_lpae_geometry() {
         let d = domain(cfg);
         assert_eq!(d.geometry().start_level, start, "IAS {ias}");
         assert_eq!(1u64 << d.geometry().root_bits, entries, "IAS {ias}");
-        assert_eq!(d.tables().meta(d.root()).unwrap().frames as u64, tables, "IAS {ias}");
-        let sizes = if start == 2 { vec![K4, M2] } else { vec![K4, M2, G1] };
+        assert_eq!(
+            d.tables().meta(d.root()).unwrap().frames as u64,
+            tables,
+            "IAS {ias}"
+        );
+        let sizes = if start == 2 {
+            vec![K4, M2]
+        } else {
+            vec![K4, M2, G1]
+        };
         assert_eq!(d.page_sizes(), sizes, "IAS {ias}");
     }
 }
@@ -237,10 +286,15 @@ fn stage2_pa_size_rule_and_no_legal_start_level() {
     assert_eq!(d.geometry().start_level, 1, "16K L1 with PS 42");
     assert_eq!(1u64 << d.geometry().root_bits, 32);
 
-    let err = Domain::new(config(Arm64S2, G16K, 41, 41)).err().expect("16K IAS 41 OAS 41 accepted");
+    let err = Domain::new(config(Arm64S2, G16K, 41, 41))
+        .err()
+        .expect("16K IAS 41 OAS 41 accepted");
     assert_eq!(err.kind(), ErrorKind::Inval);
     let msg = err.to_string();
-    assert!(msg.contains("start level") && msg.contains("41"), "unclear message: {msg}");
+    assert!(
+        msg.contains("start level") && msg.contains("41"),
+        "unclear message: {msg}"
+    );
 
     for f in [Arm64S2, Arm32LpaeS2] {
         for g in Granule::ALL {
@@ -284,11 +338,19 @@ fn page_sizes_and_unsupported_sizes() {
                 Err(MapError::new(ErrorKind::Inval, 0)),
                 "{e:?}: map pgsize {pg:#x}"
             );
-            assert_eq!(d.unmap(0, pg, 1), Err(ErrorKind::Inval), "{e:?}: unmap pgsize {pg:#x}");
+            assert_eq!(
+                d.unmap(0, pg, 1),
+                Err(ErrorKind::Inval),
+                "{e:?}: unmap pgsize {pg:#x}"
+            );
             assert_unchanged(&d, &before, "unsupported pgsize");
         }
         for &pg in &sizes {
-            assert_eq!(d.map(0, 0, pg, 1, Prot::RW), Ok(pg), "{e:?}: map pgsize {pg:#x}");
+            assert_eq!(
+                d.map(0, 0, pg, 1, Prot::RW),
+                Ok(pg),
+                "{e:?}: map pgsize {pg:#x}"
+            );
             assert_eq!(translate(&d, &e, pg - 1), Some(pg - 1));
             assert_eq!(d.unmap(0, pg, 1), Ok(pg), "{e:?}: unmap pgsize {pg:#x}");
         }
@@ -321,10 +383,16 @@ fn root_entries_are_used_exactly() {
         assert_eq!(steps0[0].slot, d.root());
         // Words past the root's entries, up to the end of its frame, stay zero.
         for i in e.root_entries..e.granule_size() / 8 {
-            assert_eq!(dev_word(&d, d.root() + 8 * i), 0, "{e:?}: word {i} past the root");
+            assert_eq!(
+                dev_word(&d, d.root() + 8 * i),
+                0,
+                "{e:?}: word {i} past the root"
+            );
         }
         // Every populated root slot is one of the two we used.
-        let used = (0..e.root_entries).filter(|&i| dev_word(&d, d.root() + 8 * i) != 0).count();
+        let used = (0..e.root_entries)
+            .filter(|&i| dev_word(&d, d.root() + 8 * i) != 0)
+            .count();
         assert_eq!(used, 2, "{e:?}: root slots in use");
         assert_eq!(d.lookup(top + pg - 1), Some(2 * pg - 1));
         assert_eq!(d.lookup(e.ia_size()), None);
@@ -376,7 +444,11 @@ fn tables_live_above_phys_base() {
         assert_eq!(d.map(e.ia_size() - pg, 0, pg, 1, Prot::RW), Ok(pg));
         let (tables, _) = check_structure(&d, &e);
         for t in tables {
-            assert!(t.pa >= base && t.pa % g.size() == 0, "{cfg:?}: table {:#x}", t.pa);
+            assert!(
+                t.pa >= base && t.pa % g.size() == 0,
+                "{cfg:?}: table {:#x}",
+                t.pa
+            );
         }
     }
 }

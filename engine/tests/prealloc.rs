@@ -4,7 +4,9 @@
 //! frees nothing, `busy` for larger leaves, nesting, `inval` for unknown ranges).
 
 use ptfuzz_engine::prealloc::worst_case_tables;
-use ptfuzz_engine::{noalloc, Domain, DomainConfig, ErrorKind, FlushOps, FormatKind, Gather, Granule, MapError, Prot};
+use ptfuzz_engine::{
+    noalloc, Domain, DomainConfig, ErrorKind, FlushOps, FormatKind, Gather, Granule, MapError, Prot,
+};
 
 use FormatKind::*;
 use Granule::*;
@@ -39,7 +41,11 @@ fn count_matches_the_seeds_formula_for_4k_48() {
         (0x1234_5000, 0x10_0000_0000),
         (0, 1 << 48),
     ] {
-        assert_eq!(worst_case_tables(d.geometry(), iova, len), seeds_formula(iova, len), "{iova:#x}+{len:#x}");
+        assert_eq!(
+            worst_case_tables(d.geometry(), iova, len),
+            seeds_formula(iova, len),
+            "{iova:#x}+{len:#x}"
+        );
         assert_eq!(d.prealloc_count(iova, len), Ok(seeds_formula(iova, len)));
     }
 }
@@ -62,7 +68,10 @@ fn count_for_other_granules_and_start_levels() {
     // Argument checks.
     assert_eq!(d.prealloc_count(0, 0), Err(ErrorKind::Inval));
     assert_eq!(d.prealloc_count(1, K4), Err(ErrorKind::Inval));
-    assert_eq!(d.prealloc_count((1 << 40) - K4, 2 * K4), Err(ErrorKind::Range));
+    assert_eq!(
+        d.prealloc_count((1 << 40) - K4, 2 * K4),
+        Err(ErrorKind::Range)
+    );
 }
 
 #[test]
@@ -81,9 +90,17 @@ fn jobs_run_out_of_order_and_take_tables_only_from_their_pools() {
     assert_eq!((c1.allocated, c1.pooled), (4, a + b - 3));
     // A plain map in between changes the tree; job 1 then needs fewer tables.
     d.map(M2, 0, K4, 1, RW).unwrap();
-    assert_eq!(d.counters().pooled, a + b - 3, "a plain map never takes pool pages");
+    assert_eq!(
+        d.counters().pooled,
+        a + b - 3,
+        "a plain map never takes pool pages"
+    );
     assert_eq!(d.job_run(1, 0, 0, K4, 512, RW), Ok(512 * K4));
-    assert_eq!(d.job_run(1, 0, 0, K4, 1, RW), Err(MapError::new(ErrorKind::Inval, 0)), "runs once");
+    assert_eq!(
+        d.job_run(1, 0, 0, K4, 1, RW),
+        Err(MapError::new(ErrorKind::Inval, 0)),
+        "runs once"
+    );
     // The plain map built L1, L2 and the 2M..4M table: job 1 only needed the 0..2M one.
     assert_eq!(d.job_cleanup(1), Ok(3));
     assert_eq!(d.job_cleanup(2), Ok(0));
@@ -138,10 +155,17 @@ fn reserved_ranges_never_allocate_nor_free() {
     assert_eq!(d.unmap(M2 - K4, K4, 2), Ok(2 * K4));
     assert_eq!(d.counters(), c, "map and unmap inside the reservation");
     // A 2M leaf over the pinned last-level table: busy.
-    assert_eq!(d.map(0, 0, M2, 1, RW), Err(MapError::new(ErrorKind::Busy, 0)));
+    assert_eq!(
+        d.map(0, 0, M2, 1, RW),
+        Err(MapError::new(ErrorKind::Busy, 0))
+    );
     // Nesting: a second, overlapping reservation allocates nothing more.
     assert_eq!(d.reserve_va(M2, K4), Ok(0));
-    assert_eq!(d.unreserve_va(M2 - K4, 2 * K4), Ok(1), "0..2M table is now unpinned and empty");
+    assert_eq!(
+        d.unreserve_va(M2 - K4, 2 * K4),
+        Ok(1),
+        "0..2M table is now unpinned and empty"
+    );
     assert_eq!(d.unreserve_va(M2 - K4, 2 * K4), Err(ErrorKind::Inval));
     assert_eq!(d.unreserve_va(M2, K4), Ok(3));
     assert_eq!(d.counters().live, 1);
@@ -180,7 +204,12 @@ impl FlushOps for SeeSection {
 
 #[test]
 fn job_runs_are_no_allocate_sections() {
-    let mut d = Domain::with_flush(DomainConfig::new(Arm64S1, G4K, 48, 48), SeeSection::default(), None).unwrap();
+    let mut d = Domain::with_flush(
+        DomainConfig::new(Arm64S1, G4K, 48, 48),
+        SeeSection::default(),
+        None,
+    )
+    .unwrap();
     // Replacing an empty table outside a job: no section.
     d.map(G1, 0, K4, 1, RW).unwrap();
     d.unmap(G1, K4, 1).unwrap();

@@ -161,8 +161,12 @@ impl FrameAccounting {
                 t.free_len()
             )));
         }
-        let deferred =
-            self.list(t, t.deferred_list(), Found::DeferredList, FrameState::Deferred)?;
+        let deferred = self.list(
+            t,
+            t.deferred_list(),
+            Found::DeferredList,
+            FrameState::Deferred,
+        )?;
         if deferred != c.deferred {
             return Err(diverge(format!(
                 "the deferred list holds {deferred} tables, the counter says {}",

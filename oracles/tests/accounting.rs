@@ -60,7 +60,12 @@ fn exercise(c: DomainConfig, seed: u64, ops: usize) -> (u64, u64) {
     let small = t.dom.page_sizes()[0];
     let ias_end = 1u64 << c.ias;
     let window = (small << 12).min(ias_end / 4);
-    let sizes: Vec<u64> = t.dom.page_sizes().into_iter().filter(|&s| s <= window / 8).collect();
+    let sizes: Vec<u64> = t
+        .dom
+        .page_sizes()
+        .into_iter()
+        .filter(|&s| s <= window / 8)
+        .collect();
     let bases = [0, ias_end / 2, ias_end - window];
     let mut nomem = 0;
     for i in 0..ops {
@@ -98,7 +103,9 @@ fn exercise(c: DomainConfig, seed: u64, ops: usize) -> (u64, u64) {
             _ => {
                 let job = i as u32;
                 if t.dom.job_prepare(job, iova, small * count).is_ok() {
-                    let _ = t.dom.job_run(job, iova, 0x4000_0000, small, count, Prot::RW);
+                    let _ = t
+                        .dom
+                        .job_run(job, iova, 0x4000_0000, small, count, Prot::RW);
                     t.dom.job_cleanup(job).unwrap();
                 }
                 "job"
@@ -132,8 +139,14 @@ fn engine_passes_in_wide_and_tight_windows() {
         }
     }
     println!("{poisoned} frames freed, {nomem} allocations refused");
-    assert!(poisoned > 100, "only {poisoned} frames were freed: the test exercises too little");
-    assert!(nomem > 20, "tight windows ran out of frames only {nomem} times");
+    assert!(
+        poisoned > 100,
+        "only {poisoned} frames were freed: the test exercises too little"
+    );
+    assert!(
+        nomem > 20,
+        "tight windows ran out of frames only {nomem} times"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -155,7 +168,12 @@ struct Fake {
 }
 
 fn info(state: FrameState, level: u8) -> FrameInfo {
-    FrameInfo { state, level, frames: 1, live: 0 }
+    FrameInfo {
+        state,
+        level,
+        frames: 1,
+        live: 0,
+    }
 }
 
 fn pa(i: u64) -> u64 {
@@ -174,7 +192,14 @@ impl Fake {
             free_len: 2,
             deferred: vec![pa(5)],
             pooled: vec![pa(6)],
-            counters: Counters { allocated: 5, live: 3, deferred: 1, freed: 1, failed: 0, pooled: 1 },
+            counters: Counters {
+                allocated: 5,
+                live: 3,
+                deferred: 1,
+                freed: 1,
+                failed: 0,
+                pooled: 1,
+            },
         };
         f.poison(3);
         f.poison(4);
@@ -198,10 +223,14 @@ impl TableView for Fake {
         self.mem.get(w..w + n as usize)
     }
     fn frame(&self, at: u64) -> Option<FrameInfo> {
-        self.meta.get((at.checked_sub(BASE)? >> SHIFT) as usize).copied()
+        self.meta
+            .get((at.checked_sub(BASE)? >> SHIFT) as usize)
+            .copied()
     }
     fn live_tables(&self) -> impl Iterator<Item = u64> + '_ {
-        (0..self.meta.len() as u64).filter(|&i| self.meta[i as usize].state == FrameState::Live).map(pa)
+        (0..self.meta.len() as u64)
+            .filter(|&i| self.meta[i as usize].state == FrameState::Live)
+            .map(pa)
     }
     fn deferred_count(&self) -> u64 {
         self.deferred.len() as u64
@@ -252,7 +281,11 @@ fn a_released_frame_missing_from_the_free_list_is_lost() {
     let mut f = Fake::new();
     f.free = vec![pa(4)];
     f.free_len = 1;
-    expect_err(&f, &REACHED, &["frame 0x40003000", "Free, but not on the free list"]);
+    expect_err(
+        &f,
+        &REACHED,
+        &["frame 0x40003000", "Free, but not on the free list"],
+    );
 }
 
 #[test]
@@ -267,11 +300,19 @@ fn a_frame_twice_on_a_list_or_on_two_lists() {
     let mut f = Fake::new();
     f.free = vec![pa(4), pa(3), pa(4)];
     f.free_len = 3;
-    expect_err(&f, &REACHED, &["frame 0x40004000 is twice in the free list"]);
+    expect_err(
+        &f,
+        &REACHED,
+        &["frame 0x40004000 is twice in the free list"],
+    );
     let mut f = Fake::new();
     f.deferred.push(pa(3));
     f.counters.deferred = 2;
-    expect_err(&f, &REACHED, &["deferred list holds frame 0x40003000", "Free"]);
+    expect_err(
+        &f,
+        &REACHED,
+        &["deferred list holds frame 0x40003000", "Free"],
+    );
 }
 
 #[test]
@@ -279,11 +320,19 @@ fn deferred_and_pooled_frames_must_be_listed() {
     let mut f = Fake::new();
     f.deferred.clear();
     f.counters.deferred = 0;
-    expect_err(&f, &REACHED, &["frame 0x40005000", "not on the deferred list"]);
+    expect_err(
+        &f,
+        &REACHED,
+        &["frame 0x40005000", "not on the deferred list"],
+    );
     let mut f = Fake::new();
     f.pooled.clear();
     f.counters.pooled = 0;
-    expect_err(&f, &REACHED, &["frame 0x40006000", "Pooled, but in no pool"]);
+    expect_err(
+        &f,
+        &REACHED,
+        &["frame 0x40006000", "Pooled, but in no pool"],
+    );
     let mut f = Fake::new();
     f.counters.pooled = 2;
     expect_err(&f, &REACHED, &["pools hold 1 frames", "counter says 2"]);
@@ -295,9 +344,17 @@ fn live_tables_and_reachable_tables_agree() {
     // Frame 2 is Live but nothing reaches it.
     let mut g = Fake::new();
     g.counters.live = 2;
-    expect_err(&g, &REACHED[..2], &["frame 0x40002000", "not reachable from the root: a leak"]);
+    expect_err(
+        &g,
+        &REACHED[..2],
+        &["frame 0x40002000", "not reachable from the root: a leak"],
+    );
     // A table reached that the allocator thinks is free.
-    expect_err(&f, &[BASE, pa(1), pa(2), pa(3)], &["table 0x40003000 is reachable", "Free"]);
+    expect_err(
+        &f,
+        &[BASE, pa(1), pa(2), pa(3)],
+        &["table 0x40003000 is reachable", "Free"],
+    );
     // Reached, Live, but the counter disagrees.
     let mut g = Fake::new();
     g.counters.live = 4;
@@ -308,7 +365,14 @@ fn live_tables_and_reachable_tables_agree() {
 fn a_frame_reaching_the_free_list_holds_poison() {
     let mut f = Fake::new();
     f.mem[(3 << (SHIFT - 3)) + 5] = 0x4000_0003;
-    expect_err(&f, &REACHED, &["frame 0x40003000 reached the free list without poison", "0x40003028"]);
+    expect_err(
+        &f,
+        &REACHED,
+        &[
+            "frame 0x40003000 reached the free list without poison",
+            "0x40003028",
+        ],
+    );
     // Checked when a frame arrives, not again while it stays free.
     let mut acc = FrameAccounting::new(SHIFT);
     let f = Fake::new();

@@ -11,8 +11,8 @@ use common::XorShiftStar as Rng;
 use std::collections::BTreeSet;
 
 use ptfuzz_engine::{
-    Concat, Counters, Domain, DomainConfig, ErrorKind, FlushEvent, FlushLog, FormatKind, Granule, MapError,
-    Prot,
+    Concat, Counters, Domain, DomainConfig, ErrorKind, FlushEvent, FlushLog, FormatKind, Granule,
+    MapError, Prot,
 };
 use ptfuzz_oracles::model::{Model, ModelCounters};
 use ptfuzz_oracles::walker::{decode, Descriptor, WalkParams};

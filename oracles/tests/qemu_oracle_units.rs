@@ -43,7 +43,11 @@ fn stage2_sl0_and_sizes_follow_the_start_level() {
     for (g, sl0) in [(Granule::G4K, 1), (Granule::G64K, 1)] {
         let c = DomainConfig::new(FormatKind::Arm64S2, g, 32, 44);
         let r = DomainRules::new(&c).unwrap();
-        assert_eq!(stage2(&c, &r, 0x4000_0000).unwrap().sl0, sl0, "{g:?} default");
+        assert_eq!(
+            stage2(&c, &r, 0x4000_0000).unwrap().sl0,
+            sl0,
+            "{g:?} default"
+        );
     }
     let c = cfg(FormatKind::Arm64S2, Granule::G4K, 48, 48);
     let r = DomainRules::new(&c).unwrap();

@@ -646,10 +646,18 @@ fn unlinked_subtree_needs_its_whole_span_invalidated() {
 fn a_table_linked_from_a_second_entry_is_reported() {
     let mut h = Hand::populated();
     h.w(T2 + 16, 0, table(T3));
-    expect_err(h.op(), &["table 0x40002000 linked a second time in op 1", "IOVA 0x400000"]);
+    expect_err(
+        h.op(),
+        &[
+            "table 0x40002000 linked a second time in op 1",
+            "IOVA 0x400000",
+        ],
+    );
     // Linking it again after its first link was cleared (and invalidated) is a move.
     let mut h = Hand::populated();
-    h.w(T2, table(T3), 0).walk(0, 0x20_0000).w(T2 + 16, 0, table(T3));
+    h.w(T2, table(T3), 0)
+        .walk(0, 0x20_0000)
+        .w(T2 + 16, 0, table(T3));
     h.op().unwrap();
 }
 
@@ -663,7 +671,11 @@ fn a_walk_over_part_of_a_table_span_leaves_the_table_entry_cached() {
         .walk(0x1000, 0x1000);
     let d = expect_err(
         h.op(),
-        &["stale translation at IOVA 0x0 after op 1", "table entry at level 2", "0x40002003"],
+        &[
+            "stale translation at IOVA 0x0 after op 1",
+            "table entry at level 2",
+            "0x40002003",
+        ],
     );
     println!("{d}");
     // Freeing the table after that partial walk is a free before its invalidation.
@@ -674,7 +686,11 @@ fn a_walk_over_part_of_a_table_span_leaves_the_table_entry_cached() {
         .defer(T3);
     expect_err(
         h.op(),
-        &["table 0x40002000", "[0x0, 0x1fffff]", "freed before the walk invalidation"],
+        &[
+            "table 0x40002000",
+            "[0x0, 0x1fffff]",
+            "freed before the walk invalidation",
+        ],
     );
     // A walk that ends one byte short of the span, or starts one page in, is not enough.
     for (iova, size) in [(0, 0x1f_ffff), (0x1000, 0x1f_f000)] {
@@ -685,7 +701,10 @@ fn a_walk_over_part_of_a_table_span_leaves_the_table_entry_cached() {
     // The whole span evicts it, and so does a wider walk; the leaf needs only an overlap.
     for (iova, size) in [(0, 0x20_0000), (0, 0x4000_0000)] {
         let mut h = Hand::populated();
-        h.w(T3 + 8, page(0x8000_1000), 0).w(T2, table(T3), 0).walk(iova, size).defer(T3);
+        h.w(T3 + 8, page(0x8000_1000), 0)
+            .w(T2, table(T3), 0)
+            .walk(iova, size)
+            .defer(T3);
         h.op().unwrap();
     }
     let mut h = Hand::populated();

@@ -108,10 +108,10 @@ fn configs() -> Vec<DomainConfig> {
         }
         // concat=max: the deepest start levels, concatenated roots Linux would not build.
         for (f, g, ias, oas) in [
-            (Arm64S2, G4K, 32, 48),  // L2, 4 tables,
-            (Arm64S2, G16K, 40, 48), // L2, 16 tables,
-            (Arm64S2, G64K, 32, 48), // L3, 8 tables,
-            (Arm64S2, G64K, 46, 46), // L2, 16 tables,
+            (Arm64S2, G4K, 32, 48),     // L2, 4 tables,
+            (Arm64S2, G16K, 40, 48),    // L2, 16 tables,
+            (Arm64S2, G64K, 32, 48),    // L3, 8 tables,
+            (Arm64S2, G64K, 46, 46),    // L2, 16 tables,
             (Arm32LpaeS2, G4K, 33, 40), // L2, 8 tables,
         ] {
             let mut c = cfg(f, g, ias, oas, coherent);

@@ -142,8 +142,14 @@ mod tests {
         let pte = f.leaf_attrs(Prot::READ, 3);
         assert_eq!(pte, 0b11 | AF | S2AP_READ | MEMATTR_NC | SH_OS | XN);
         let pte = f.leaf_attrs(Prot::RW | Prot::CACHE | Prot::EXEC, 1);
-        assert_eq!(pte, 0b01 | AF | S2AP_READ | S2AP_WRITE | MEMATTR_OIWB | SH_IS);
-        assert_eq!(f.leaf_attrs(Prot::WRITE | Prot::MMIO, 2) & (0xf << 2), MEMATTR_DEV);
+        assert_eq!(
+            pte,
+            0b01 | AF | S2AP_READ | S2AP_WRITE | MEMATTR_OIWB | SH_IS
+        );
+        assert_eq!(
+            f.leaf_attrs(Prot::WRITE | Prot::MMIO, 2) & (0xf << 2),
+            MEMATTR_DEV
+        );
     }
 
     #[test]

@@ -328,7 +328,11 @@ impl Ioasid {
         if self.default.space.contains_key(&INVALID_IOASID) {
             return Err("default space holds INVALID_IOASID".into());
         }
-        if let Some(id) = self.bindings.keys().find(|id| !self.active_space().contains_key(id)) {
+        if let Some(id) = self
+            .bindings
+            .keys()
+            .find(|id| !self.active_space().contains_key(id))
+        {
             return Err(format!("PASID {id} is bound but not outstanding"));
         }
         Ok(())

@@ -48,8 +48,17 @@ impl<F: FlushOps> Domain<F> {
         if self.jobs.contains_key(&job) {
             return Err(ErrorKind::Exists);
         }
-        self.tables.reserve_pool(&mut self.mem, PoolId::Job(job), n)?;
-        self.jobs.insert(job, Job { iova, size, pages: n, ran: false });
+        self.tables
+            .reserve_pool(&mut self.mem, PoolId::Job(job), n)?;
+        self.jobs.insert(
+            job,
+            Job {
+                iova,
+                size,
+                pages: n,
+                ran: false,
+            },
+        );
         Ok(n)
     }
 
@@ -80,7 +89,10 @@ impl<F: FlushOps> Domain<F> {
     /// Returns how many; `inval` if the job is not pending.
     pub fn job_cleanup(&mut self, job: u32) -> Result<u64, ErrorKind> {
         self.jobs.remove(&job).ok_or(ErrorKind::Inval)?;
-        Ok(self.tables.return_pool(&mut self.mem, PoolId::Job(job)).unwrap_or(0))
+        Ok(self
+            .tables
+            .return_pool(&mut self.mem, PoolId::Job(job))
+            .unwrap_or(0))
     }
 
     /// Pending jobs, by id.

@@ -117,11 +117,17 @@ impl Expect {
     }
     /// Leaf levels of this domain, deepest (smallest leaf) first.
     pub fn leaf_levels(&self) -> Vec<u32> {
-        (self.start..=3).rev().filter(|&l| self.block_allowed(l)).collect()
+        (self.start..=3)
+            .rev()
+            .filter(|&l| self.block_allowed(l))
+            .collect()
     }
     /// Supported page sizes, ascending.
     pub fn page_sizes(&self) -> Vec<u64> {
-        self.leaf_levels().into_iter().map(|l| self.entry_span(l)).collect()
+        self.leaf_levels()
+            .into_iter()
+            .map(|l| self.entry_span(l))
+            .collect()
     }
     pub fn level_of(&self, pgsize: u64) -> u32 {
         self.leaf_levels()
@@ -408,7 +414,10 @@ pub fn decode(e: &Expect, desc: u64, level: u32) -> Desc {
     match desc & 0b11 {
         0b00 | 0b10 => Desc::Invalid,
         0b01 => {
-            assert!(level < 3, "L3 descriptor {desc:#x} with bits[1:0]=01 (reserved)");
+            assert!(
+                level < 3,
+                "L3 descriptor {desc:#x} with bits[1:0]=01 (reserved)"
+            );
             assert!(
                 e.block_allowed(level),
                 "block {desc:#x} at L{level}, where {} granule has no blocks",
@@ -416,7 +425,11 @@ pub fn decode(e: &Expect, desc: u64, level: u32) -> Desc {
             );
             let oa_mask = ADDR_47_12 & !(e.entry_span(level) - 1);
             let res0 = ADDR_47_12 & (e.entry_span(level) - 1);
-            assert_eq!(desc & res0, 0, "block {desc:#x} at L{level}: RES0 bits below the OA set");
+            assert_eq!(
+                desc & res0,
+                0,
+                "block {desc:#x} at L{level}: RES0 bits below the OA set"
+            );
             Desc::Leaf(desc & oa_mask)
         }
         _ => {
@@ -435,8 +448,15 @@ pub fn decode(e: &Expect, desc: u64, level: u32) -> Desc {
                     0b11,
                     "table descriptor {desc:#x} at L{level} carries attribute bits"
                 );
-                assert_eq!(pa % e.granule_size(), 0, "table address {pa:#x} not granule aligned");
-                assert!(pa >> e.oas == 0, "table address {pa:#x} at or above 2^OAS (address size fault)");
+                assert_eq!(
+                    pa % e.granule_size(),
+                    0,
+                    "table address {pa:#x} not granule aligned"
+                );
+                assert!(
+                    pa >> e.oas == 0,
+                    "table address {pa:#x} at or above 2^OAS (address size fault)"
+                );
                 Desc::Table(pa)
             }
         }
@@ -525,7 +545,11 @@ pub fn scan<F: FlushOps>(d: &Domain<F>, e: &Expect) -> (Vec<TableAt>, Vec<LeafAt
         tables.push(t);
         let mem = d.mem();
         let n = e.entries(t.level);
-        assert!(mem.contains(t.pa, 8 * n), "table {:#x} outside the simulated memory", t.pa);
+        assert!(
+            mem.contains(t.pa, 8 * n),
+            "table {:#x} outside the simulated memory",
+            t.pa
+        );
         let first = ((t.pa - mem.base()) / 8) as usize;
         let words = &mem.device_view()[first..first + n as usize];
         // Skip empty stretches with a slice comparison (cheap even in debug builds).
@@ -594,7 +618,11 @@ pub fn check_structure<F: FlushOps>(d: &Domain<F>, e: &Expect) -> (Vec<TableAt>,
     );
     let (tables, leaves) = scan(d, e);
     let reach: BTreeSet<u64> = tables.iter().map(|t| t.pa).collect();
-    assert_eq!(reach.len(), tables.len(), "a table is reachable twice: {tables:x?}");
+    assert_eq!(
+        reach.len(),
+        tables.len(),
+        "a table is reachable twice: {tables:x?}"
+    );
     for t in &tables {
         let m = d
             .tables()
@@ -609,11 +637,21 @@ pub fn check_structure<F: FlushOps>(d: &Domain<F>, e: &Expect) -> (Vec<TableAt>,
         assert_eq!(m.level as u32, t.level, "table {t:x?}: metadata level");
     }
     let live: BTreeSet<u64> = d.tables().live_tables().map(|(pa, _)| pa).collect();
-    assert_eq!(live, reach, "live tables differ from reachable ones (leak or use-after-free)");
+    assert_eq!(
+        live, reach,
+        "live tables differ from reachable ones (leak or use-after-free)"
+    );
     assert_eq!(c.live, live.len() as u64, "counters.live vs live_tables()");
-    assert_eq!(c.deferred, d.tables().deferred().count() as u64, "counters.deferred vs deferred()");
+    assert_eq!(
+        c.deferred,
+        d.tables().deferred().count() as u64,
+        "counters.deferred vs deferred()"
+    );
     for pa in d.tables().deferred() {
-        assert!(!reach.contains(&pa), "deferred table {pa:#x} still reachable");
+        assert!(
+            !reach.contains(&pa),
+            "deferred table {pa:#x} still reachable"
+        );
     }
     (tables, leaves)
 }
@@ -657,7 +695,11 @@ pub fn snapshot(d: &Domain<FlushLog>) -> Snapshot {
     Snapshot {
         cpu: d.mem().cpu_view().to_vec(),
         // A coherent domain's device view is its CPU view: no need to copy it twice.
-        dev: if d.mem().is_coherent() { Vec::new() } else { d.mem().device_view().to_vec() },
+        dev: if d.mem().is_coherent() {
+            Vec::new()
+        } else {
+            d.mem().device_view().to_vec()
+        },
         counters: d.counters(),
         events: d.flush_ops().events.clone(),
         deferred: d.tables().deferred().collect(),
@@ -670,8 +712,14 @@ pub fn assert_unchanged(d: &Domain<FlushLog>, before: &Snapshot, what: &str) {
     let now = snapshot(d);
     assert_eq!(now.counters, before.counters, "{what}: counters changed");
     assert_eq!(now.events, before.events, "{what}: flush requests issued");
-    assert_eq!(now.deferred, before.deferred, "{what}: deferred list changed");
-    for (view, a, b) in [("cpu", &before.cpu, &now.cpu), ("device", &before.dev, &now.dev)] {
+    assert_eq!(
+        now.deferred, before.deferred,
+        "{what}: deferred list changed"
+    );
+    for (view, a, b) in [
+        ("cpu", &before.cpu, &now.cpu),
+        ("device", &before.dev, &now.dev),
+    ] {
         assert_eq!(a.len(), b.len(), "{what}: memory grew ({view} view)");
         if a == b {
             continue;
@@ -765,7 +813,9 @@ impl Model {
         if iova >> self.e.ias != 0 {
             return None;
         }
-        self.overlapping(iova, iova + 1).first().map(|&(va, _, pa)| pa + (iova - va))
+        self.overlapping(iova, iova + 1)
+            .first()
+            .map(|&(va, _, pa)| pa + (iova - va))
     }
 
     fn take_tables_within(&mut self, lo: u64, hi: u64, min_level: u32, fx: &mut Effects) {
@@ -792,10 +842,7 @@ impl Model {
     ) -> (Result<u64, MapError>, Effects) {
         let mut fx = Effects::default();
         let e = self.e;
-        if count == 0
-            || !e.page_sizes().contains(&pgsize)
-            || iova % pgsize != 0
-            || pa % pgsize != 0
+        if count == 0 || !e.page_sizes().contains(&pgsize) || iova % pgsize != 0 || pa % pgsize != 0
         {
             return (Err(MapError::new(ErrorKind::Inval, 0)), fx);
         }
@@ -842,7 +889,12 @@ impl Model {
         (Ok(size), fx)
     }
 
-    pub fn unmap(&mut self, iova: u64, pgsize: u64, count: u64) -> (Result<u64, ErrorKind>, Effects) {
+    pub fn unmap(
+        &mut self,
+        iova: u64,
+        pgsize: u64,
+        count: u64,
+    ) -> (Result<u64, ErrorKind>, Effects) {
         let mut fx = Effects::default();
         let e = self.e;
         if count == 0 || !e.page_sizes().contains(&pgsize) || iova % pgsize != 0 {
@@ -887,7 +939,11 @@ pub fn check_against_model<F: FlushOps>(d: &Domain<F>, m: &Model, what: &str) {
         .filter(|t| t.pa != d.root())
         .map(|t| (t.level, t.base))
         .collect();
-    assert_eq!(got_tables, m.table_set(), "{what}: tables (level, base iova)");
+    assert_eq!(
+        got_tables,
+        m.table_set(),
+        "{what}: tables (level, base iova)"
+    );
     let got_leaves: BTreeMap<u64, (u64, u64)> =
         leaves.iter().map(|l| (l.iova, (l.size, l.oa))).collect();
     assert_eq!(got_leaves, m.leaves, "{what}: leaves (iova -> size, pa)");
@@ -900,12 +956,27 @@ pub fn check_against_model<F: FlushOps>(d: &Domain<F>, m: &Model, what: &str) {
             continue;
         }
         for off in [0, size / 2 + 0x18, size - 1] {
-            assert_eq!(d.lookup(iova + off), Some(pa + off), "{what}: lookup {:#x}", iova + off);
+            assert_eq!(
+                d.lookup(iova + off),
+                Some(pa + off),
+                "{what}: lookup {:#x}",
+                iova + off
+            );
         }
         if iova > 0 {
-            assert_eq!(d.lookup(iova - 1), m.lookup(iova - 1), "{what}: lookup {:#x}", iova - 1);
+            assert_eq!(
+                d.lookup(iova - 1),
+                m.lookup(iova - 1),
+                "{what}: lookup {:#x}",
+                iova - 1
+            );
         }
-        assert_eq!(d.lookup(iova + size), m.lookup(iova + size), "{what}: lookup {:#x}", iova + size);
+        assert_eq!(
+            d.lookup(iova + size),
+            m.lookup(iova + size),
+            "{what}: lookup {:#x}",
+            iova + size
+        );
     }
 }
 
@@ -934,7 +1005,11 @@ impl Rng {
 /// An aligned output address for `count` pages of `pgsize` that fits in OAS, varied by `salt`.
 pub fn pa_for(e: &Expect, pgsize: u64, count: u64, salt: u64) -> u64 {
     let pages = e.oa_size() / pgsize;
-    assert!(pages > count, "{count} pages of {pgsize:#x} do not fit in OAS {}", e.oas);
+    assert!(
+        pages > count,
+        "{count} pages of {pgsize:#x} do not fit in OAS {}",
+        e.oas
+    );
     let slots = pages - count;
     (salt.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 7) % slots * pgsize
 }
@@ -944,8 +1019,18 @@ pub fn pa_for(e: &Expect, pgsize: u64, count: u64, salt: u64) -> u64 {
 
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
-    Map { iova: u64, pa: u64, pgsize: u64, count: u64, prot: Prot },
-    Unmap { iova: u64, pgsize: u64, count: u64 },
+    Map {
+        iova: u64,
+        pa: u64,
+        pgsize: u64,
+        count: u64,
+        prot: Prot,
+    },
+    Unmap {
+        iova: u64,
+        pgsize: u64,
+        count: u64,
+    },
     GracePeriod,
     FailNth(u64),
 }
@@ -1021,16 +1106,30 @@ pub fn random_op(rng: &mut Rng, e: &Expect, focus: &[u64]) -> Op {
             let prot = if rng.below(10) == 0 {
                 Prot::from_bits_truncate(rng.next() as u8)
             } else {
-                let rw = if rng.below(2) == 0 { Prot::READ } else { Prot::WRITE };
+                let rw = if rng.below(2) == 0 {
+                    Prot::READ
+                } else {
+                    Prot::WRITE
+                };
                 Prot::from_bits_truncate(rng.next() as u8) | rw
             };
-            Op::Map { iova, pa, pgsize, count, prot }
+            Op::Map {
+                iova,
+                pa,
+                pgsize,
+                count,
+                prot,
+            }
         }
         48..=85 => {
             let pgsize = rng.pick(&sizes);
             let count = random_count(rng, e, pgsize);
             let iova = random_iova(rng, e, focus, pgsize, count);
-            Op::Unmap { iova, pgsize, count }
+            Op::Unmap {
+                iova,
+                pgsize,
+                count,
+            }
         }
         86..=93 => Op::GracePeriod,
         _ => Op::FailNth(1 + rng.below(4)),
@@ -1064,12 +1163,22 @@ pub fn drive(
         let before = d.counters();
         d.flush_ops_mut().events.clear();
         let fx = match op {
-            Op::Map { iova, pa, pgsize, count, prot } => {
+            Op::Map {
+                iova,
+                pa,
+                pgsize,
+                count,
+                prot,
+            } => {
                 let (want, fx) = m.map(iova, pa, pgsize, count, prot);
                 assert_eq!(d.map(iova, pa, pgsize, count, prot), want, "{what}");
                 fx
             }
-            Op::Unmap { iova, pgsize, count } => {
+            Op::Unmap {
+                iova,
+                pgsize,
+                count,
+            } => {
                 let (want, fx) = m.unmap(iova, pgsize, count);
                 assert_eq!(d.unmap(iova, pgsize, count), want, "{what}");
                 fx
@@ -1084,7 +1193,11 @@ pub fn drive(
                 Effects::default()
             }
         };
-        let new_deferred = d.tables().deferred().filter(|pa| !deferred_before.contains(pa)).collect();
+        let new_deferred = d
+            .tables()
+            .deferred()
+            .filter(|pa| !deferred_before.contains(pa))
+            .collect();
         let r = OpResult {
             index,
             op,

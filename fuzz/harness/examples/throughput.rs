@@ -117,12 +117,18 @@ fn main() -> Result<()> {
     let mut unbalanced = 0usize;
     'outer: loop {
         for f in &files {
-            let (m0, f0) = (MALLOCS.load(Ordering::Relaxed), FREES.load(Ordering::Relaxed));
+            let (m0, f0) = (
+                MALLOCS.load(Ordering::Relaxed),
+                FREES.load(Ordering::Relaxed),
+            );
             if let Some(input) = decode(f) {
                 ops += input.ops.len().min(MAX_OPS);
                 crashes += execute(&input).is_err() as usize;
             }
-            let (m, fr) = (MALLOCS.load(Ordering::Relaxed) - m0, FREES.load(Ordering::Relaxed) - f0);
+            let (m, fr) = (
+                MALLOCS.load(Ordering::Relaxed) - m0,
+                FREES.load(Ordering::Relaxed) - f0,
+            );
             unbalanced += (m > fr) as usize;
             execs += 1;
             if execs.is_multiple_of(64) && t0.elapsed() >= budget {
@@ -161,7 +167,10 @@ fn main() -> Result<()> {
     }
     // THROUGHPUT_TOP=N: the N most expensive inputs, with their share of the total and the
     // trace of each, to see what makes an input slow.
-    if let Some(n) = std::env::var("THROUGHPUT_TOP").ok().and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(n) = std::env::var("THROUGHPUT_TOP")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         let total: f64 = each.iter().map(|e| e.0).sum();
         each.sort_by(|a, b| b.0.total_cmp(&a.0));
         for &(dt, i) in each.iter().take(n) {

@@ -83,18 +83,40 @@ macro_rules! command_frames {
 }
 
 frames!(
-
-    divergence, expectation_mismatch, domain_refused, panic_in_engine_or_model, ioasid_divergence,
-    oracle_walker, oracle_tlb, oracle_accounting, oracle_counters, oracle_budget,
-    oracle_alloc_guard, oracle_alloc_hooks, oracle_ioasid, oracle_other,
+    divergence,
+    expectation_mismatch,
+    domain_refused,
+    panic_in_engine_or_model,
+    ioasid_divergence,
+    oracle_walker,
+    oracle_tlb,
+    oracle_accounting,
+    oracle_counters,
+    oracle_budget,
+    oracle_alloc_guard,
+    oracle_alloc_hooks,
+    oracle_ioasid,
+    oracle_other,
 );
 
 command_frames!(
-    cmd_map, cmd_unmap, cmd_lookup, cmd_grace, cmd_fail_nth, cmd_clear, cmd_sync, cmd_attach,
-    cmd_job_prepare, cmd_job_run, cmd_job_cleanup, cmd_reserve, cmd_unreserve, cmd_domain,
-    cmd_ioasid, cmd_other,
+    cmd_map,
+    cmd_unmap,
+    cmd_lookup,
+    cmd_grace,
+    cmd_fail_nth,
+    cmd_clear,
+    cmd_sync,
+    cmd_attach,
+    cmd_job_prepare,
+    cmd_job_run,
+    cmd_job_cleanup,
+    cmd_reserve,
+    cmd_unreserve,
+    cmd_domain,
+    cmd_ioasid,
+    cmd_other,
 );
-
 
 #[cfg(test)]
 mod tests {
@@ -110,10 +132,16 @@ mod tests {
     /// Panics as a fuzz target would, when the parent test asks for it (`oracle/command`).
     #[test]
     fn child() {
-        let Ok(which) = std::env::var(CHILD) else { return };
+        let Ok(which) = std::env::var(CHILD) else {
+            return;
+        };
         let (oracle, last) = which.split_once('/').unwrap();
         let oracle: &'static str = Box::leak(oracle.to_string().into_boxed_str());
-        let trace = parse("t", &format!("domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n{last}\n")).unwrap();
+        let trace = parse(
+            "t",
+            &format!("domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n{last}\n"),
+        )
+        .unwrap();
         let kind = FailureKind::Oracle(Divergence::new(oracle, "stale translation"));
         panic_with(&Crash { op: 0, kind, trace });
     }
@@ -122,7 +150,12 @@ mod tests {
     /// (a child process: a panic hook is global, and other tests run beside this one).
     fn frames_of(oracle: &str, command: &str) -> Vec<String> {
         let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_frames::tests::child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_frames::tests::child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD, format!("{oracle}/{command}"))
             .env("RUST_BACKTRACE", "1")
             .output()
@@ -139,9 +172,18 @@ mod tests {
     fn each_oracle_and_command_panics_from_its_own_frames() {
         // Innermost first: the command, the kind, the entry point (ClusterFuzz's three).
         let unmap = "unmap d0 iova=0x1000 pgsize=4k count=1";
-        assert_eq!(frames_of("tlb", unmap), ["cmd_unmap", "oracle_tlb", "panic_with"]);
-        assert_eq!(frames_of("accounting", unmap), ["cmd_unmap", "oracle_accounting", "panic_with"]);
+        assert_eq!(
+            frames_of("tlb", unmap),
+            ["cmd_unmap", "oracle_tlb", "panic_with"]
+        );
+        assert_eq!(
+            frames_of("accounting", unmap),
+            ["cmd_unmap", "oracle_accounting", "panic_with"]
+        );
         let map = "map d0 iova=0x1000 pa=0x1000 pgsize=4k count=1 prot=r";
-        assert_eq!(frames_of("tlb", map), ["cmd_map", "oracle_tlb", "panic_with"]);
+        assert_eq!(
+            frames_of("tlb", map),
+            ["cmd_map", "oracle_tlb", "panic_with"]
+        );
     }
 }

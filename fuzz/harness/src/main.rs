@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ptfuzz_harness::campaign::print::{print_files, print_ioasid_files};
 use ptfuzz_harness::campaign::multi::{run_campaign, CampaignConfig, Engine};
+use ptfuzz_harness::campaign::print::{print_files, print_ioasid_files};
 use ptfuzz_harness::campaign::{self, Budget, Config};
 use ptfuzz_harness::target::TargetName;
 
@@ -121,8 +121,18 @@ enum Cmd {
 
 fn main() -> anyhow::Result<ExitCode> {
     let failed = match Cli::parse().cmd {
-        Cmd::Replay { files } => ptfuzz_harness::replay_files(&files, &mut std::io::stdout().lock())?,
-        Cmd::Campaign { seconds, targets, workers, engine, seed, corpus, out } => {
+        Cmd::Replay { files } => {
+            ptfuzz_harness::replay_files(&files, &mut std::io::stdout().lock())?
+        }
+        Cmd::Campaign {
+            seconds,
+            targets,
+            workers,
+            engine,
+            seed,
+            corpus,
+            out,
+        } => {
             let out = out.unwrap_or_else(|| campaign::default_out(seed));
             let mut cfg = CampaignConfig::new(seed, seconds, out.clone());
             if !targets.is_empty() {
@@ -138,7 +148,12 @@ fn main() -> anyhow::Result<ExitCode> {
             println!("report: {}", out.join("index.html").display());
             report.crashes.len()
         }
-        Cmd::Fuzz { seconds, inputs, seed, out } => {
+        Cmd::Fuzz {
+            seconds,
+            inputs,
+            seed,
+            out,
+        } => {
             let budget = inputs.map_or(Budget::Seconds(seconds), Budget::Inputs);
             let out = out.unwrap_or_else(|| campaign::default_out(seed));
             let report = campaign::run(&Config::new(seed, budget, out.clone()))?;
@@ -146,9 +161,22 @@ fn main() -> anyhow::Result<ExitCode> {
             println!("report: {}", out.join("report.html").display());
             report.crashes.len()
         }
-        Cmd::PreallocRatio { jobs, batch, max_pages, regions, seed } => {
+        Cmd::PreallocRatio {
+            jobs,
+            batch,
+            max_pages,
+            regions,
+            seed,
+        } => {
             for granule in ptfuzz_engine::Granule::ALL {
-                let w = ptfuzz_harness::prealloc_ratio::Workload { granule, jobs, batch, max_pages, regions, seed };
+                let w = ptfuzz_harness::prealloc_ratio::Workload {
+                    granule,
+                    jobs,
+                    batch,
+                    max_pages,
+                    regions,
+                    seed,
+                };
                 let s = ptfuzz_harness::prealloc_ratio::run_workload(&w);
                 println!("arm64-s1 {granule} ias=48: {s}");
             }
@@ -184,11 +212,25 @@ fn main() -> anyhow::Result<ExitCode> {
         Cmd::Repro { target, files } => {
             campaign::repro::repro_files(&files, target, &mut std::io::stdout().lock())?
         }
-        Cmd::Qemu { files } => ptfuzz_harness::qemu::replay_qemu_files(&files, &mut std::io::stdout().lock())?,
+        Cmd::Qemu { files } => {
+            ptfuzz_harness::qemu::replay_qemu_files(&files, &mut std::io::stdout().lock())?
+        }
         Cmd::Print { target, files } => {
-            let print = if target == "ioasid" { print_ioasid_files } else { print_files };
-            print(&files, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?
+            let print = if target == "ioasid" {
+                print_ioasid_files
+            } else {
+                print_files
+            };
+            print(
+                &files,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )?
         }
     };
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

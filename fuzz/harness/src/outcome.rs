@@ -54,12 +54,19 @@ impl Outcome {
             Outcome::IoFind(Ok(d)) => (e.ok, e.io) = (true, Some(IoValue::Data(d))),
             Outcome::IoTranslate(Ok(pa)) => (e.ok, e.pa, e.none) = (true, pa, pa.is_none()),
             Outcome::IoDone(Ok(())) => e.ok = true,
-            Outcome::IoAlloc(Err(x)) | Outcome::IoFind(Err(x)) | Outcome::IoTranslate(Err(x)) | Outcome::IoDone(Err(x)) => {
-                e.err = Some(x.kind)
+            Outcome::IoAlloc(Err(x))
+            | Outcome::IoFind(Err(x))
+            | Outcome::IoTranslate(Err(x))
+            | Outcome::IoDone(Err(x)) => e.err = Some(x.kind),
+            Outcome::Prepare(r) | Outcome::Reserve(r) => {
+                (e.ok, e.err, e.pages) = (r.is_ok(), r.err(), Some(r.unwrap_or(0)))
             }
-            Outcome::Prepare(r) | Outcome::Reserve(r) => (e.ok, e.err, e.pages) = (r.is_ok(), r.err(), Some(r.unwrap_or(0))),
-            Outcome::Cleanup(r) => (e.ok, e.err, e.returned) = (r.is_ok(), r.err(), Some(r.unwrap_or(0))),
-            Outcome::Unreserve(r) => (e.ok, e.err, e.freed) = (r.is_ok(), r.err(), Some(r.unwrap_or(0))),
+            Outcome::Cleanup(r) => {
+                (e.ok, e.err, e.returned) = (r.is_ok(), r.err(), Some(r.unwrap_or(0)))
+            }
+            Outcome::Unreserve(r) => {
+                (e.ok, e.err, e.freed) = (r.is_ok(), r.err(), Some(r.unwrap_or(0)))
+            }
         }
         e
     }
@@ -69,9 +76,10 @@ impl Outcome {
     /// Why an `ioasid.*` command was refused (the tail shows only the kind).
     pub fn ioasid_reason(&self) -> Option<ptfuzz_engine::ioasid::Reason> {
         match self {
-            Outcome::IoAlloc(Err(x)) | Outcome::IoFind(Err(x)) | Outcome::IoTranslate(Err(x)) | Outcome::IoDone(Err(x)) => {
-                Some(x.reason)
-            }
+            Outcome::IoAlloc(Err(x))
+            | Outcome::IoFind(Err(x))
+            | Outcome::IoTranslate(Err(x))
+            | Outcome::IoDone(Err(x)) => Some(x.reason),
             _ => None,
         }
     }

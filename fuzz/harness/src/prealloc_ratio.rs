@@ -37,7 +37,9 @@ pub fn run_workload(w: &Workload) -> BudgetStats {
     let mut d = Domain::new(cfg).expect("arm64-s1 48-bit is valid");
     let g = w.granule.size();
     let mut rng = Rng(w.seed.max(1));
-    let region_bases: Vec<u64> = (0..w.regions).map(|_| (rng.next() % (1 << 18)) << 30).collect();
+    let region_bases: Vec<u64> = (0..w.regions)
+        .map(|_| (rng.next() % (1 << 18)) << 30)
+        .collect();
     let mut stats = BudgetStats::default();
     let mut next_job = 0u32;
     let mut done = 0;
@@ -50,7 +52,9 @@ pub fn run_workload(w: &Workload) -> BudgetStats {
             let iova = base + (rng.next() % ((1 << 30) / g - pages)) * g;
             let job = next_job;
             next_job += 1;
-            let reserved = d.job_prepare(job, iova, pages * g).expect("room for the pool");
+            let reserved = d
+                .job_prepare(job, iova, pages * g)
+                .expect("room for the pool");
             stats.prepared += 1;
             stats.reserved += reserved;
             pending.push((job, iova, pages, reserved));
@@ -64,8 +68,15 @@ pub fn run_workload(w: &Workload) -> BudgetStats {
             for k in 0..pages {
                 let _ = d.unmap(iova + k * g, g, 1);
             }
-            d.job_run(job, iova, iova & ((1 << 40) - 1), g, pages, Prot::READ | Prot::WRITE)
-                .expect("a job inside its range never runs dry");
+            d.job_run(
+                job,
+                iova,
+                iova & ((1 << 40) - 1),
+                g,
+                pages,
+                Prot::READ | Prot::WRITE,
+            )
+            .expect("a job inside its range never runs dry");
             stats.run += 1;
             let left = d.job_cleanup(job).expect("pending");
             stats.used += reserved - left;
@@ -82,7 +93,14 @@ mod tests {
     /// Worst-case pages never run dry and are at least what was used.
     #[test]
     fn small_workload_accounts() {
-        let w = Workload { granule: Granule::G4K, jobs: 64, batch: 8, max_pages: 16, regions: 4, seed: 3 };
+        let w = Workload {
+            granule: Granule::G4K,
+            jobs: 64,
+            batch: 8,
+            max_pages: 16,
+            regions: 4,
+            seed: 3,
+        };
         let s = run_workload(&w);
         assert_eq!((s.prepared, s.run), (64, 64));
         assert!(s.used > 0 && s.used <= s.reserved, "{s}");

@@ -23,28 +23,53 @@ pub fn execute_prealloc(input: &PreallocInput) -> Result<(Trace, BudgetStats), B
     let mut trace = Trace::default();
     trace.lines.push(TraceLine {
         line: 1,
-        command: Command::Domain { name: dom.clone(), cfg, custom_alloc: false },
+        command: Command::Domain {
+            name: dom.clone(),
+            cfg,
+            custom_alloc: false,
+        },
         expect: None,
     });
     let mut d = match CheckedDomain::create(&cfg, false) {
         Created::Both(d) => d,
-        Created::Refused(why) => panic!("resolved configuration refused by both sides: {why}: {cfg:?}"),
+        Created::Refused(why) => {
+            panic!("resolved configuration refused by both sides: {why}: {cfg:?}")
+        }
         Created::Disagree { engine, model } => {
-            let kind = FailureKind::Divergence { engine, model, expected: None };
+            let kind = FailureKind::Divergence {
+                engine,
+                model,
+                expected: None,
+            };
             return Err(Box::new(Crash { op: 0, kind, trace }));
         }
     };
-    let resolver = PreallocResolver { pools: Pools::new(d.model()), dom: dom.clone() };
+    let resolver = PreallocResolver {
+        pools: Pools::new(d.model()),
+        dom: dom.clone(),
+    };
     let run_op = |d: &mut CheckedDomain, command: Command, i: usize, trace: &mut Trace| {
         let line = trace.lines.len() + 1;
         match d.apply(&command) {
             Ok(outcome) => {
-                trace.lines.push(TraceLine { line, command, expect: Some(outcome.facts()) });
+                trace.lines.push(TraceLine {
+                    line,
+                    command,
+                    expect: Some(outcome.facts()),
+                });
                 Ok(())
             }
             Err(kind) => {
-                trace.lines.push(TraceLine { line, command, expect: None });
-                Err(Box::new(Crash { op: i, kind, trace: trace.clone() }))
+                trace.lines.push(TraceLine {
+                    line,
+                    command,
+                    expect: None,
+                });
+                Err(Box::new(Crash {
+                    op: i,
+                    kind,
+                    trace: trace.clone(),
+                }))
             }
         }
     };
@@ -56,21 +81,49 @@ pub fn execute_prealloc(input: &PreallocInput) -> Result<(Trace, BudgetStats), B
     // Every pending job is cleaned up and every reservation dropped: nothing may leak.
     let jobs: Vec<u32> = d.model().jobs().map(|(j, _)| j).collect();
     for job in jobs {
-        run_op(&mut d, Command::JobCleanup { dom: dom.clone(), job }, ops, &mut trace)?;
+        run_op(
+            &mut d,
+            Command::JobCleanup {
+                dom: dom.clone(),
+                job,
+            },
+            ops,
+            &mut trace,
+        )?;
     }
     let held: Vec<((u64, u64), u32)> = d.model().reservations().collect();
     for ((iova, size), n) in held {
         for _ in 0..n {
-            run_op(&mut d, Command::Unreserve { dom: dom.clone(), iova, size }, ops, &mut trace)?;
+            run_op(
+                &mut d,
+                Command::Unreserve {
+                    dom: dom.clone(),
+                    iova,
+                    size,
+                },
+                ops,
+                &mut trace,
+            )?;
         }
     }
     let c = d.engine().counters();
     if c.pooled != 0 {
-        let div = ptfuzz_oracles::Divergence::new("budget", format!("{} pool page(s) leaked after every cleanup", c.pooled));
-        return Err(Box::new(Crash { op: ops, kind: FailureKind::Oracle(div), trace }));
+        let div = ptfuzz_oracles::Divergence::new(
+            "budget",
+            format!("{} pool page(s) leaked after every cleanup", c.pooled),
+        );
+        return Err(Box::new(Crash {
+            op: ops,
+            kind: FailureKind::Oracle(div),
+            trace,
+        }));
     }
     if let Err(div) = d.check_all() {
-        return Err(Box::new(Crash { op: ops, kind: FailureKind::Oracle(div), trace }));
+        return Err(Box::new(Crash {
+            op: ops,
+            kind: FailureKind::Oracle(div),
+            trace,
+        }));
     }
     Ok((trace, d.budget_stats()))
 }

@@ -94,7 +94,11 @@ impl fmt::Display for FailureKind {
                     rule,
                     expected,
                 } = &**d;
-                let why = |o: &Outcome| o.ioasid_reason().map(|r| format!(" ({r:?})")).unwrap_or_default();
+                let why = |o: &Outcome| {
+                    o.ioasid_reason()
+                        .map(|r| format!(" ({r:?})"))
+                        .unwrap_or_default()
+                };
                 write!(
                     f,
                     "divergence: engine `{engine}`{}, model `{model}`{} by {rule}",
@@ -125,7 +129,11 @@ enum Slot {
 }
 
 /// Compares engine and model, then the engine against the expectation.
-pub(crate) fn judge(engine: Outcome, model: Outcome, expected: Option<Expect>) -> Result<(), FailureKind> {
+pub(crate) fn judge(
+    engine: Outcome,
+    model: Outcome,
+    expected: Option<Expect>,
+) -> Result<(), FailureKind> {
     if engine != model {
         return Err(FailureKind::Divergence {
             engine,
@@ -184,8 +192,15 @@ pub fn replay(file: &str, trace: &Trace) -> Result<Stats, Failure> {
     for (name, slot) in &mut domains {
         if let Slot::Live(d) = slot {
             if let Err(div) = d.check_all() {
-                let last = trace.lines.iter().rev().find(|l| l.command.domain() == *name);
-                return Err(fail(last.expect("a declared domain has a line"), FailureKind::Oracle(div)));
+                let last = trace
+                    .lines
+                    .iter()
+                    .rev()
+                    .find(|l| l.command.domain() == *name);
+                return Err(fail(
+                    last.expect("a declared domain has a line"),
+                    FailureKind::Oracle(div),
+                ));
             }
         }
     }
@@ -194,7 +209,11 @@ pub fn replay(file: &str, trace: &Trace) -> Result<Stats, Failure> {
 
 /// Creates engine domain and model; both must accept or both refuse. A domain line
 /// without a tail must be accepted: a refusal is only fine when the trace expects it.
-fn create(cfg: &ptfuzz_engine::DomainConfig, custom_alloc: bool, tl: &TraceLine) -> Result<Slot, FailureKind> {
+fn create(
+    cfg: &ptfuzz_engine::DomainConfig,
+    custom_alloc: bool,
+    tl: &TraceLine,
+) -> Result<Slot, FailureKind> {
     let ok = Expect {
         ok: true,
         ..Expect::default()
@@ -211,7 +230,9 @@ fn create(cfg: &ptfuzz_engine::DomainConfig, custom_alloc: bool, tl: &TraceLine)
             judge(o, o, expected)?;
             Ok(Slot::Refused(tl.line))
         }
-        Created::Disagree { engine, model } => judge(engine, model, expected).map(|_| unreachable!()),
+        Created::Disagree { engine, model } => {
+            judge(engine, model, expected).map(|_| unreachable!())
+        }
     }
 }
 
@@ -269,7 +290,9 @@ fn run_ioasid_op(
             Slot::Refused(_) => None,
         })
         .collect();
-    let outcome = io.apply(cmd, bind_to, &live).map_err(|k| with_expectation(k, tl.expect))?;
+    let outcome = io
+        .apply(cmd, bind_to, &live)
+        .map_err(|k| with_expectation(k, tl.expect))?;
     judge(outcome, outcome, tl.expect)
 }
 

@@ -38,32 +38,57 @@ pub fn execute(input: &Input) -> Result<Trace, Box<Crash>> {
     let mut trace = Trace::default();
     trace.lines.push(TraceLine {
         line: 1,
-        command: Command::Domain { name: dom.clone(), cfg, custom_alloc },
+        command: Command::Domain {
+            name: dom.clone(),
+            cfg,
+            custom_alloc,
+        },
         expect: None,
     });
     let mut d = match CheckedDomain::create(&cfg, custom_alloc) {
         Created::Both(d) => d,
-        Created::Refused(why) => panic!("resolved configuration refused by both sides: {why}: {cfg:?}"),
+        Created::Refused(why) => {
+            panic!("resolved configuration refused by both sides: {why}: {cfg:?}")
+        }
         Created::Disagree { engine, model } => {
-            let kind = FailureKind::Divergence { engine, model, expected: None };
+            let kind = FailureKind::Divergence {
+                engine,
+                model,
+                expected: None,
+            };
             return Err(Box::new(Crash { op: 0, kind, trace }));
         }
     };
-    let resolver = Resolver { pools: Pools::new(d.model()), dom };
+    let resolver = Resolver {
+        pools: Pools::new(d.model()),
+        dom,
+    };
     for (i, op) in input.ops.iter().take(MAX_OPS).enumerate() {
         let command = resolver.command(op, d.model());
         let line = trace.lines.len() + 1;
         match d.apply(&command) {
-            Ok(outcome) => trace.lines.push(TraceLine { line, command, expect: Some(outcome.facts()) }),
+            Ok(outcome) => trace.lines.push(TraceLine {
+                line,
+                command,
+                expect: Some(outcome.facts()),
+            }),
             Err(kind) => {
-                trace.lines.push(TraceLine { line, command, expect: None });
+                trace.lines.push(TraceLine {
+                    line,
+                    command,
+                    expect: None,
+                });
                 return Err(Box::new(Crash { op: i, kind, trace }));
             }
         }
     }
     if let Err(div) = d.check_all() {
         let op = input.ops.len().min(MAX_OPS);
-        return Err(Box::new(Crash { op, kind: FailureKind::Oracle(div), trace }));
+        return Err(Box::new(Crash {
+            op,
+            kind: FailureKind::Oracle(div),
+            trace,
+        }));
     }
     Ok(trace)
 }

@@ -11,7 +11,19 @@ use crate::run::Crash;
 use crate::trace::Trace;
 
 /// The four targets, named as their cargo-fuzz binaries are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
 pub enum TargetName {
@@ -22,7 +34,12 @@ pub enum TargetName {
 }
 
 impl TargetName {
-    pub const ALL: [TargetName; 4] = [Self::Pagetable, Self::Ioasid, Self::Prealloc, Self::QemuDiff];
+    pub const ALL: [TargetName; 4] = [
+        Self::Pagetable,
+        Self::Ioasid,
+        Self::Prealloc,
+        Self::QemuDiff,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -84,7 +101,11 @@ impl Finding {
     }
 
     fn from_panic(msg: String) -> Finding {
-        Finding { signature: panic_signature(&msg), message: msg, trace: None }
+        Finding {
+            signature: panic_signature(&msg),
+            message: msg,
+            trace: None,
+        }
     }
 }
 

@@ -60,7 +60,11 @@ fn warm_executions_free_what_they_allocate() {
         inputs.extend(decode(&bytes));
     }
     inputs.sort_by_key(|i| format!("{i:?}"));
-    assert!(inputs.len() >= 5, "too few seeds to say anything: {}", inputs.len());
+    assert!(
+        inputs.len() >= 5,
+        "too few seeds to say anything: {}",
+        inputs.len()
+    );
     // The first pass fills the pools.
     for input in &inputs {
         let _ = execute(input);

@@ -33,7 +33,12 @@ fn same_seed_same_campaign() {
     assert_eq!(a.stats, b.stats);
     assert_eq!(a.stats.inputs, 200);
     assert!(a.stats.ops > 200, "inputs carry ops: {}", a.stats.ops);
-    let strip = |r: &Report| r.crashes.iter().map(|c| (c.signature.clone(), c.first_input, c.count)).collect::<Vec<_>>();
+    let strip = |r: &Report| {
+        r.crashes
+            .iter()
+            .map(|c| (c.signature.clone(), c.first_input, c.count))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(strip(&a), strip(&b));
     for c in &a.crashes {
         let ta = std::fs::read_to_string(out_a.join(&c.file)).unwrap();
@@ -53,7 +58,17 @@ fn report_is_written_and_parses() {
     assert_eq!(back.stats, r.stats);
     assert_eq!(back.crashes, r.crashes);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    for key in ["seed", "seconds", "inputs", "ops", "exec_per_sec", "op_kinds", "configs", "outcomes", "crashes"] {
+    for key in [
+        "seed",
+        "seconds",
+        "inputs",
+        "ops",
+        "exec_per_sec",
+        "op_kinds",
+        "configs",
+        "outcomes",
+        "crashes",
+    ] {
         assert!(v.get(key).is_some(), "report.json has {key}");
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
@@ -74,8 +89,15 @@ fn minimiser_keeps_only_what_the_failure_needs() {
     let mut text = DOMAIN.to_string();
     for i in 0..10u64 {
         let iova = 0x4000_0000 + i * 0x20_0000;
-        text += &format!("map d0 iova={iova:#x} pa={:#x} pgsize=4k count=2 prot=rw -> ok\n", 0x8000_0000 + iova);
-        text += &format!("lookup d0 iova={:#x} -> pa={:#x}\n", iova + 0x1000, 0x8000_1000 + iova);
+        text += &format!(
+            "map d0 iova={iova:#x} pa={:#x} pgsize=4k count=2 prot=rw -> ok\n",
+            0x8000_0000 + iova
+        );
+        text += &format!(
+            "lookup d0 iova={:#x} -> pa={:#x}\n",
+            iova + 0x1000,
+            0x8000_1000 + iova
+        );
     }
     text += "map d0 iova=0x200000 pa=0x40200000 pgsize=2m count=1 prot=rw -> ok\n";
     text += "unmap d0 iova=0x1000000 pgsize=4k count=1 -> unmapped=0\n";
@@ -95,14 +117,22 @@ fn minimiser_keeps_only_what_the_failure_needs() {
              lookup d0 iova=0x201234 -> pa=0x40201235\n"
         )
     );
-    assert_eq!(min.failure.as_ref().map(|f| f.signature.as_str()), Some(sig.as_str()));
+    assert_eq!(
+        min.failure.as_ref().map(|f| f.signature.as_str()),
+        Some(sig.as_str())
+    );
     assert!(min.failure.unwrap().message.starts_with("line 3: lookup"));
     assert!(min.replays < 200, "{} replays", min.replays);
 
     // With the model's outcomes as expectations the trace passes: engine and model agree
     // here, only the hand-written expectation was wrong.
     let fixed = with_model_expectations(&min.trace);
-    assert!(fixed.to_string().contains("lookup d0 iova=0x201234 -> ok pa=0x40201234\n"), "{fixed}");
+    assert!(
+        fixed
+            .to_string()
+            .contains("lookup d0 iova=0x201234 -> ok pa=0x40201234\n"),
+        "{fixed}"
+    );
     replay("fixed", &parse("fixed", &fixed.to_string()).unwrap()).expect("model expectations pass");
 }
 
@@ -126,7 +156,10 @@ fn print_decodes_raw_files_and_skips_bad_ones() {
     let missing = dir.join("missing");
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let bad = print_files(&[missing.clone(), raw.clone()], &mut out, &mut err).unwrap();
-    let (out, err) = (String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap());
+    let (out, err) = (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    );
     assert!(err.contains(&missing.display().to_string()), "{err}");
     assert!(out.contains(&format!("# {}", raw.display())), "{out}");
     assert!(out.contains("\ndomain d0 fmt="), "{out}");

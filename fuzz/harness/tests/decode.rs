@@ -25,7 +25,8 @@ fn random_bytes_decode_run_and_replay_as_traces() {
         let trace = execute(&input).unwrap_or_else(|c| panic!("seed {seed}: {c}"));
         ops += trace.lines.len() - 1;
         let text = trace.to_string();
-        let reparsed = trace::parse("generated", &text).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
+        let reparsed =
+            trace::parse("generated", &text).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
         replay("generated", &reparsed).unwrap_or_else(|f| panic!("seed {seed}: {f}\n{text}"));
     }
     assert!(ops > 1000, "inputs should carry ops, got {ops}");

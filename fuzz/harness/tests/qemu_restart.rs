@@ -11,7 +11,9 @@ fn a_killed_qemu_is_restarted_and_the_input_saved() {
     // SAFETY: set before any other thread of this test binary reads the environment (this is
     // its only test).
     #[allow(unsafe_code)]
-    unsafe { std::env::set_var("PTFUZZ_QEMU_FAILURES", &dir) };
+    unsafe {
+        std::env::set_var("PTFUZZ_QEMU_FAILURES", &dir)
+    };
     let seed = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../corpus/pagetable/block-and-pages.bin"

@@ -23,7 +23,10 @@ fn chromium() -> String {
         "Chromium is missing and .ci/install-chromium.sh could not install it:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("a path").trim().to_string()
+    String::from_utf8(out.stdout)
+        .expect("a path")
+        .trim()
+        .to_string()
 }
 
 /// Runs Chromium headless on `page` with the flags this closed network needs.
@@ -65,21 +68,39 @@ fn the_report_page_renders_its_tables_and_plots() {
     assert_eq!(report.targets.len(), 2);
     for t in &report.targets {
         assert!(t.inputs > 50, "{} ran only {} inputs", t.target, t.inputs);
-        assert!(t.samples.len() >= 2, "{}: {} samples", t.target, t.samples.len());
+        assert!(
+            t.samples.len() >= 2,
+            "{}: {} samples",
+            t.target,
+            t.samples.len()
+        );
     }
     assert!(report.oracles.ops > 0 && report.oracles.frame_checks == report.oracles.ops);
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).expect("report.json parses");
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+            .expect("report.json parses");
     assert_eq!(json["targets"][0]["target"], "pagetable");
 
     let browser = chromium();
     let page = out.join("index.html");
     let shot = out.join("screenshot.png");
-    let o = browse(&browser, &page, &[&format!("--screenshot={}", shot.display())]);
-    assert!(o.status.success(), "chromium --screenshot failed: {}", String::from_utf8_lossy(&o.stderr));
+    let o = browse(
+        &browser,
+        &page,
+        &[&format!("--screenshot={}", shot.display())],
+    );
+    assert!(
+        o.status.success(),
+        "chromium --screenshot failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let png = std::fs::read(&shot).expect("the screenshot was written");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(png.len() > 20_000, "a {} byte screenshot is too small for the page", png.len());
+    assert!(
+        png.len() > 20_000,
+        "a {} byte screenshot is too small for the page",
+        png.len()
+    );
 
     // The DOM as the browser built it: both plots drawn (polylines inside the SVGs), the
     // summary with a row per target, the oracle table.
@@ -87,13 +108,28 @@ fn the_report_page_renders_its_tables_and_plots() {
     assert!(o.status.success());
     let dom = String::from_utf8_lossy(&o.stdout);
     for id in ["summary", "plot-exec", "plot-crashes", "oracles", "crashes"] {
-        assert!(dom.contains(&format!("id=\"{id}\"")), "rendered page lacks #{id}");
+        assert!(
+            dom.contains(&format!("id=\"{id}\"")),
+            "rendered page lacks #{id}"
+        );
     }
-    let exec_plot = dom.split("id=\"plot-exec\"").nth(1).unwrap().split("id=\"plot-crashes\"").next().unwrap();
+    let exec_plot = dom
+        .split("id=\"plot-exec\"")
+        .nth(1)
+        .unwrap()
+        .split("id=\"plot-crashes\"")
+        .next()
+        .unwrap();
     assert!(exec_plot.contains("<svg"), "the exec/s plot is not an SVG");
-    assert!(exec_plot.matches("<polyline").count() >= 2, "the exec/s plot has no line per target");
+    assert!(
+        exec_plot.matches("<polyline").count() >= 2,
+        "the exec/s plot has no line per target"
+    );
     for t in ["pagetable", "ioasid"] {
-        assert!(dom.contains(&format!("<td>{t}</td>")), "the summary has no row for {t}");
+        assert!(
+            dom.contains(&format!("<td>{t}</td>")),
+            "the summary has no row for {t}"
+        );
     }
     assert!(dom.contains("What the oracles checked"));
 }

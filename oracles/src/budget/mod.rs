@@ -19,14 +19,26 @@ use crate::{Divergence, FixedState};
 #[derive(Clone, Copy, Debug)]
 pub enum OpContext {
     /// A plain map or unmap; `reserved`: its range lies inside a reservation.
-    Map { reserved: bool },
-    Unmap { reserved: bool },
+    Map {
+        reserved: bool,
+    },
+    Unmap {
+        reserved: bool,
+    },
     /// `job.prepare` that succeeded, with the checker's worst-case count for the range.
-    Prepare { job: u32, worst: u64 },
+    Prepare {
+        job: u32,
+        worst: u64,
+    },
     /// `job.run` of a pending job; `inside`: the map lies inside the prepared range.
-    Run { job: u32, inside: bool },
+    Run {
+        job: u32,
+        inside: bool,
+    },
     /// `job.cleanup` that succeeded.
-    Cleanup { job: u32 },
+    Cleanup {
+        job: u32,
+    },
     /// `reserve` or `unreserve` (pins are checked after both).
     Reserve,
     Unreserve,
@@ -138,7 +150,10 @@ impl BudgetChecker {
                     let from = self.pooled.remove(&pa);
                     if from != Some(pool) {
                         self.stats.violations += 1;
-                        return flag(op, format!("{pool:?} took page {pa:#x}, which belongs to {from:?}"));
+                        return flag(
+                            op,
+                            format!("{pool:?} took page {pa:#x}, which belongs to {from:?}"),
+                        );
                     }
                     if source != Some(pool) {
                         self.stats.violations += 1;
@@ -150,7 +165,10 @@ impl BudgetChecker {
                     let from = self.pooled.remove(&pa);
                     if from != Some(pool) {
                         self.stats.violations += 1;
-                        return flag(op, format!("{pool:?} returned page {pa:#x}, which belongs to {from:?}"));
+                        return flag(
+                            op,
+                            format!("{pool:?} returned page {pa:#x}, which belongs to {from:?}"),
+                        );
                     }
                     returned += 1;
                 }
@@ -179,11 +197,17 @@ impl BudgetChecker {
             OpContext::Reserve => {
                 if from_allocator > 0 {
                     self.stats.violations += 1;
-                    return flag(op, format!("reserve took {from_allocator} table(s) outside its batch"));
+                    return flag(
+                        op,
+                        format!("reserve took {from_allocator} table(s) outside its batch"),
+                    );
                 }
                 if taken != reserved {
                     self.stats.violations += 1;
-                    return flag(op, format!("reserve batch of {reserved} page(s), {taken} installed"));
+                    return flag(
+                        op,
+                        format!("reserve batch of {reserved} page(s), {taken} installed"),
+                    );
                 }
                 self.stats.reserve_tables += taken;
             }
@@ -193,14 +217,26 @@ impl BudgetChecker {
             }
             OpContext::Unmap { reserved: true } if freed > 0 => {
                 self.stats.violations += 1;
-                return flag(op, format!("an unmap inside a reserved range freed {freed} table(s)"));
+                return flag(
+                    op,
+                    format!("an unmap inside a reserved range freed {freed} table(s)"),
+                );
             }
             OpContext::Prepare { job, worst } => {
                 if reserved < worst {
                     self.stats.violations += 1;
-                    return flag(op, format!("job {job} reserved {reserved} page(s), the worst case is {worst}"));
+                    return flag(
+                        op,
+                        format!("job {job} reserved {reserved} page(s), the worst case is {worst}"),
+                    );
                 }
-                self.jobs.insert(job, JobView { pages: reserved, ..JobView::default() });
+                self.jobs.insert(
+                    job,
+                    JobView {
+                        pages: reserved,
+                        ..JobView::default()
+                    },
+                );
                 self.stats.prepared += 1;
                 self.stats.reserved += reserved;
             }
@@ -210,7 +246,10 @@ impl BudgetChecker {
                     self.stats.violations += 1;
                     return flag(
                         op,
-                        format!("job {job} cleanup returned {returned} page(s) of {} left", j.pages - j.taken.min(j.pages)),
+                        format!(
+                            "job {job} cleanup returned {returned} page(s) of {} left",
+                            j.pages - j.taken.min(j.pages)
+                        ),
                     );
                 }
                 if !j.ran {
@@ -221,7 +260,10 @@ impl BudgetChecker {
         }
         if taken > 0 && source.is_none() {
             self.stats.violations += 1;
-            return flag(op, format!("{taken} pool page(s) served tables outside any job run"));
+            return flag(
+                op,
+                format!("{taken} pool page(s) served tables outside any job run"),
+            );
         }
         self.check_pooled(op, after)
     }
@@ -230,16 +272,31 @@ impl BudgetChecker {
     pub fn check_pooled(&mut self, op: usize, after: &Counters) -> Result<(), Divergence> {
         if after.pooled != self.pooled.len() as u64 {
             self.stats.violations += 1;
-            return flag(op, format!("engine holds {} pool page(s), the events account for {}", after.pooled, self.pooled.len()));
+            return flag(
+                op,
+                format!(
+                    "engine holds {} pool page(s), the events account for {}",
+                    after.pooled,
+                    self.pooled.len()
+                ),
+            );
         }
         Ok(())
     }
 
     /// Pins the engine's tables hold against the pins the model expects.
-    pub fn check_pins(&mut self, op: usize, engine_pins: u64, model_pins: u64) -> Result<(), Divergence> {
+    pub fn check_pins(
+        &mut self,
+        op: usize,
+        engine_pins: u64,
+        model_pins: u64,
+    ) -> Result<(), Divergence> {
         if engine_pins != model_pins {
             self.stats.violations += 1;
-            return flag(op, format!("tables hold {engine_pins} reservation pin(s), {model_pins} expected"));
+            return flag(
+                op,
+                format!("tables hold {engine_pins} reservation pin(s), {model_pins} expected"),
+            );
         }
         Ok(())
     }

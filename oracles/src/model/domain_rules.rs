@@ -177,14 +177,17 @@ fn stage1_start(granule: Granule, ias: u32) -> Option<u32> {
 /// architecture requires it) or, with `concat=max`, the deepest.
 fn stage2_start(cfg: &DomainConfig) -> Option<u32> {
     let s = cfg.granule.shift() - 3;
-    let mut legal = sl0_levels(cfg.format, cfg.granule).iter().copied().filter(|&l| {
-        let bits = cfg.ias as i64 - shift(cfg.granule, l) as i64;
-        // PA-size rule compared with the OAS itself (not rounded up to an encodable PS):
-        // rounding up would make the rule never fire, and SEMANTICS.md's own example
-        // (16K, IAS 41, OAS 41 refused) needs it to.
-        let pa_ok = min_pa_bits(cfg.granule, l).is_none_or(|m| cfg.oas >= m);
-        (1..=(s as i64 + 4)).contains(&bits) && pa_ok
-    });
+    let mut legal = sl0_levels(cfg.format, cfg.granule)
+        .iter()
+        .copied()
+        .filter(|&l| {
+            let bits = cfg.ias as i64 - shift(cfg.granule, l) as i64;
+            // PA-size rule compared with the OAS itself (not rounded up to an encodable PS):
+            // rounding up would make the rule never fire, and SEMANTICS.md's own example
+            // (16K, IAS 41, OAS 41 refused) needs it to.
+            let pa_ok = min_pa_bits(cfg.granule, l).is_none_or(|m| cfg.oas >= m);
+            (1..=(s as i64 + 4)).contains(&bits) && pa_ok
+        });
     // The lists are ascending: shallowest first.
     match cfg.concat {
         Concat::Required => legal.next(),
@@ -284,7 +287,11 @@ mod tests {
         ];
         for (g, ias, start, entries) in cases {
             let r = rules(Arm64S2, g, ias, ias).unwrap();
-            assert_eq!((r.start_level, r.root_entries()), (start, entries), "{g} {ias}");
+            assert_eq!(
+                (r.start_level, r.root_entries()),
+                (start, entries),
+                "{g} {ias}"
+            );
         }
     }
 
@@ -299,7 +306,10 @@ mod tests {
                         let (a, b) = (rules(f, g, ias, oas), rules_max(f, g, ias, oas));
                         assert_eq!(a.is_ok(), b.is_ok(), "{f} {g} {ias} {oas}");
                         if let (Ok(a), Ok(b)) = (a, b) {
-                            assert!(b.start_level == a.start_level || b.start_level == a.start_level + 1);
+                            assert!(
+                                b.start_level == a.start_level
+                                    || b.start_level == a.start_level + 1
+                            );
                             differ += usize::from(a.start_level != b.start_level);
                         }
                     }
@@ -366,14 +376,23 @@ mod tests {
             [K64, M512]
         );
         // concat=max: 4K IAS 34 starts at L2: no 1G; IAS 35 starts at L1: 1G.
-        assert_eq!(rules_max(Arm64S2, G4K, 34, 48).unwrap().page_sizes(), [K4, M2]);
+        assert_eq!(
+            rules_max(Arm64S2, G4K, 34, 48).unwrap().page_sizes(),
+            [K4, M2]
+        );
         assert_eq!(
             rules_max(Arm64S2, G4K, 35, 48).unwrap().page_sizes(),
             [K4, M2, G1]
         );
         // concat=max: 64K IAS 32/33 start at L3: only 64K; IAS 34 at L2.
-        assert_eq!(rules_max(Arm64S2, G64K, 32, 48).unwrap().page_sizes(), [K64]);
-        assert_eq!(rules_max(Arm64S2, G64K, 33, 48).unwrap().page_sizes(), [K64]);
+        assert_eq!(
+            rules_max(Arm64S2, G64K, 32, 48).unwrap().page_sizes(),
+            [K64]
+        );
+        assert_eq!(
+            rules_max(Arm64S2, G64K, 33, 48).unwrap().page_sizes(),
+            [K64]
+        );
         assert_eq!(
             rules_max(Arm64S2, G64K, 34, 48).unwrap().page_sizes(),
             [K64, M512]

@@ -48,8 +48,19 @@ impl Model {
         if self.jobs.contains_key(&job) {
             return Err(ErrorKind::Exists);
         }
-        self.tables.reserve_frames(n).map_err(|_| ErrorKind::Nomem)?;
-        self.jobs.insert(job, ModelJob { iova, size, pages: n, left: n, ran: false });
+        self.tables
+            .reserve_frames(n)
+            .map_err(|_| ErrorKind::Nomem)?;
+        self.jobs.insert(
+            job,
+            ModelJob {
+                iova,
+                size,
+                pages: n,
+                left: n,
+                ran: false,
+            },
+        );
         Ok(n)
     }
 
@@ -105,7 +116,9 @@ impl Model {
 
     /// Whether `[iova, end)` lies inside one reservation.
     pub fn inside_reservation(&self, iova: u64, end: u64) -> bool {
-        self.reservations.keys().any(|&(a, s)| a <= iova && end <= a + s)
+        self.reservations
+            .keys()
+            .any(|&(a, s)| a <= iova && end <= a + s)
     }
 
     pub fn reserve_va(&mut self, iova: u64, size: u64) -> Result<u64, ErrorKind> {
@@ -163,7 +176,8 @@ impl Model {
             }
             // Deepest first, so a parent emptied by its child's free goes too.
             for b in self.tables.bases_meeting(l, iova, end).collect::<Vec<_>>() {
-                if self.tables.contains(l, b) && !self.tables.pinned(l, b) && self.node_empty(l, b) {
+                if self.tables.contains(l, b) && !self.tables.pinned(l, b) && self.node_empty(l, b)
+                {
                     self.tables.free_node(l, b);
                     freed += 1;
                 }

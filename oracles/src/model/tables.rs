@@ -220,7 +220,9 @@ impl Tables {
     pub(crate) fn bases_meeting(&self, level: u32, lo: u64, hi: u64) -> impl Iterator<Item = u64> {
         let span = self.span(level);
         let first = lo & !(span - 1);
-        (0..).map(move |k| first + k * span).take_while(move |&b| b < hi)
+        (0..)
+            .map(move |k| first + k * span)
+            .take_while(move |&b| b < hi)
     }
 
     pub(crate) fn pinned(&self, level: u32, base: u64) -> bool {

@@ -132,10 +132,10 @@ fn fewer_levels_for_other_geometries() {
         (Arm64S2, G4K, 40, 40, K4, 2),   // L1, 2 concatenated tables (PA 40)
         (Arm64S2, G4K, 40, 40, M2, 1),
         (Arm64S2, G4K, 40, 40, G1, 0),
-        (Arm64S2, G4K, 40, 48, K4, 3),    // L0, 2 entries (PA 48 allows L0)
-        (Arm64S2, G4K, 32, 48, K4, 2),    // L1, 4 entries (as Linux)
-        (Arm64S2, G16K, 48, 48, K16, 2),  // L1, 2 concatenated tables
-        (Arm64S2, G64K, 32, 48, K64, 1),  // L2, 8 entries (as Linux)
+        (Arm64S2, G4K, 40, 48, K4, 3), // L0, 2 entries (PA 48 allows L0)
+        (Arm64S2, G4K, 32, 48, K4, 2), // L1, 4 entries (as Linux)
+        (Arm64S2, G16K, 48, 48, K16, 2), // L1, 2 concatenated tables
+        (Arm64S2, G64K, 32, 48, K64, 1), // L2, 8 entries (as Linux)
         (Arm64S2, G64K, 34, 48, M512, 0), // L2
         (Arm64S2, G64K, 34, 48, K64, 1),
         (Arm32LpaeS1, G4K, 32, 40, K4, 2),
@@ -154,9 +154,9 @@ fn fewer_levels_for_other_geometries() {
     // concat=max: the deepest start level, so fewer tables below the root.
     // (granule, ias, page size, tables the first page needs)
     for (g, ias, ps, n) in [
-        (G4K, 32, K4, 1),    // L2, 4 concatenated tables
-        (G4K, 40, K4, 2),    // L1, 2 concatenated tables
-        (G64K, 32, K64, 0),  // L3, 8 concatenated tables
+        (G4K, 32, K4, 1),   // L2, 4 concatenated tables
+        (G4K, 40, K4, 2),   // L1, 2 concatenated tables
+        (G64K, 32, K64, 0), // L3, 8 concatenated tables
     ] {
         let mut cfg = DomainConfig::new(Arm64S2, g, ias, 48);
         cfg.concat = ptfuzz_engine::config::Concat::Max;

@@ -39,7 +39,8 @@ impl TlbOracle {
                     hi: iova.saturating_add(size - 1),
                 };
                 let p = self.p;
-                self.pending.remove_covered(cover, |l| p.shift(l), invalidated);
+                self.pending
+                    .remove_covered(cover, |l| p.shift(l), invalidated);
             }
             FlushEvent::Leaves { start, end, pgsize } => {
                 self.stats.leaves += 1;
@@ -52,7 +53,8 @@ impl TlbOracle {
                     level: ttl_level(&self.p, pgsize),
                 };
                 let p = self.p;
-                self.pending.remove_covered(cover, |l| p.shift(l), invalidated);
+                self.pending
+                    .remove_covered(cover, |l| p.shift(l), invalidated);
             }
         }
     }

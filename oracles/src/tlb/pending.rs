@@ -184,7 +184,11 @@ impl Pending {
                     kept += 1;
                     continue;
                 }
-                removed(self.by_slot.remove(&key.1).expect("every key has its break"));
+                removed(
+                    self.by_slot
+                        .remove(&key.1)
+                        .expect("every key has its break"),
+                );
             }
             // Keys kept stay in order; the covered ones leave in one move.
             set.keys.drain(kept..hits.end);
@@ -211,7 +215,16 @@ mod tests {
     use super::*;
 
     fn leaf(slot: u64, iova: u64) -> Break {
-        Break { seq: slot, slot, kind: EntryKind::Leaf, level: 3, iova, shift: 12, old: 0x403, under: None }
+        Break {
+            seq: slot,
+            slot,
+            kind: EntryKind::Leaf,
+            level: 3,
+            iova,
+            shift: 12,
+            old: 0x403,
+            under: None,
+        }
     }
 
     #[test]
@@ -224,12 +237,27 @@ mod tests {
         assert!(p.is_empty());
         assert!(p.get(0x1000).is_none());
         let mut got = Vec::new();
-        p.remove_covered(Cover::Walk { lo: 0, hi: u64::MAX }, |_| 12, |b| got.push(b));
+        p.remove_covered(
+            Cover::Walk {
+                lo: 0,
+                hi: u64::MAX,
+            },
+            |_| 12,
+            |b| got.push(b),
+        );
         assert!(got.is_empty());
         // Out of order again after the clear: the range still finds exactly what it covers.
         p.insert(leaf(0x2010, 0x2000));
         p.insert(leaf(0x2000, 0x0));
-        p.remove_covered(Cover::Leaves { lo: 0x1000, hi: 0x2fff, level: Some(3) }, |_| 12, |b| got.push(b));
+        p.remove_covered(
+            Cover::Leaves {
+                lo: 0x1000,
+                hi: 0x2fff,
+                level: Some(3),
+            },
+            |_| 12,
+            |b| got.push(b),
+        );
         assert_eq!(got.iter().map(|b| b.slot).collect::<Vec<_>>(), [0x2010]);
         assert_eq!(p.get(0x2000).map(|b| b.iova), Some(0));
     }

@@ -95,7 +95,10 @@ impl TlbOracle {
         }
         if let Some(EntryKind::Table(child)) = new_k {
             let twice = state == State::Linked
-                && self.frames.get(child).is_some_and(|f| f.state == State::Linked);
+                && self
+                    .frames
+                    .get(child)
+                    .is_some_and(|f| f.state == State::Linked);
             if twice && err.is_none() {
                 err = Some(Divergence::new(
                     ORACLE,

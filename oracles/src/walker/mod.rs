@@ -14,8 +14,8 @@ pub mod attrs;
 pub mod descriptor;
 mod leaves;
 mod logged;
-pub(crate) mod range;
 pub mod params;
+pub(crate) mod range;
 pub mod structure;
 #[cfg(test)]
 mod structure_tests;

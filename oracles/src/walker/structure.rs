@@ -8,7 +8,9 @@ use ptfuzz_engine::prot::Prot;
 
 use super::leaves::ORACLE;
 use super::params::WalkParams;
-use super::range::{nonzero, other_than, table_entries, table_words as words, Entry, LeafMatch, CHUNK};
+use super::range::{
+    nonzero, other_than, table_entries, table_words as words, Entry, LeafMatch, CHUNK,
+};
 use super::view::TableView;
 use crate::divergence::Divergence;
 use crate::model::Model;

@@ -20,7 +20,12 @@ pub struct Build {
 
 /// Whether cargo-fuzz is installed (the engine `auto` then picks libFuzzer).
 pub fn available() -> bool {
-    Command::new("cargo").args(["fuzz", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Builds every target through `.ci/fuzz.sh libfuzzer-build` (a no-op when CI built them).
@@ -38,9 +43,15 @@ pub fn build(root: &Path) -> io::Result<Build> {
             let mut w = l.split_whitespace();
             let binaries = w.nth(1).map(PathBuf::from).unwrap_or_default();
             let sanitizer = w.nth(1).unwrap_or("?").to_string();
-            Ok(Build { binaries, sanitizer })
+            Ok(Build {
+                binaries,
+                sanitizer,
+            })
         }
-        _ => Err(io::Error::other(format!("`.ci/fuzz.sh libfuzzer-build` failed ({}):\n{text}", out.status))),
+        _ => Err(io::Error::other(format!(
+            "`.ci/fuzz.sh libfuzzer-build` failed ({}):\n{text}",
+            out.status
+        ))),
     }
 }
 
@@ -58,7 +69,11 @@ pub struct Status {
 /// Parses `#N ... cov: C ft: F corp: K[/size] exec/s: E ... oom/timeout/crash: a/b/c`.
 pub fn parse_status(line: &str) -> Option<Status> {
     let rest = line.strip_prefix('#')?;
-    let execs: u64 = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let execs: u64 = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
     let field = |key: &str| -> Option<u64> {
         let after = line.split(key).nth(1)?;
         let tok = after.split_whitespace().next()?;
@@ -130,7 +145,12 @@ pub fn start(
             }
         }
     });
-    Ok(Running { target: t, child, artifacts, corpus })
+    Ok(Running {
+        target: t,
+        child,
+        artifacts,
+        corpus,
+    })
 }
 
 /// The crash files a run left (`crash-*`, `timeout-*`, `oom-*`, `leak-*`), by name.
@@ -139,8 +159,13 @@ pub fn crash_files(artifacts: &Path) -> Vec<PathBuf> {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     v.retain(|p| {
-        let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        ["crash-", "timeout-", "oom-", "leak-"].iter().any(|k| n.starts_with(k))
+        let n = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        ["crash-", "timeout-", "oom-", "leak-"]
+            .iter()
+            .any(|k| n.starts_with(k))
     });
     v.sort();
     v
@@ -155,11 +180,21 @@ mod tests {
         let plain = "#4096\tpulse  cov: 1289 ft: 4001 corp: 610/40Kb exec/s: 2048 rss: 90Mb";
         assert_eq!(
             parse_status(plain),
-            Some(Status { execs: 4096, coverage: 1289, features: 4001, corpus: 610, exec_per_sec: 2048, crashes: 0 })
+            Some(Status {
+                execs: 4096,
+                coverage: 1289,
+                features: 4001,
+                corpus: 610,
+                exec_per_sec: 2048,
+                crashes: 0
+            })
         );
         let fork = "#130519: cov: 1350 ft: 5012 corp: 702 exec/s: 4310 oom/timeout/crash: 0/0/3 time: 31s job: 12 dft_time: 0";
         let s = parse_status(fork).unwrap();
-        assert_eq!((s.execs, s.coverage, s.corpus, s.exec_per_sec, s.crashes), (130519, 1350, 702, 4310, 3));
+        assert_eq!(
+            (s.execs, s.coverage, s.corpus, s.exec_per_sec, s.crashes),
+            (130519, 1350, 702, 4310, 3)
+        );
         assert_eq!(parse_status("INFO: Seed: 1"), None);
         assert_eq!(parse_status("#0\tREAD units: 12"), None);
     }

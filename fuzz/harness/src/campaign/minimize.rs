@@ -67,7 +67,11 @@ pub fn minimize(trace: &Trace, sig: &str, limits: Limits) -> Minimized {
     let start = Instant::now();
     let mut cur = renumbered(trace.lines.clone());
     let Some(first) = failure_of(&Trace { lines: cur.clone() }) else {
-        return Minimized { trace: Trace { lines: cur }, failure: None, replays: 1 };
+        return Minimized {
+            trace: Trace { lines: cur },
+            failure: None,
+            replays: 1,
+        };
     };
     // The failing line keeps its expectation (a mismatch needs it); the rest lose theirs.
     for l in &mut cur {
@@ -79,7 +83,9 @@ pub fn minimize(trace: &Trace, sig: &str, limits: Limits) -> Minimized {
     let mut last = None;
     let mut reproduces = |lines: &[TraceLine], replays: &mut usize| {
         *replays += 1;
-        let f = failure_of(&Trace { lines: lines.to_vec() });
+        let f = failure_of(&Trace {
+            lines: lines.to_vec(),
+        });
         let same = f.as_ref().is_some_and(|f| f.signature == sig);
         if same {
             last = f;
@@ -88,11 +94,18 @@ pub fn minimize(trace: &Trace, sig: &str, limits: Limits) -> Minimized {
     };
     if first.signature != sig || !reproduces(&cur, &mut replays) {
         let failure = (first.signature == sig).then_some(first);
-        return Minimized { trace: Trace { lines: cur }, failure, replays };
+        return Minimized {
+            trace: Trace { lines: cur },
+            failure,
+            replays,
+        };
     }
-    let out_of_budget = |replays: usize| replays >= limits.replays || start.elapsed() >= limits.time;
+    let out_of_budget =
+        |replays: usize| replays >= limits.replays || start.elapsed() >= limits.time;
     let removable = |lines: &[TraceLine]| -> Vec<usize> {
-        (0..lines.len()).filter(|&i| !matches!(lines[i].command, Command::Domain { .. })).collect()
+        (0..lines.len())
+            .filter(|&i| !matches!(lines[i].command, Command::Domain { .. }))
+            .collect()
     };
     let mut chunk = removable(&cur).len().div_ceil(2).max(1);
     'shrink: loop {
@@ -126,7 +139,11 @@ pub fn minimize(trace: &Trace, sig: &str, limits: Limits) -> Minimized {
     let cur = renumbered(cur);
     // Messages name line numbers: take the one of the renumbered trace.
     let failure = failure_of(&Trace { lines: cur.clone() }).or(last);
-    Minimized { trace: Trace { lines: cur }, failure, replays: replays + 1 }
+    Minimized {
+        trace: Trace { lines: cur },
+        failure,
+        replays: replays + 1,
+    }
 }
 
 fn renumbered(mut lines: Vec<TraceLine>) -> Vec<TraceLine> {

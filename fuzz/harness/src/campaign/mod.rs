@@ -9,8 +9,8 @@ pub mod multi;
 pub mod mutate;
 pub mod page;
 pub mod print;
-pub mod repro;
 pub mod report;
+pub mod repro;
 pub mod save;
 pub mod signature;
 pub mod swarm;
@@ -91,13 +91,20 @@ pub fn run(cfg: &Config) -> std::io::Result<Report> {
         let input = swarm.next_input();
         stats.inputs += 1;
         let (dc, _) = resolve_config(&input.config);
-        *stats.configs.entry(format!("{}/{}", dc.format, dc.granule)).or_default() += 1;
+        *stats
+            .configs
+            .entry(format!("{}/{}", dc.format, dc.granule))
+            .or_default() += 1;
         match quietly(|| execute(&input)) {
             Ok(Ok(trace)) => stats.record(&trace),
             Ok(Err(crash)) => {
                 stats.record(&crash.trace);
                 stats.crashing_inputs += 1;
-                let word = crash.trace.lines.last().map_or("domain", |l| l.command.word());
+                let word = crash
+                    .trace
+                    .lines
+                    .last()
+                    .map_or("domain", |l| l.command.word());
                 let sig = signature::signature(&crash.kind, word);
                 let (msg, trace) = (crash.kind.to_string(), crash.trace);
                 crashes.add(k, sig, || Ok(trace), &msg, &mut progress)?;
@@ -149,7 +156,10 @@ impl Crashes<'_> {
         let found_by = format!("ptfuzz fuzz --seed {}, input #{k}", self.cfg.seed);
         let mut record = triage::save(&dir, &found_by, &sig, trace, msg, self.cfg.minimize)?;
         record.first_input = k;
-        progress.note(&format!("new crash: {sig} -> {}", self.cfg.out.join(&record.file).display()));
+        progress.note(&format!(
+            "new crash: {sig} -> {}",
+            self.cfg.out.join(&record.file).display()
+        ));
         self.index.insert(sig, self.records.len());
         self.records.push(record);
         Ok(())
@@ -167,33 +177,53 @@ pub(crate) fn panic_trace(input: &Input) -> Result<Trace, String> {
     };
     let len = input.ops.len().min(MAX_OPS);
     let no_prefix = || format!("# no prefix of the input panics again; the input:\n# {input:?}\n");
-    let n = (0..=len).find(|&n| quietly(|| execute(&prefix(n))).is_err()).ok_or_else(no_prefix)?;
+    let n = (0..=len)
+        .find(|&n| quietly(|| execute(&prefix(n))).is_err())
+        .ok_or_else(no_prefix)?;
     let (cfg, custom_alloc) = resolve_config(&input.config);
     let domain = TraceLine {
         line: 1,
-        command: Command::Domain { name: "d0".into(), cfg, custom_alloc },
+        command: Command::Domain {
+            name: "d0".into(),
+            cfg,
+            custom_alloc,
+        },
         expect: None,
     };
     if n == 0 {
-        return Ok(Trace { lines: vec![domain] });
+        return Ok(Trace {
+            lines: vec![domain],
+        });
     }
     let mut trace = match quietly(|| execute(&prefix(n - 1))) {
         Ok(Ok(t)) => t,
         _ => return Err(no_prefix()),
     };
     let replayed = quietly(|| match CheckedDomain::create(&cfg, custom_alloc) {
-        Created::Both(mut d) => trace.lines[1..].iter().all(|l| d.apply(&l.command).is_ok()).then_some(d),
+        Created::Both(mut d) => trace.lines[1..]
+            .iter()
+            .all(|l| d.apply(&l.command).is_ok())
+            .then_some(d),
         _ => None,
     });
-    let Ok(Some(d)) = replayed else { return Err(no_prefix()) };
-    let resolver = Resolver { pools: Pools::new(d.model()), dom: "d0".into() };
+    let Ok(Some(d)) = replayed else {
+        return Err(no_prefix());
+    };
+    let resolver = Resolver {
+        pools: Pools::new(d.model()),
+        dom: "d0".into(),
+    };
     let op = &input.ops[n - 1];
     let command = quietly(|| resolver.command(op, d.model())).map_err(|_| {
         let commented: String = trace.lines.iter().map(|l| format!("#   {l}\n")).collect();
         format!("# op #{} panics while it is resolved (harness, not engine), after:\n{commented}#   {op:?}\n", n - 1)
     })?;
     let line = trace.lines.len() + 1;
-    trace.lines.push(TraceLine { line, command, expect: None });
+    trace.lines.push(TraceLine {
+        line,
+        command,
+        expect: None,
+    });
     Ok(trace)
 }
 
@@ -213,7 +243,8 @@ impl Progress {
                 Budget::Seconds(s) => s,
                 Budget::Inputs(n) => n,
             };
-            let style = ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {msg}").expect("valid template");
+            let style = ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {msg}")
+                .expect("valid template");
             ProgressBar::new(len).with_style(style)
         });
         Progress {
@@ -272,7 +303,12 @@ fn utc_stamp(t: SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ use super::signature::{quietly, short_hash};
 use super::swarm::Swarm;
 use super::triage;
 use crate::exec::totals::{self, OracleTotals};
-use crate::trace::{Command, Trace};
 use crate::target::{run_bytes, Finding, TargetName, Verdict};
+use crate::trace::{Command, Trace};
 
 /// How long a worker stays on one target before taking the next.
 const SLICE: Duration = Duration::from_millis(250);
@@ -144,8 +144,15 @@ struct Counters {
 }
 
 enum Event {
-    Crash { target: TargetName, finding: Finding, input: Option<Vec<u8>> },
-    Done { stats: Vec<(TargetName, Stats)>, totals: OracleTotals },
+    Crash {
+        target: TargetName,
+        finding: Finding,
+        input: Option<Vec<u8>>,
+    },
+    Done {
+        stats: Vec<(TargetName, Stats)>,
+        totals: OracleTotals,
+    },
 }
 
 /// Runs a campaign and writes its report under `cfg.out`.
@@ -153,7 +160,9 @@ pub fn run_campaign(cfg: &CampaignConfig) -> std::io::Result<CampaignReport> {
     std::fs::create_dir_all(&cfg.out)?;
     let mut skipped = BTreeMap::new();
     if cfg.targets.contains(&TargetName::QemuDiff) {
-        if let Err(e) = quietly(crate::qemu::session::ensure_started).unwrap_or_else(|p| Err(panic_error(p))) {
+        if let Err(e) =
+            quietly(crate::qemu::session::ensure_started).unwrap_or_else(|p| Err(panic_error(p)))
+        {
             skipped.insert(
                 TargetName::QemuDiff,
                 format!("QEMU is not available ({e}); qemu-images/install-qemu.sh installs it"),
@@ -161,9 +170,16 @@ pub fn run_campaign(cfg: &CampaignConfig) -> std::io::Result<CampaignReport> {
         }
         crate::qemu::session::discard();
     }
-    let active: Vec<TargetName> = cfg.targets.iter().copied().filter(|t| !skipped.contains_key(t)).collect();
-    let seeds: HashMap<TargetName, Vec<Vec<u8>>> =
-        active.iter().map(|&t| (t, read_seeds(&cfg.corpus.join(t.seeds())))).collect();
+    let active: Vec<TargetName> = cfg
+        .targets
+        .iter()
+        .copied()
+        .filter(|t| !skipped.contains_key(t))
+        .collect();
+    let seeds: HashMap<TargetName, Vec<Vec<u8>>> = active
+        .iter()
+        .map(|&t| (t, read_seeds(&cfg.corpus.join(t.seeds()))))
+        .collect();
     let counters: Vec<Counters> = active.iter().map(|_| Counters::default()).collect();
     let engine = match cfg.engine {
         Engine::Auto if super::libfuzzer::available() => Engine::Libfuzzer,
@@ -208,9 +224,11 @@ fn run_swarm(
         let mut last_sample = Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Event::Crash { target, finding, input }) => {
-                    main.crash(target, finding, input, start.elapsed().as_secs_f64())?
-                }
+                Ok(Event::Crash {
+                    target,
+                    finding,
+                    input,
+                }) => main.crash(target, finding, input, start.elapsed().as_secs_f64())?,
                 Ok(Event::Done { stats, totals }) => main.done(stats, &totals),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -236,13 +254,22 @@ fn run_libfuzzer(
 ) -> std::io::Result<()> {
     use std::sync::{Arc, Mutex};
     let jobs = (cfg.workers / active.len().max(1)).max(1);
-    let status: Arc<Mutex<Vec<super::libfuzzer::Status>>> = Arc::new(Mutex::new(vec![Default::default(); active.len()]));
+    let status: Arc<Mutex<Vec<super::libfuzzer::Status>>> =
+        Arc::new(Mutex::new(vec![Default::default(); active.len()]));
     let work = cfg.out.join("libfuzzer");
     let mut running = Vec::new();
     for (i, &t) in active.iter().enumerate() {
         let st = status.clone();
         let on = move |s| st.lock().expect("status")[i] = s;
-        running.push(super::libfuzzer::start(b, t, &cfg.corpus.join(t.seeds()), &work, jobs, cfg.seconds, on)?);
+        running.push(super::libfuzzer::start(
+            b,
+            t,
+            &cfg.corpus.join(t.seeds()),
+            &work,
+            jobs,
+            cfg.seconds,
+            on,
+        )?);
     }
     // libFuzzer stops itself at -max_total_time; a run that does not is killed a little later.
     let kill_at = start + Duration::from_secs(cfg.seconds + 30);
@@ -272,11 +299,18 @@ fn run_libfuzzer(
             match run_bytes(r.target, &bytes) {
                 Verdict::Crash(finding) => main.crash(r.target, finding, Some(bytes), at)?,
                 _ => {
-                    let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                    let name = f
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
                     let kind = name.split('-').next().unwrap_or("crash").to_string();
                     let finding = Finding {
                         signature: format!("libfuzzer {kind} that does not reproduce in-process"),
-                        message: format!("{} ({} bytes): libFuzzer reported a {kind}; run here it passes", f.display(), bytes.len()),
+                        message: format!(
+                            "{} ({} bytes): libFuzzer reported a {kind}; run here it passes",
+                            f.display(),
+                            bytes.len()
+                        ),
                         trace: None,
                     };
                     main.crash(r.target, finding, Some(bytes), at)?
@@ -339,14 +373,21 @@ fn worker(
                         record(&mut stats[i], trace);
                     }
                     counters[i].crashing.fetch_add(1, Relaxed);
-                    let _ = tx.send(Event::Crash { target: t, finding, input });
+                    let _ = tx.send(Event::Crash {
+                        target: t,
+                        finding,
+                        input,
+                    });
                 }
             }
         }
         slice += 1;
     }
     let stats = active.iter().copied().zip(stats).collect();
-    let _ = tx.send(Event::Done { stats, totals: totals::take() });
+    let _ = tx.send(Event::Done {
+        stats,
+        totals: totals::take(),
+    });
 }
 
 /// Where a worker's inputs for one target come from.
@@ -416,7 +457,8 @@ impl<'a> Main<'a> {
     ) -> Main<'a> {
         let tty = cfg.progress && std::io::stderr().is_terminal();
         let multi = tty.then(MultiProgress::new);
-        let style = ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {msg}").expect("valid template");
+        let style = ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {msg}")
+            .expect("valid template");
         let bars = active
             .iter()
             .map(|t| {
@@ -430,7 +472,11 @@ impl<'a> Main<'a> {
         let engine_name = match build {
             Some(b) => format!(
                 "libfuzzer ({}, fork mode, {} job(s) per target)",
-                if b.sanitizer == "address" { "ASan" } else { "no sanitizer" },
+                if b.sanitizer == "address" {
+                    "ASan"
+                } else {
+                    "no sanitizer"
+                },
                 (cfg.workers / active.len().max(1)).max(1)
             ),
             None => "swarm (swarm inputs for pagetable, edited seeds for the others)".to_string(),
@@ -438,10 +484,15 @@ impl<'a> Main<'a> {
         if cfg.progress {
             let why = match (cfg.engine, engine) {
                 (Engine::Auto, Engine::Libfuzzer) => ", picked: cargo-fuzz is installed",
-                (Engine::Auto, _) => ", picked: cargo-fuzz is not installed (.ci/fuzz.sh install adds it)",
+                (Engine::Auto, _) => {
+                    ", picked: cargo-fuzz is not installed (.ci/fuzz.sh install adds it)"
+                }
                 _ => "",
             };
-            eprintln!("ptfuzz campaign: {} worker(s), {} s, engine: {engine_name}{why}", cfg.workers, cfg.seconds);
+            eprintln!(
+                "ptfuzz campaign: {} worker(s), {} s, engine: {engine_name}{why}",
+                cfg.workers, cfg.seconds
+            );
             for (t, why) in skipped {
                 eprintln!("ptfuzz campaign: {t} skipped: {why}");
             }
@@ -476,7 +527,12 @@ impl<'a> Main<'a> {
             // The rate over the last five seconds or so: libFuzzer's fork mode reports its
             // count every few seconds, so a one-second window would read 0 in between.
             let prev = self.samples[i].last().copied().unwrap_or_default();
-            let back = self.samples[i].iter().rev().find(|p| p.seconds <= secs - 4.5).copied().unwrap_or_default();
+            let back = self.samples[i]
+                .iter()
+                .rev()
+                .find(|p| p.seconds <= secs - 4.5)
+                .copied()
+                .unwrap_or_default();
             let dt = (secs - back.seconds).max(1e-9);
             let cov = coverage.and_then(|c| c.get(i).copied()).or(prev.coverage);
             let s = Sample {
@@ -546,7 +602,13 @@ impl<'a> Main<'a> {
     }
 
     /// A crash: counted under its signature; the first of each is triaged and saved.
-    fn crash(&mut self, t: TargetName, f: Finding, input: Option<Vec<u8>>, at: f64) -> std::io::Result<()> {
+    fn crash(
+        &mut self,
+        t: TargetName,
+        f: Finding,
+        input: Option<Vec<u8>>,
+        at: f64,
+    ) -> std::io::Result<()> {
         let sig = format!("{t}/{}", f.signature);
         if let Some(&i) = self.index.get(&(t, sig.clone())) {
             self.crashes[i].record.count += 1;
@@ -564,15 +626,34 @@ impl<'a> Main<'a> {
         };
         let found_by = format!("ptfuzz campaign --seed {}, target {t}", self.cfg.seed);
         let trace = f.trace.ok_or_else(|| {
-            let repro = input_file.as_ref().map_or(String::new(), |p| format!("# input: {p}\n"));
+            let repro = input_file
+                .as_ref()
+                .map_or(String::new(), |p| format!("# input: {p}\n"));
             let msg: String = f.message.lines().map(|l| format!("# {l}\n")).collect();
             format!("{repro}# no trace: the target reported through a panic:\n{msg}")
         });
-        let record = triage::save(&dir, &found_by, &f.signature, || trace, &f.message, self.cfg.minimize)?;
+        let record = triage::save(
+            &dir,
+            &found_by,
+            &f.signature,
+            || trace,
+            &f.message,
+            self.cfg.minimize,
+        )?;
         let text = std::fs::read_to_string(self.cfg.out.join(&record.file)).unwrap_or_default();
-        self.note(&format!("new crash in {t}: {} -> {}", f.signature, self.cfg.out.join(&record.file).display()));
+        self.note(&format!(
+            "new crash in {t}: {} -> {}",
+            f.signature,
+            self.cfg.out.join(&record.file).display()
+        ));
         self.index.insert((t, sig), self.crashes.len());
-        self.crashes.push(TargetCrash { target: t, first_seen: at, input_file, record, text });
+        self.crashes.push(TargetCrash {
+            target: t,
+            first_seen: at,
+            input_file,
+            record,
+            text,
+        });
         Ok(())
     }
 
@@ -637,7 +718,10 @@ impl<'a> Main<'a> {
 impl CampaignReport {
     /// A few lines for the terminal.
     pub fn summary(&self, out: &Path) -> String {
-        let mut s = format!("campaign: {:.1} s on {} worker(s), seed {}\n", self.seconds, self.workers, self.seed);
+        let mut s = format!(
+            "campaign: {:.1} s on {} worker(s), seed {}\n",
+            self.seconds, self.workers, self.seed
+        );
         for t in &self.targets {
             match &t.skipped {
                 Some(why) => s += &format!("  {:>10}: skipped: {why}\n", t.target.as_str()),
@@ -658,7 +742,11 @@ impl CampaignReport {
                 out.join(&c.record.file).display(),
                 c.record.count,
                 c.record.ops_after_minimise,
-                if c.record.reproduces { "" } else { " (does not reproduce from the file)" },
+                if c.record.reproduces {
+                    ""
+                } else {
+                    " (does not reproduce from the file)"
+                },
                 c.record.signature
             );
         }
@@ -681,7 +769,10 @@ impl CampaignReport {
 /// `format/granule[/noncoherent][/custom][/tight]` (the configuration-coverage table).
 fn record(stats: &mut Stats, trace: &Trace) {
     stats.record(trace);
-    if let Some(Command::Domain { cfg, custom_alloc, .. }) = trace.lines.first().map(|l| &l.command) {
+    if let Some(Command::Domain {
+        cfg, custom_alloc, ..
+    }) = trace.lines.first().map(|l| &l.command)
+    {
         let mut key = format!("{}/{}", cfg.format, cfg.granule);
         if !cfg.coherent {
             key += "/noncoherent";

@@ -87,7 +87,10 @@ pub fn read_seeds(dir: &Path) -> Vec<Vec<u8>> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
     paths.sort();
     paths
         .into_iter()
@@ -117,7 +120,10 @@ mod tests {
             assert!(!x.is_empty() && x.len() <= MAX_LEN);
             edited += usize::from(!seeds.contains(&x));
         }
-        assert!(edited > 1800, "only {edited} of 2000 inputs differ from every seed");
+        assert!(
+            edited > 1800,
+            "only {edited} of 2000 inputs differ from every seed"
+        );
         assert!(Mutator::new(1, vec![]).next_input().len() >= 8);
     }
 }

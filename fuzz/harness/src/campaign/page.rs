@@ -29,10 +29,22 @@ const COLORS: [RGBColor; 6] = [
 ];
 
 /// One line per series over the campaign's seconds.
-fn line_plot(title: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)]) -> io::Result<String> {
-    let err = |e: DrawingAreaErrorKind<std::io::Error>| io::Error::other(format!("plot {title}: {e:?}"));
-    let x_max = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)).fold(1.0, f64::max);
-    let y_max = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)).fold(1.0, f64::max) * 1.1;
+fn line_plot(
+    title: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> io::Result<String> {
+    let err =
+        |e: DrawingAreaErrorKind<std::io::Error>| io::Error::other(format!("plot {title}: {e:?}"));
+    let x_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .fold(1.0, f64::max);
+    let y_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .fold(1.0, f64::max)
+        * 1.1;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 320)).into_drawing_area();
@@ -44,14 +56,24 @@ fn line_plot(title: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)]) ->
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             .map_err(err)?;
-        chart.configure_mesh().x_desc("seconds").y_desc(y_desc).draw().map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds")
+            .y_desc(y_desc)
+            .draw()
+            .map_err(err)?;
         for (i, (name, points)) in series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(err)?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -96,14 +118,25 @@ fn html(r: &CampaignReport) -> io::Result<String> {
             format!("{:.0}", t.exec_per_sec),
             t.crashing_inputs.to_string(),
             t.unique_crashes.to_string(),
-            t.skipped.clone().map_or_else(|| "ran".into(), |why| format!("skipped: {why}")),
+            t.skipped
+                .clone()
+                .map_or_else(|| "ran".into(), |why| format!("skipped: {why}")),
         ]
     });
     h.push_str("<div id=\"summary\">");
     table(
         &mut h,
         "Targets",
-        &["target", "engine", "seeds", "inputs", "exec/s", "crashing inputs", "unique crashes", "status"],
+        &[
+            "target",
+            "engine",
+            "seeds",
+            "inputs",
+            "exec/s",
+            "crashing inputs",
+            "unique crashes",
+            "status",
+        ],
         rows,
     );
     h.push_str("</div>\n");
@@ -111,7 +144,14 @@ fn html(r: &CampaignReport) -> io::Result<String> {
     // Plots.
     let ran: Vec<_> = r.targets.iter().filter(|t| t.skipped.is_none()).collect();
     let series = |f: &dyn Fn(&super::multi::Sample) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
-        ran.iter().map(|t| (t.target.to_string(), t.samples.iter().map(|s| (s.seconds, f(s))).collect())).collect()
+        ran.iter()
+            .map(|t| {
+                (
+                    t.target.to_string(),
+                    t.samples.iter().map(|s| (s.seconds, f(s))).collect(),
+                )
+            })
+            .collect()
     };
     let _ = write!(
         h,
@@ -120,11 +160,18 @@ fn html(r: &CampaignReport) -> io::Result<String> {
         line_plot("unique crashes, by target", "unique crashes", &series(&|s| s.unique_crashes as f64))?,
     );
 
-    if ran.iter().any(|t| t.samples.iter().any(|s| s.coverage.is_some())) {
+    if ran
+        .iter()
+        .any(|t| t.samples.iter().any(|s| s.coverage.is_some()))
+    {
         let _ = writeln!(
             h,
             "<div class=\"plot\" id=\"plot-coverage\">{}</div>",
-            line_plot("coverage, by target", "edges (libFuzzer cov)", &series(&|s| s.coverage.unwrap_or(0) as f64))?
+            line_plot(
+                "coverage, by target",
+                "edges (libFuzzer cov)",
+                &series(&|s| s.coverage.unwrap_or(0) as f64)
+            )?
         );
     }
 
@@ -138,10 +185,9 @@ fn html(r: &CampaignReport) -> io::Result<String> {
              <th>ops (before → after minimising)</th><th>reproduces</th><th>minimised trace</th></tr>\n",
         );
         for c in &r.crashes {
-            let input = c
-                .input_file
-                .as_ref()
-                .map_or(String::new(), |f| format!("<br>input: <a href=\"{0}\">{0}</a>", esc(f)));
+            let input = c.input_file.as_ref().map_or(String::new(), |f| {
+                format!("<br>input: <a href=\"{0}\">{0}</a>", esc(f))
+            });
             let file = esc(&c.record.file);
             let _ = writeln!(
                 h,
@@ -166,12 +212,21 @@ fn html(r: &CampaignReport) -> io::Result<String> {
     let rows = [
         ("domains created and checked", o.domains),
         ("commands compared, engine against model", o.ops),
-        ("TLB / walk-cache entries made stale, each checked for its invalidation", o.tlb_breaks),
+        (
+            "TLB / walk-cache entries made stale, each checked for its invalidation",
+            o.tlb_breaks,
+        ),
         ("of those, walk-cache (table) entries", o.tlb_table_breaks),
         ("invalidations replayed", o.invalidations),
-        ("table frees checked against unlink and invalidation", o.table_frees_checked),
+        (
+            "table frees checked against unlink and invalidation",
+            o.table_frees_checked,
+        ),
         ("frame-accounting checks (one per op)", o.frame_checks),
-        ("frames accounted for (summed over checks)", o.frames_accounted),
+        (
+            "frames accounted for (summed over checks)",
+            o.frames_accounted,
+        ),
         ("freed frames checked for poison", o.poison_checked),
         ("jobs prepared (budget checker)", o.jobs_prepared),
         ("jobs run", o.jobs_run),
@@ -179,16 +234,34 @@ fn html(r: &CampaignReport) -> io::Result<String> {
         ("pages jobs used", o.pages_used),
     ];
     h.push_str("<div id=\"oracles\">");
-    table(&mut h, "What the oracles checked", &["check", "count"], rows.iter().map(|(k, v)| vec![k.to_string(), v.to_string()]));
+    table(
+        &mut h,
+        "What the oracles checked",
+        &["check", "count"],
+        rows.iter().map(|(k, v)| vec![k.to_string(), v.to_string()]),
+    );
     h.push_str("</div>\n");
 
     // Configuration coverage and outcomes.
     let configs = r.configurations();
-    table(&mut h, "Configurations (domain of each input)", &["format/granule[/options]", "inputs"], configs.iter().map(|(k, v)| vec![k.clone(), v.to_string()]));
+    table(
+        &mut h,
+        "Configurations (domain of each input)",
+        &["format/granule[/options]", "inputs"],
+        configs.iter().map(|(k, v)| vec![k.clone(), v.to_string()]),
+    );
     let outcomes = r.stats.iter().flat_map(|(t, s)| {
-        s.outcomes.iter().flat_map(move |(w, m)| m.iter().map(move |(o, n)| vec![t.to_string(), w.clone(), o.clone(), n.to_string()]))
+        s.outcomes.iter().flat_map(move |(w, m)| {
+            m.iter()
+                .map(move |(o, n)| vec![t.to_string(), w.clone(), o.clone(), n.to_string()])
+        })
     });
-    table(&mut h, "Outcomes", &["target", "command", "outcome", "count"], outcomes);
+    table(
+        &mut h,
+        "Outcomes",
+        &["target", "command", "outcome", "count"],
+        outcomes,
+    );
     h.push_str("</body></html>\n");
     Ok(h)
 }

@@ -10,12 +10,20 @@ use crate::trace::Trace;
 
 /// Prints each file's trace (and failure) to `out`; problems with a file go to `err` and
 /// the file is skipped. Returns how many files were unreadable, undecodable or failed.
-pub fn print_files(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> io::Result<usize> {
+pub fn print_files(
+    paths: &[PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<usize> {
     print_with(paths, out, err, decode, |i| i.ops.len(), execute)
 }
 
 /// [`print_files`] for files of the `ioasid` target.
-pub fn print_ioasid_files(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> io::Result<usize> {
+pub fn print_ioasid_files(
+    paths: &[PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<usize> {
     use crate::ioasid as t;
     print_with(paths, out, err, t::decode, |i| i.ops.len(), t::execute)
 }
@@ -40,10 +48,20 @@ fn print_with<I>(
         };
         let Some(input) = decode(&data) else {
             bad += 1;
-            writeln!(err, "{}: does not decode into an input; skipped", p.display())?;
+            writeln!(
+                err,
+                "{}: does not decode into an input; skipped",
+                p.display()
+            )?;
             continue;
         };
-        writeln!(out, "# {} ({} bytes, {} ops)", p.display(), data.len(), ops(&input))?;
+        writeln!(
+            out,
+            "# {} ({} bytes, {} ops)",
+            p.display(),
+            data.len(),
+            ops(&input)
+        )?;
         match quietly(|| execute(&input)) {
             Ok(Ok(trace)) => write!(out, "{trace}")?,
             Ok(Err(crash)) => {

@@ -47,7 +47,12 @@ impl Stats {
                     _ => "ok".into(),
                 },
             };
-            *self.outcomes.entry(word.into()).or_default().entry(outcome).or_default() += 1;
+            *self
+                .outcomes
+                .entry(word.into())
+                .or_default()
+                .entry(outcome)
+                .or_default() += 1;
         }
     }
 }
@@ -110,7 +115,11 @@ impl Report {
                 c.count,
                 c.ops_after_minimise,
                 c.signature,
-                if c.reproduces { "" } else { "  (the saved file does not reproduce it)" }
+                if c.reproduces {
+                    ""
+                } else {
+                    "  (the saved file does not reproduce it)"
+                }
             );
         }
         s
@@ -135,14 +144,39 @@ impl Report {
             ("crashing inputs", self.stats.crashing_inputs.to_string()),
             ("unique crashes", self.crashes.len().to_string()),
         ];
-        table(&mut h, "Run", &["", ""], rows.iter().map(|(k, v)| vec![k.to_string(), v.clone()]));
-        let counts = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| vec![k.clone(), v.to_string()]).collect::<Vec<_>>();
-        table(&mut h, "Ops", &["command", "count"], counts(&self.stats.op_kinds));
-        table(&mut h, "Domains", &["format/granule", "inputs"], counts(&self.stats.configs));
+        table(
+            &mut h,
+            "Run",
+            &["", ""],
+            rows.iter().map(|(k, v)| vec![k.to_string(), v.clone()]),
+        );
+        let counts = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, v)| vec![k.clone(), v.to_string()])
+                .collect::<Vec<_>>()
+        };
+        table(
+            &mut h,
+            "Ops",
+            &["command", "count"],
+            counts(&self.stats.op_kinds),
+        );
+        table(
+            &mut h,
+            "Domains",
+            &["format/granule", "inputs"],
+            counts(&self.stats.configs),
+        );
         let outcomes = self.stats.outcomes.iter().flat_map(|(w, m)| {
-            m.iter().map(move |(o, n)| vec![w.clone(), o.clone(), n.to_string()])
+            m.iter()
+                .map(move |(o, n)| vec![w.clone(), o.clone(), n.to_string()])
         });
-        table(&mut h, "Outcomes", &["command", "outcome", "count"], outcomes);
+        table(
+            &mut h,
+            "Outcomes",
+            &["command", "outcome", "count"],
+            outcomes,
+        );
         h.push_str("<h2>Crashes</h2>\n");
         if self.crashes.is_empty() {
             h.push_str("<p>none</p>\n");
@@ -174,7 +208,12 @@ impl Report {
 }
 
 /// An HTML table: numbers right-aligned, everything escaped.
-pub(super) fn table(h: &mut String, title: &str, head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+pub(super) fn table(
+    h: &mut String,
+    title: &str,
+    head: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) {
     let _ = write!(h, "<h2>{}</h2>\n<table>", esc(title));
     if head.iter().any(|c| !c.is_empty()) {
         h.push_str("<tr>");
@@ -188,7 +227,12 @@ pub(super) fn table(h: &mut String, title: &str, head: &[&str], rows: impl IntoI
         h.push_str("<tr>");
         for c in row {
             let num = !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-            let _ = write!(h, "<td{}>{}</td>", if num { " class=n" } else { "" }, esc(&c));
+            let _ = write!(
+                h,
+                "<td{}>{}</td>",
+                if num { " class=n" } else { "" },
+                esc(&c)
+            );
         }
         h.push_str("</tr>\n");
     }
@@ -196,5 +240,8 @@ pub(super) fn table(h: &mut String, title: &str, head: &[&str], rows: impl IntoI
 }
 
 pub(super) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

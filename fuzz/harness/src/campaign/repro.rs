@@ -21,7 +21,11 @@ enum Result1 {
 }
 
 /// Reproduces each file; returns how many failed (crashed, were unreadable or undecodable).
-pub fn repro_files(paths: &[std::path::PathBuf], target: Option<TargetName>, out: &mut dyn Write) -> io::Result<usize> {
+pub fn repro_files(
+    paths: &[std::path::PathBuf],
+    target: Option<TargetName>,
+    out: &mut dyn Write,
+) -> io::Result<usize> {
     let mut bad = 0;
     for p in paths {
         let data = match std::fs::read(p) {
@@ -42,12 +46,22 @@ pub fn repro_files(paths: &[std::path::PathBuf], target: Option<TargetName>, out
         match (&first, first == second) {
             (_, false) => {
                 bad += 1;
-                writeln!(out, "NONDETERMINISTIC {} ({what}): first {first:?}, then {second:?}", p.display())?;
+                writeln!(
+                    out,
+                    "NONDETERMINISTIC {} ({what}): first {first:?}, then {second:?}",
+                    p.display()
+                )?;
             }
-            (Result1::Pass, true) => writeln!(out, "PASS {} ({what}): no crash, twice", p.display())?,
+            (Result1::Pass, true) => {
+                writeln!(out, "PASS {} ({what}): no crash, twice", p.display())?
+            }
             (Result1::Undecodable, true) => {
                 bad += 1;
-                writeln!(out, "UNDECODABLE {} ({what}): too short for an input", p.display())?;
+                writeln!(
+                    out,
+                    "UNDECODABLE {} ({what}): too short for an input",
+                    p.display()
+                )?;
             }
             (Result1::Fail(why), true) => {
                 bad += 1;
@@ -65,14 +79,21 @@ fn trace_of(data: &[u8]) -> Option<Trace> {
 }
 
 fn replay(trace: &Trace) -> Result1 {
-    let qemu = trace.lines.iter().any(|l| matches!(l.command, Command::Attach { .. }));
+    let qemu = trace
+        .lines
+        .iter()
+        .any(|l| matches!(l.command, Command::Attach { .. }));
     let r = quietly(|| {
         if qemu {
-            crate::qemu::session::with_oracle(|o| Ok(crate::qemu::replay_qemu(o, "file", trace, &mut io::sink())))
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map(|_| ()))
+            crate::qemu::session::with_oracle(|o| {
+                Ok(crate::qemu::replay_qemu(o, "file", trace, &mut io::sink()))
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map(|_| ()))
         } else {
-            crate::replay("file", trace).map(|_| ()).map_err(|f| f.to_string())
+            crate::replay("file", trace)
+                .map(|_| ())
+                .map_err(|f| f.to_string())
         }
     });
     match r {
@@ -87,8 +108,14 @@ fn run_raw(t: TargetName, data: &[u8]) -> Result1 {
         Verdict::Undecodable => Result1::Undecodable,
         Verdict::Pass(_) => Result1::Pass,
         Verdict::Crash(f) => {
-            let trace = f.trace.map(|t| format!("--- trace ---\n{t}")).unwrap_or_default();
-            Result1::Fail(format!("signature: {}\n{}\n{trace}", f.signature, f.message))
+            let trace = f
+                .trace
+                .map(|t| format!("--- trace ---\n{t}"))
+                .unwrap_or_default();
+            Result1::Fail(format!(
+                "signature: {}\n{}\n{trace}",
+                f.signature, f.message
+            ))
         }
     }
 }
@@ -100,7 +127,12 @@ fn guess_target(p: &Path) -> TargetName {
     names.reverse();
     for n in names {
         // qemu_diff first: its name holds no other target's, but check the longest first.
-        for t in [TargetName::QemuDiff, TargetName::Prealloc, TargetName::Ioasid, TargetName::Pagetable] {
+        for t in [
+            TargetName::QemuDiff,
+            TargetName::Prealloc,
+            TargetName::Ioasid,
+            TargetName::Pagetable,
+        ] {
             if n.starts_with(t.as_str()) || n == t.as_str() {
                 return t;
             }
@@ -115,10 +147,22 @@ mod tests {
 
     #[test]
     fn targets_are_guessed_from_names_and_folders() {
-        assert_eq!(guess_target(Path::new("r/crashes/ioasid-0123.bin")), TargetName::Ioasid);
-        assert_eq!(guess_target(Path::new("fuzz/artifacts/prealloc/crash-1")), TargetName::Prealloc);
-        assert_eq!(guess_target(Path::new("corpus/qemu_diff/x")), TargetName::QemuDiff);
-        assert_eq!(guess_target(Path::new("/tmp/crash-1")), TargetName::Pagetable);
+        assert_eq!(
+            guess_target(Path::new("r/crashes/ioasid-0123.bin")),
+            TargetName::Ioasid
+        );
+        assert_eq!(
+            guess_target(Path::new("fuzz/artifacts/prealloc/crash-1")),
+            TargetName::Prealloc
+        );
+        assert_eq!(
+            guess_target(Path::new("corpus/qemu_diff/x")),
+            TargetName::QemuDiff
+        );
+        assert_eq!(
+            guess_target(Path::new("/tmp/crash-1")),
+            TargetName::Pagetable
+        );
     }
 
     #[test]
@@ -127,21 +171,43 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ptfuzz-repro-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.trace");
-        std::fs::write(&good, "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\nlookup d0 iova=0x1000 -> none\n").unwrap();
+        std::fs::write(
+            &good,
+            "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\nlookup d0 iova=0x1000 -> none\n",
+        )
+        .unwrap();
         let wrong = dir.join("wrong.trace");
-        std::fs::write(&wrong, "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\nlookup d0 iova=0x1000 -> pa=0x5\n").unwrap();
+        std::fs::write(
+            &wrong,
+            "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\nlookup d0 iova=0x1000 -> pa=0x5\n",
+        )
+        .unwrap();
         let raw = dir.join("ioasid-input.bin");
         std::fs::write(&raw, [7u8; 64]).unwrap();
         let short = dir.join("short.bin");
         std::fs::write(&short, [0xffu8]).unwrap();
-        let bad = repro_files(&[good, wrong, raw, short, dir.join("missing")], None, &mut out).unwrap();
+        let bad = repro_files(
+            &[good, wrong, raw, short, dir.join("missing")],
+            None,
+            &mut out,
+        )
+        .unwrap();
         let out = String::from_utf8(out).unwrap();
         // Arbitrary fills what a short input lacks with zeros: one byte is an input too.
         assert_eq!(bad, 2, "{out}");
-        assert!(out.contains("PASS") && out.contains("good.trace (trace): no crash, twice"), "{out}");
-        assert!(out.contains("REPRODUCED") && out.contains("wrong.trace"), "{out}");
+        assert!(
+            out.contains("PASS") && out.contains("good.trace (trace): no crash, twice"),
+            "{out}"
+        );
+        assert!(
+            out.contains("REPRODUCED") && out.contains("wrong.trace"),
+            "{out}"
+        );
         assert!(out.contains("ioasid-input.bin (ioasid input)"), "{out}");
-        assert!(out.contains("short.bin (pagetable input): no crash") && out.contains("ERROR"), "{out}");
+        assert!(
+            out.contains("short.bin (pagetable input): no crash") && out.contains("ERROR"),
+            "{out}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -19,10 +19,18 @@ pub fn with_model_expectations(trace: &Trace) -> Trace {
     let mut doms: Vec<(String, Option<Box<CheckedDomain>>)> = Vec::new();
     for l in &mut out.lines {
         l.expect = None;
-        if let Command::Domain { name, cfg, custom_alloc } = &l.command {
+        if let Command::Domain {
+            name,
+            cfg,
+            custom_alloc,
+        } = &l.command
+        {
             let (d, model) = match quietly(|| CheckedDomain::create(cfg, *custom_alloc)) {
                 Ok(Created::Both(d)) => (Some(d), None),
-                Ok(Created::Refused(_)) => (None, Some(Outcome::Domain(Err(ptfuzz_engine::ErrorKind::Inval)))),
+                Ok(Created::Refused(_)) => (
+                    None,
+                    Some(Outcome::Domain(Err(ptfuzz_engine::ErrorKind::Inval))),
+                ),
                 Ok(Created::Disagree { model, .. }) => (None, Some(model)),
                 Err(_) => (None, None),
             };
@@ -30,7 +38,12 @@ pub fn with_model_expectations(trace: &Trace) -> Trace {
             doms.push((name.to_string(), d));
             continue;
         }
-        let Some(slot) = doms.iter_mut().rev().find(|(n, _)| n == l.command.domain()).map(|(_, d)| d) else {
+        let Some(slot) = doms
+            .iter_mut()
+            .rev()
+            .find(|(n, _)| n == l.command.domain())
+            .map(|(_, d)| d)
+        else {
             continue;
         };
         let Some(d) = slot else { continue };

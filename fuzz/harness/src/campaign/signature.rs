@@ -21,13 +21,27 @@ const PANIC_WORDS: usize = 10;
 pub fn signature(kind: &FailureKind, word: &str) -> String {
     match kind {
         FailureKind::Divergence { engine, model, .. } => {
-            format!("{word}: divergence: engine {}, model {}", shape(engine), shape(model))
+            format!(
+                "{word}: divergence: engine {}, model {}",
+                shape(engine),
+                shape(model)
+            )
         }
         FailureKind::Mismatch { expected, actual } => {
-            format!("{word}: mismatch: expected {}, got {}", shape_of(expected), shape(actual))
+            format!(
+                "{word}: mismatch: expected {}, got {}",
+                shape_of(expected),
+                shape(actual)
+            )
         }
-        FailureKind::Oracle(d) => format!("{word}: oracle {}: {}", d.oracle, gist(&d.what, ORACLE_WORDS)),
-        FailureKind::Panic { who, msg } => format!("{word}: {who} panicked: {}", gist(msg, PANIC_WORDS)),
+        FailureKind::Oracle(d) => format!(
+            "{word}: oracle {}: {}",
+            d.oracle,
+            gist(&d.what, ORACLE_WORDS)
+        ),
+        FailureKind::Panic { who, msg } => {
+            format!("{word}: {who} panicked: {}", gist(msg, PANIC_WORDS))
+        }
         FailureKind::RefusedDomain { .. } => format!("{word}: refused domain"),
         FailureKind::Undeclared(_) => format!("{word}: undeclared domain"),
         FailureKind::IoasidDivergence(d) => format!(
@@ -73,7 +87,9 @@ fn gist(text: &str, words: usize) -> String {
         .filter(|w| !w.bytes().any(|b| b.is_ascii_digit()))
         .take(words)
         .collect();
-    kept.join(" ").trim_end_matches([':', ',', ';', '.']).to_string()
+    kept.join(" ")
+        .trim_end_matches([':', ',', ';', '.'])
+        .to_string()
 }
 
 /// A stable short hash of a signature, for file names (FNV-1a: std's hasher may change
@@ -121,13 +137,25 @@ mod tests {
 
     #[test]
     fn numbers_do_not_split_a_bug() {
-        let a = FailureKind::Oracle(Divergence::new("walker", "iova 0x1000: output address differs: expected pa 0x5"));
-        let b = FailureKind::Oracle(Divergence::new("walker", "iova 0x7000: output address differs: expected pa 0x9"));
+        let a = FailureKind::Oracle(Divergence::new(
+            "walker",
+            "iova 0x1000: output address differs: expected pa 0x5",
+        ));
+        let b = FailureKind::Oracle(Divergence::new(
+            "walker",
+            "iova 0x7000: output address differs: expected pa 0x9",
+        ));
         assert_eq!(signature(&a, "map"), signature(&b, "map"));
-        assert_eq!(signature(&a, "map"), "map: oracle walker: iova output address differs: expected");
+        assert_eq!(
+            signature(&a, "map"),
+            "map: oracle walker: iova output address differs: expected"
+        );
         assert_ne!(signature(&a, "map"), signature(&a, "unmap"));
         assert_eq!(short_hash("x").len(), 12);
         assert_eq!(quietly(|| panic!("boom {}", 3)).unwrap_err(), "boom 3");
-        assert_eq!(panic_signature("index 3 out of range\nmore"), "panic: index out of range");
+        assert_eq!(
+            panic_signature("index 3 out of range\nmore"),
+            "panic: index out of range"
+        );
     }
 }

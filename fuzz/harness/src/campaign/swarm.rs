@@ -14,7 +14,9 @@ use crate::input::{Addr, ConfigChoice, Count, Input, Op, Size, MAX_OPS};
 pub const BATCH: usize = 256;
 
 /// The op kinds generated, in the order of the weights.
-pub const KINDS: [&str; 7] = ["map", "unmap", "lookup", "sync", "grace", "fail_nth", "clear"];
+pub const KINDS: [&str; 7] = [
+    "map", "unmap", "lookup", "sync", "grace", "fail_nth", "clear",
+];
 
 /// A deterministic stream of inputs for one seed.
 pub struct Swarm {
@@ -64,8 +66,16 @@ impl Swarm {
     /// few inputs grew past a handful of tables.
     fn draw_weights(&mut self) {
         for (w, kind) in self.weights.iter_mut().zip(KINDS) {
-            let max = if matches!(kind, "clear" | "fail_nth") { 2 } else { 16 };
-            *w = if self.rng.random_ratio(1, 4) { 0 } else { self.rng.random_range(1..=max) };
+            let max = if matches!(kind, "clear" | "fail_nth") {
+                2
+            } else {
+                16
+            };
+            *w = if self.rng.random_ratio(1, 4) {
+                0
+            } else {
+                self.rng.random_range(1..=max)
+            };
         }
         if self.weights.iter().all(|&w| w == 0) {
             self.weights[0] = 1;
@@ -142,7 +152,10 @@ fn near_live(r: &mut StdRng) -> Addr {
         5..=7 => r.random_range(-1..=3),
         _ => r.random(),
     };
-    Addr::Live { n: r.random(), pages }
+    Addr::Live {
+        n: r.random(),
+        pages,
+    }
 }
 
 /// Mostly a size the domain supports.

@@ -22,13 +22,19 @@ pub fn save(
     msg: &str,
     limits: Limits,
 ) -> io::Result<CrashRecord> {
-    let ops = |t: &Trace| t.lines.iter().filter(|l| !matches!(l.command, Command::Domain { .. })).count();
+    let ops = |t: &Trace| {
+        t.lines
+            .iter()
+            .filter(|l| !matches!(l.command, Command::Domain { .. }))
+            .count()
+    };
     let trace = match trace() {
         Ok(t) => t,
         Err(note) => {
             std::fs::create_dir_all(dir)?;
             let name = format!("{}.trace", short_hash(sig));
-            let text = format!("# signature: {sig}\n# found by: {found_by}\n# failure: {msg}\n{note}");
+            let text =
+                format!("# signature: {sig}\n# found by: {found_by}\n# failure: {msg}\n{note}");
             std::fs::write(dir.join(&name), text)?;
             return Ok(CrashRecord {
                 signature: sig.to_string(),
@@ -46,7 +52,14 @@ pub fn save(
     let saved = with_model_expectations(&min.trace);
     // The failure as the saved file fails, so its line numbers are the file's; twice, so a
     // crash that only sometimes fails is not called reproducible.
-    let probe = crash_text(&Header { signature: sig, found_by, failure: "" }, &saved);
+    let probe = crash_text(
+        &Header {
+            signature: sig,
+            found_by,
+            failure: "",
+        },
+        &saved,
+    );
     let replay = || parse("crash", &probe).ok().and_then(|t| failure_of(&t));
     let (first, second) = (replay(), replay());
     let reproduces = first.as_ref().is_some_and(|f| f.signature == sig)
@@ -55,7 +68,11 @@ pub fn save(
         Some(f) if reproduces => f.message,
         _ => min.failure.map_or_else(|| msg.to_string(), |f| f.message),
     };
-    let h = Header { signature: sig, found_by, failure: &failure };
+    let h = Header {
+        signature: sig,
+        found_by,
+        failure: &failure,
+    };
     let name = write_crash(dir, &h, &saved)?;
     Ok(CrashRecord {
         signature: sig.to_string(),

@@ -6,7 +6,9 @@ use std::rc::Rc;
 use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
 use ptfuzz_oracles::budget::{BudgetChecker, OpContext};
 use ptfuzz_oracles::walker::WalkParams;
-use ptfuzz_oracles::{check_domain_logged, check_range_logged, Divergence, FrameAccounting, Model, TlbOracle};
+use ptfuzz_oracles::{
+    check_domain_logged, check_range_logged, Divergence, FrameAccounting, Model, TlbOracle,
+};
 
 use crate::outcome::Outcome;
 use crate::replay::FailureKind;
@@ -35,7 +37,10 @@ pub enum Created {
     /// Both refused, with the engine's reason.
     Refused(String),
     /// One accepted, the other refused.
-    Disagree { engine: Outcome, model: Outcome },
+    Disagree {
+        engine: Outcome,
+        model: Outcome,
+    },
 }
 
 fn custom_hooks(counts: &HookCounts) -> CustomAllocator {
@@ -57,14 +62,24 @@ fn custom_hooks(counts: &HookCounts) -> CustomAllocator {
 impl CheckedDomain {
     pub fn create(cfg: &DomainConfig, custom_alloc: bool) -> Created {
         let hooks = custom_alloc.then(HookCounts::default);
-        let engine = Domain::with_flush(*cfg, OrderedFlushLog::default(), hooks.as_ref().map(custom_hooks));
+        let engine = Domain::with_flush(
+            *cfg,
+            OrderedFlushLog::default(),
+            hooks.as_ref().map(custom_hooks),
+        );
         let model = Model::new(cfg);
         match (engine, model) {
             (Ok(mut engine), Ok(mut model)) => {
                 engine.set_event_logging(true);
                 model.set_removal_logging(false);
                 let r = model.rules();
-                let params = WalkParams::new(r.granule, r.ias, r.oas, r.start_level, cfg.format.is_stage2());
+                let params = WalkParams::new(
+                    r.granule,
+                    r.ias,
+                    r.oas,
+                    r.start_level,
+                    cfg.format.is_stage2(),
+                );
                 let tlb = TlbOracle::new(cfg, engine.root(), &params);
                 Created::Both(Box::new(CheckedDomain {
                     engine,
@@ -102,7 +117,11 @@ impl CheckedDomain {
         if hits > 0 {
             return Err(FailureKind::Oracle(ptfuzz_oracles::Divergence::new(
                 "alloc-guard",
-                format!("{hits} heap allocation(s) inside a no-allocate section during op {} ({})", self.ops - 1, cmd.word()),
+                format!(
+                    "{hits} heap allocation(s) inside a no-allocate section during op {} ({})",
+                    self.ops - 1,
+                    cmd.word()
+                ),
             )));
         }
         if engine != model {
@@ -112,30 +131,53 @@ impl CheckedDomain {
                 expected: None,
             });
         }
-        self.check_budget(cmd, ctx, &engine, &before).map_err(FailureKind::Oracle)?;
-        self.check_after(cmd, &engine).map_err(FailureKind::Oracle)?;
+        self.check_budget(cmd, ctx, &engine, &before)
+            .map_err(FailureKind::Oracle)?;
+        self.check_after(cmd, &engine)
+            .map_err(FailureKind::Oracle)?;
         Ok(engine)
     }
 
     /// What the budget checker needs to know about `cmd`, from the model before it runs.
     fn budget_context(&self, cmd: &Command) -> OpContext {
         let m = &self.model;
-        let end = |iova: u64, pgsize: u64, count: u64| pgsize.checked_mul(count).and_then(|s| iova.checked_add(s));
+        let end = |iova: u64, pgsize: u64, count: u64| {
+            pgsize.checked_mul(count).and_then(|s| iova.checked_add(s))
+        };
         match *cmd {
-            Command::Map { iova, pgsize, count, .. } => OpContext::Map {
+            Command::Map {
+                iova,
+                pgsize,
+                count,
+                ..
+            } => OpContext::Map {
                 reserved: end(iova, pgsize, count).is_some_and(|e| m.inside_reservation(iova, e)),
             },
-            Command::Unmap { iova, pgsize, count, .. } => OpContext::Unmap {
+            Command::Unmap {
+                iova,
+                pgsize,
+                count,
+                ..
+            } => OpContext::Unmap {
                 reserved: end(iova, pgsize, count).is_some_and(|e| m.inside_reservation(iova, e)),
             },
-            Command::JobPrepare { job, iova, size, .. } => match m.worst_case(iova, size) {
+            Command::JobPrepare {
+                job, iova, size, ..
+            } => match m.worst_case(iova, size) {
                 Ok(worst) => OpContext::Prepare { job, worst },
                 Err(_) => OpContext::Other,
             },
-            Command::JobRun { job, iova, pgsize, count, .. } => match m.jobs().find(|(j, _)| *j == job) {
+            Command::JobRun {
+                job,
+                iova,
+                pgsize,
+                count,
+                ..
+            } => match m.jobs().find(|(j, _)| *j == job) {
                 Some((_, j)) if !j.ran => OpContext::Run {
                     job,
-                    inside: end(iova, pgsize, count).is_some_and(|e| j.iova <= iova && e <= j.iova + j.size),
+                    inside: end(iova, pgsize, count)
+                        .is_some_and(|e| j.iova <= iova && e <= j.iova + j.size),
                 },
                 _ => OpContext::Other,
             },
@@ -147,11 +189,18 @@ impl CheckedDomain {
     }
 
     /// The budget checker after one op (refused prepares and cleanups change nothing).
-    fn check_budget(&mut self, cmd: &Command, ctx: OpContext, out: &Outcome, before: &ptfuzz_engine::Counters) -> Result<(), Divergence> {
+    fn check_budget(
+        &mut self,
+        cmd: &Command,
+        ctx: OpContext,
+        out: &Outcome,
+        before: &ptfuzz_engine::Counters,
+    ) -> Result<(), Divergence> {
         let ctx = match (ctx, out) {
-            (OpContext::Prepare { .. } | OpContext::Cleanup { .. }, Outcome::Prepare(Err(_)) | Outcome::Cleanup(Err(_))) => {
-                OpContext::Other
-            }
+            (
+                OpContext::Prepare { .. } | OpContext::Cleanup { .. },
+                Outcome::Prepare(Err(_)) | Outcome::Cleanup(Err(_)),
+            ) => OpContext::Other,
             (OpContext::Reserve, Outcome::Reserve(Err(_))) => OpContext::Other,
             (c, _) => c,
         };
@@ -159,8 +208,19 @@ impl CheckedDomain {
         let after = self.engine.counters();
         let op = self.ops - 1;
         self.budget.check_op(op, ctx, &events, before, &after)?;
-        if matches!(cmd, Command::Reserve { .. } | Command::Unreserve { .. } | Command::Clear { .. } | Command::Unmap { .. }) {
-            let pins: u64 = self.engine.tables().live_tables().map(|(_, t)| t.pins as u64).sum();
+        if matches!(
+            cmd,
+            Command::Reserve { .. }
+                | Command::Unreserve { .. }
+                | Command::Clear { .. }
+                | Command::Unmap { .. }
+        ) {
+            let pins: u64 = self
+                .engine
+                .tables()
+                .live_tables()
+                .map(|(_, t)| t.pins as u64)
+                .sum();
             self.budget.check_pins(op, pins, self.model.total_pins())?;
         }
         Ok(())
@@ -184,7 +244,8 @@ impl CheckedDomain {
     fn check_after(&mut self, cmd: &Command, out: &Outcome) -> Result<(), Divergence> {
         // Every write, flush and free of this op, in order: nothing stale may survive it.
         self.tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
-        self.frames.check(&self.engine, self.tlb.reachable_tables())?;
+        self.frames
+            .check(&self.engine, self.tlb.reachable_tables())?;
         self.check_counters()?;
         let ia_end = 1u64 << self.engine.config().ias;
         let range = |iova: u64, pgsize: u64, count: u64| {
@@ -204,23 +265,45 @@ impl CheckedDomain {
                 _ => 0,
             };
             let (lo, hi) = range(iova, pgsize, count);
-            let step = if self.model.is_page_size(pgsize) { pgsize } else { g };
+            let step = if self.model.is_page_size(pgsize) {
+                pgsize
+            } else {
+                g
+            };
             (lo, hi.min(lo.saturating_add(done).saturating_add(step)))
         };
         let (lo, hi) = match *cmd {
-            Command::Map { iova, pgsize, count, .. }
-            | Command::Unmap { iova, pgsize, count, .. }
-            | Command::JobRun { iova, pgsize, count, .. } => touched(iova, pgsize, count),
-            Command::Reserve { iova, size, .. } | Command::Unreserve { iova, size, .. } => range(iova, size, 1),
+            Command::Map {
+                iova,
+                pgsize,
+                count,
+                ..
+            }
+            | Command::Unmap {
+                iova,
+                pgsize,
+                count,
+                ..
+            }
+            | Command::JobRun {
+                iova,
+                pgsize,
+                count,
+                ..
+            } => touched(iova, pgsize, count),
+            Command::Reserve { iova, size, .. } | Command::Unreserve { iova, size, .. } => {
+                range(iova, size, 1)
+            }
             // Pools hold no mappings; counters and the TLB were checked.
             Command::JobPrepare { .. } | Command::JobCleanup { .. } => return Ok(()),
             Command::Lookup { iova, .. } => range(iova, 1, 1),
             // The whole structure is walked after a clear and at the end of every input;
             // grace, sync and fail_nth touch no mapping (TLB and counters were checked).
             Command::Clear { .. } => return self.check_all(),
-            Command::Grace { .. } | Command::Sync { .. } | Command::FailNth { .. } | Command::Attach { .. } => {
-                return Ok(())
-            }
+            Command::Grace { .. }
+            | Command::Sync { .. }
+            | Command::FailNth { .. }
+            | Command::Attach { .. } => return Ok(()),
             Command::Domain { .. } | Command::Ioasid(_) => return Ok(()),
         };
         // The whole range in one in-order pass; samples just outside and in the middle go
@@ -241,13 +324,20 @@ impl CheckedDomain {
             ("failed", e.failed, m.failed),
             ("pooled", e.pooled, self.model.pooled()),
             // A fresh frame carved while a released one was free shows here.
-            ("backed frames", self.engine.mem().frames(), self.model.backed_frames()),
+            (
+                "backed frames",
+                self.engine.mem().frames(),
+                self.model.backed_frames(),
+            ),
         ];
         match pairs.iter().find(|(_, a, b)| a != b) {
             None => Ok(()),
             Some((name, a, b)) => Err(Divergence::new(
                 "counters",
-                format!("table counter `{name}`: engine {a}, model {b} (after op {})", self.ops - 1),
+                format!(
+                    "table counter `{name}`: engine {a}, model {b} (after op {})",
+                    self.ops - 1
+                ),
             )),
         }
     }

@@ -10,8 +10,8 @@ mod resolve;
 use arbitrary::{Arbitrary, Unstructured};
 
 pub use pools::Pools;
-pub use resolve::{resolve_config, CONCAT_MAX_BIT};
 pub(crate) use resolve::Resolver;
+pub use resolve::{resolve_config, CONCAT_MAX_BIT};
 
 /// At most this many ops run per input (longer inputs are cut).
 pub const MAX_OPS: usize = 64;
@@ -31,7 +31,9 @@ impl<'a> Arbitrary<'a> for Input {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let config = u.arbitrary()?;
         let n = u.arbitrary_len::<Op>()?.min(MAX_OPS);
-        let ops = (0..n).map(|_| u.arbitrary()).collect::<arbitrary::Result<_>>()?;
+        let ops = (0..n)
+            .map(|_| u.arbitrary())
+            .collect::<arbitrary::Result<_>>()?;
         Ok(Input { config, ops })
     }
 
@@ -113,9 +115,22 @@ pub enum Count {
 
 #[derive(Arbitrary, Clone, Copy, Debug)]
 pub enum Op {
-    Map { iova: Addr, pa: Addr, size: Size, count: Count, prot: u8 },
-    Unmap { iova: Addr, size: Size, count: Count },
-    Lookup { iova: Addr, offset: u32 },
+    Map {
+        iova: Addr,
+        pa: Addr,
+        size: Size,
+        count: Count,
+        prot: u8,
+    },
+    Unmap {
+        iova: Addr,
+        size: Size,
+        count: Count,
+    },
+    Lookup {
+        iova: Addr,
+        offset: u32,
+    },
     Sync,
     Grace,
     FailNth(u8),

@@ -43,23 +43,55 @@ pub struct Spot {
 
 #[derive(Arbitrary, Clone, Copy, Debug)]
 pub enum POp {
-    Prepare { job: u8, at: Spot, pages: u16 },
+    Prepare {
+        job: u8,
+        at: Spot,
+        pages: u16,
+    },
     /// Run a job over part of its range (`offset`, `pages` in granules), with the next
     /// larger page size when `big`, or shifted past its range when `outside`.
-    Run { job: u8, offset: u16, pages: u16, big: bool, outside: bool },
-    Cleanup { job: u8 },
-    Reserve { at: Spot, pages: u16 },
+    Run {
+        job: u8,
+        offset: u16,
+        pages: u16,
+        big: bool,
+        outside: bool,
+    },
+    Cleanup {
+        job: u8,
+    },
+    Reserve {
+        at: Spot,
+        pages: u16,
+    },
     /// Drop the n-th reservation held (or a range never reserved, when `bogus`).
-    Unreserve { n: u8, bogus: bool },
-    Map { at: Spot, pages: u8, big: bool },
-    Unmap { at: Spot, pages: u8, big: bool },
-    Lookup { at: Spot },
+    Unreserve {
+        n: u8,
+        bogus: bool,
+    },
+    Map {
+        at: Spot,
+        pages: u8,
+        big: bool,
+    },
+    Unmap {
+        at: Spot,
+        pages: u8,
+        big: bool,
+    },
+    Lookup {
+        at: Spot,
+    },
     Grace,
     FailNth(u8),
     /// Map (bind) the whole n-th reservation with granule pages.
-    MapReserved { n: u8 },
+    MapReserved {
+        n: u8,
+    },
     /// Unmap (unbind) the whole n-th reservation in one call.
-    UnmapReserved { n: u8 },
+    UnmapReserved {
+        n: u8,
+    },
 }
 
 /// Turns `prealloc` ops into commands against the model's state.
@@ -102,11 +134,26 @@ impl PreallocResolver {
             POp::Prepare { job, at, pages } => {
                 let iova = self.addr(at);
                 let size = (self.pages(pages as u64) * g).min(self.pools.ia_size - iova);
-                Command::JobPrepare { dom, job: (job % 8) as u32, iova, size }
+                Command::JobPrepare {
+                    dom,
+                    job: (job % 8) as u32,
+                    iova,
+                    size,
+                }
             }
-            POp::Run { job, offset, pages, big, outside } => {
+            POp::Run {
+                job,
+                offset,
+                pages,
+                big,
+                outside,
+            } => {
                 // Mostly a pending job that has not run yet (the n-th), else any id.
-                let ready: Vec<u32> = model.jobs().filter(|(_, j)| !j.ran).map(|(id, _)| id).collect();
+                let ready: Vec<u32> = model
+                    .jobs()
+                    .filter(|(_, j)| !j.ran)
+                    .map(|(id, _)| id)
+                    .collect();
                 let job = match ready.len() {
                     0 => (job % 8) as u32,
                     n if job < 0xf0 => ready[job as usize % n],
@@ -123,7 +170,15 @@ impl PreallocResolver {
                 }
                 iova &= !(pgsize - 1);
                 let count = (1 + (pages as u64 * g) % size / pgsize).min(MAX_RANGE_PAGES);
-                Command::JobRun { dom, job, iova, pa: iova & ((1 << 30) - 1), pgsize, count, prot: rw }
+                Command::JobRun {
+                    dom,
+                    job,
+                    iova,
+                    pa: iova & ((1 << 30) - 1),
+                    pgsize,
+                    count,
+                    prot: rw,
+                }
             }
             POp::Cleanup { job } => {
                 // Mostly the n-th pending job (run or not), sometimes any id.
@@ -151,14 +206,29 @@ impl PreallocResolver {
             POp::Map { at, pages, big } => {
                 let pgsize = self.pgsize(big);
                 let iova = self.addr(at) & !(pgsize - 1);
-                Command::Map { dom, iova, pa: iova & ((1 << 30) - 1), pgsize, count: 1 + pages as u64 % 64, prot: rw }
+                Command::Map {
+                    dom,
+                    iova,
+                    pa: iova & ((1 << 30) - 1),
+                    pgsize,
+                    count: 1 + pages as u64 % 64,
+                    prot: rw,
+                }
             }
             POp::Unmap { at, pages, big } => {
                 let pgsize = self.pgsize(big);
                 let iova = self.addr(at) & !(pgsize - 1);
-                Command::Unmap { dom, iova, pgsize, count: 1 + pages as u64 % 64 }
+                Command::Unmap {
+                    dom,
+                    iova,
+                    pgsize,
+                    count: 1 + pages as u64 % 64,
+                }
             }
-            POp::Lookup { at } => Command::Lookup { dom, iova: self.addr(at) },
+            POp::Lookup { at } => Command::Lookup {
+                dom,
+                iova: self.addr(at),
+            },
             POp::MapReserved { n } | POp::UnmapReserved { n } => {
                 let held: Vec<(u64, u64)> = model.reservations().map(|(r, _)| r).collect();
                 let (iova, size) = match held.len() {
@@ -166,13 +236,28 @@ impl PreallocResolver {
                     k => held[n as usize % k],
                 };
                 if let POp::MapReserved { .. } = op {
-                    Command::Map { dom, iova, pa: iova & ((1 << 30) - 1), pgsize: g, count: size / g, prot: rw }
+                    Command::Map {
+                        dom,
+                        iova,
+                        pa: iova & ((1 << 30) - 1),
+                        pgsize: g,
+                        count: size / g,
+                        prot: rw,
+                    }
                 } else {
-                    Command::Unmap { dom, iova, pgsize: g, count: size / g }
+                    Command::Unmap {
+                        dom,
+                        iova,
+                        pgsize: g,
+                        count: size / g,
+                    }
                 }
             }
             POp::Grace => Command::Grace { dom },
-            POp::FailNth(n) => Command::FailNth { dom, n: (n % 4) as u64 },
+            POp::FailNth(n) => Command::FailNth {
+                dom,
+                n: (n % 4) as u64,
+            },
         }
     }
 }

@@ -36,7 +36,11 @@ pub fn resolve_config(c: &ConfigChoice) -> (DomainConfig, bool) {
         x.clamp(lo, hi)
     };
     let ias = pick(c.ias);
-    let oas_hi = if format == FormatKind::Arm32LpaeS1 { 40 } else { hi };
+    let oas_hi = if format == FormatKind::Arm32LpaeS1 {
+        40
+    } else {
+        hi
+    };
     let mut oas = pick(c.oas).clamp(32, oas_hi);
     if format.is_stage2() {
         oas = oas.max(ias);
@@ -113,7 +117,13 @@ impl Resolver {
     }
 
     fn addr(&self, a: Addr, pool: &[u64], pgsize: u64, model: &Model, pa: bool) -> u64 {
-        let align = |v: u64| if pgsize.is_power_of_two() { v & !(pgsize - 1) } else { v };
+        let align = |v: u64| {
+            if pgsize.is_power_of_two() {
+                v & !(pgsize - 1)
+            } else {
+                v
+            }
+        };
         match a {
             Addr::Pool(i) => align(pool[i as usize % pool.len()]),
             Addr::Live { n, pages } => {
@@ -123,7 +133,11 @@ impl Resolver {
                 }
                 let (iova, out, size, _) = model.leaf_nth(n as usize % live).expect("n < live");
                 let base = if pa { out } else { iova };
-                let step = if pgsize.is_power_of_two() { pgsize } else { size };
+                let step = if pgsize.is_power_of_two() {
+                    pgsize
+                } else {
+                    size
+                };
                 align(base.wrapping_add((pages as i64 as u64).wrapping_mul(step)))
             }
             Addr::Raw(v) => v,
@@ -135,7 +149,13 @@ impl Resolver {
         let dom = self.dom.clone();
         let p = &self.pools;
         match *op {
-            Op::Map { iova, pa, size, count, prot } => {
+            Op::Map {
+                iova,
+                pa,
+                size,
+                count,
+                prot,
+            } => {
                 let pgsize = self.pgsize(size);
                 let iova = self.addr(iova, &p.iovas, pgsize, model, false);
                 let count = self.cap(self.count(count), pgsize, iova);
@@ -174,7 +194,10 @@ impl Resolver {
             }
             Op::Sync => Command::Sync { dom },
             Op::Grace => Command::Grace { dom },
-            Op::FailNth(n) => Command::FailNth { dom, n: (n % 8) as u64 },
+            Op::FailNth(n) => Command::FailNth {
+                dom,
+                n: (n % 8) as u64,
+            },
             Op::Clear => Command::Clear { dom },
         }
     }

@@ -59,20 +59,37 @@ pub enum Command {
         iova: u64,
     },
     /// End the grace period: deferred tables are released (poisoned, reusable).
-    Grace { dom: Name },
+    Grace {
+        dom: Name,
+    },
     /// Make the n-th table allocation from now fail (`n=0` disarms).
-    FailNth { dom: Name, n: u64 },
+    FailNth {
+        dom: Name,
+        n: u64,
+    },
     /// Free everything: all mappings and all tables but the root.
-    Clear { dom: Name },
+    Clear {
+        dom: Name,
+    },
     /// Clean every live table to the device view.
-    Sync { dom: Name },
+    Sync {
+        dom: Name,
+    },
     /// Point the QEMU oracle's SMMU stream at this domain, nested over `nest` (stage 1 then
     /// stage 2); engine and model do nothing. See docs/QEMU.md.
-    Attach { dom: Name, nest: Option<Name> },
+    Attach {
+        dom: Name,
+        nest: Option<Name>,
+    },
     /// An `ioasid.*` command (IOASID allocation and PASID binding).
     Ioasid(IoasidCommand),
     /// Prepare job `job` for `[iova, iova + size)`: count and reserve its pool.
-    JobPrepare { dom: Name, job: u32, iova: u64, size: u64 },
+    JobPrepare {
+        dom: Name,
+        job: u32,
+        iova: u64,
+        size: u64,
+    },
     /// Run job `job`: a map whose tables all come from the job's pool.
     JobRun {
         dom: Name,
@@ -84,11 +101,22 @@ pub enum Command {
         prot: Prot,
     },
     /// Clean job `job` up: its leftover pages go back.
-    JobCleanup { dom: Name, job: u32 },
+    JobCleanup {
+        dom: Name,
+        job: u32,
+    },
     /// Reserve `[iova, iova + size)`: install and pin every table level it needs.
-    Reserve { dom: Name, iova: u64, size: u64 },
+    Reserve {
+        dom: Name,
+        iova: u64,
+        size: u64,
+    },
     /// Drop one reservation of exactly that range, freeing what is then unused.
-    Unreserve { dom: Name, iova: u64, size: u64 },
+    Unreserve {
+        dom: Name,
+        iova: u64,
+        size: u64,
+    },
 }
 
 impl Command {

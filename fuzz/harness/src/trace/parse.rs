@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use ptfuzz_engine::{Concat, DomainConfig, ErrorKind, FormatKind, Granule, Prot, DEFAULT_PHYS_BASE};
+use ptfuzz_engine::{
+    Concat, DomainConfig, ErrorKind, FormatKind, Granule, Prot, DEFAULT_PHYS_BASE,
+};
 
 use super::{Command, Expect, IoValue, IoasidCommand, Trace, TraceLine};
 
@@ -237,11 +239,19 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
                     return Err(ParseErrorKind::UndeclaredDomain(n.clone()));
                 }
             }
-            Command::Attach { dom, nest: nest.map(super::Name::from) }
+            Command::Attach {
+                dom,
+                nest: nest.map(super::Name::from),
+            }
         }
         "job.prepare" => {
             let a = Args::new(rest, &["job", "iova", "size"], &[])?;
-            Command::JobPrepare { dom, job: a.job()?, iova: a.num("iova")?, size: a.num("size")? }
+            Command::JobPrepare {
+                dom,
+                job: a.job()?,
+                iova: a.num("iova")?,
+                size: a.num("size")?,
+            }
         }
         "job.run" => {
             let a = Args::new(rest, &["job", "iova", "pa", "pgsize", "count", "prot"], &[])?;
@@ -260,7 +270,10 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
                 prot,
             }
         }
-        "job.cleanup" => Command::JobCleanup { job: Args::new(rest, &["job"], &[])?.job()?, dom },
+        "job.cleanup" => Command::JobCleanup {
+            job: Args::new(rest, &["job"], &[])?.job()?,
+            dom,
+        },
         "reserve" | "unreserve" => {
             let a = Args::new(rest, &["iova", "size"], &[])?;
             let (iova, size) = (a.num("iova")?, a.num("size")?);
@@ -378,15 +391,30 @@ fn parse_expect(cmd: &Command, tail: &str) -> Res<Expect> {
         let (field, applies): (&'static str, bool) = match key {
             "ok" => ("ok", true),
             "err" => ("err", true),
-            "mapped" => ("mapped", matches!(cmd, Command::Map { .. } | Command::JobRun { .. })),
-            "pages" => ("pages", matches!(cmd, Command::JobPrepare { .. } | Command::Reserve { .. })),
+            "mapped" => (
+                "mapped",
+                matches!(cmd, Command::Map { .. } | Command::JobRun { .. }),
+            ),
+            "pages" => (
+                "pages",
+                matches!(cmd, Command::JobPrepare { .. } | Command::Reserve { .. }),
+            ),
             "returned" => ("returned", matches!(cmd, Command::JobCleanup { .. })),
             "freed" => ("freed", matches!(cmd, Command::Unreserve { .. })),
             "unmapped" => ("unmapped", matches!(cmd, Command::Unmap { .. })),
             "pa" => ("pa", matches!(cmd, Command::Lookup { .. }) || is_translate),
-            "none" => ("none", matches!(cmd, Command::Lookup { .. }) || is_translate),
-            "id" => ("id", matches!(cmd, Command::Ioasid(IoasidCommand::Alloc { .. }))),
-            "data" => ("data", matches!(cmd, Command::Ioasid(IoasidCommand::Find { .. }))),
+            "none" => (
+                "none",
+                matches!(cmd, Command::Lookup { .. }) || is_translate,
+            ),
+            "id" => (
+                "id",
+                matches!(cmd, Command::Ioasid(IoasidCommand::Alloc { .. })),
+            ),
+            "data" => (
+                "data",
+                matches!(cmd, Command::Ioasid(IoasidCommand::Find { .. })),
+            ),
             _ => return Err(ParseErrorKind::UnknownField(tok.into())),
         };
         let is_flag = matches!(field, "ok" | "none");

@@ -78,10 +78,28 @@ impl fmt::Display for Command {
             Command::FailNth { dom, n } => write!(f, "fail_nth {dom} n={n}"),
             Command::Attach { dom, nest: None } => write!(f, "attach {dom}"),
             Command::Attach { dom, nest: Some(n) } => write!(f, "attach {dom} nest={n}"),
-            Command::JobPrepare { dom, job, iova, size } => {
-                write!(f, "job.prepare {dom} job={job} iova={} size={}", Hex(*iova), Hex(*size))
+            Command::JobPrepare {
+                dom,
+                job,
+                iova,
+                size,
+            } => {
+                write!(
+                    f,
+                    "job.prepare {dom} job={job} iova={} size={}",
+                    Hex(*iova),
+                    Hex(*size)
+                )
             }
-            Command::JobRun { dom, job, iova, pa, pgsize, count, prot } => write!(
+            Command::JobRun {
+                dom,
+                job,
+                iova,
+                pa,
+                pgsize,
+                count,
+                prot,
+            } => write!(
                 f,
                 "job.run {dom} job={job} iova={} pa={} pgsize={} count={count} prot={prot}",
                 Hex(*iova),
@@ -90,7 +108,13 @@ impl fmt::Display for Command {
             ),
             Command::JobCleanup { dom, job } => write!(f, "job.cleanup {dom} job={job}"),
             Command::Reserve { dom, iova, size } | Command::Unreserve { dom, iova, size } => {
-                write!(f, "{} {dom} iova={} size={}", self.word(), Hex(*iova), Hex(*size))
+                write!(
+                    f,
+                    "{} {dom} iova={} size={}",
+                    self.word(),
+                    Hex(*iova),
+                    Hex(*size)
+                )
             }
             Command::Grace { dom } | Command::Clear { dom } | Command::Sync { dom } => {
                 write!(f, "{} {dom}", self.word())
@@ -125,7 +149,11 @@ impl fmt::Display for Expect {
             None => {}
         }
         // Page and table counts read as counts: decimal.
-        for (name, v) in [("pages", self.pages), ("returned", self.returned), ("freed", self.freed)] {
+        for (name, v) in [
+            ("pages", self.pages),
+            ("returned", self.returned),
+            ("freed", self.freed),
+        ] {
             if let Some(v) = v {
                 fields.push(format!("{name}={v}"));
             }
