@@ -71,12 +71,17 @@ pub struct Counters {
     pub pooled: u64,
 }
 
+/// `alloc(cookie, size)`: may a table of `size` bytes be taken?
+pub type AllocHook = Box<dyn FnMut(u64, u64) -> bool>;
+/// `free(cookie, pa, size)`: a table was released.
+pub type FreeHook = Box<dyn FnMut(u64, u64, u64)>;
+
 /// io-pgtable style custom allocator hooks: `alloc` decides whether a table may be taken
 /// (the frame itself comes from [`PhysMem`]), `free` is told when one is released.
 /// Both or neither; only formats with the custom-allocator capability take them.
 pub struct CustomAllocator {
-    pub alloc: Option<Box<dyn FnMut(u64, u64) -> bool>>,
-    pub free: Option<Box<dyn FnMut(u64, u64, u64)>>,
+    pub alloc: Option<AllocHook>,
+    pub free: Option<FreeHook>,
     pub cookie: u64,
 }
 
@@ -279,7 +284,7 @@ impl TableAllocator {
             pa
         } else {
             // Pad with free frames up to the alignment of a multi-frame table.
-            while mem.frames() % frames != 0 {
+            while !mem.frames().is_multiple_of(frames) {
                 let pad = mem.grow(1);
                 self.push_meta(FrameState::Free, Owner::Default, 0, 1);
                 let f = self.frame(pad) as u32;

@@ -104,7 +104,7 @@ impl Geometry {
         if fmt.is_stage2() && cfg.ias > cfg.oas {
             return bad(format!("stage 2 IAS {} exceeds OAS {}", cfg.ias, cfg.oas));
         }
-        if cfg.phys_base % (16 * cfg.granule.size()) != 0 {
+        if !cfg.phys_base.is_multiple_of(16 * cfg.granule.size()) {
             return bad(format!(
                 "phys_base {:#x} is not aligned to 16 granules",
                 cfg.phys_base

@@ -204,7 +204,7 @@ impl PhysMem {
 
     #[inline(always)]
     fn word(&self, pa: u64) -> usize {
-        debug_assert!(pa % 8 == 0 && pa >= self.base);
+        debug_assert!(pa.is_multiple_of(8) && pa >= self.base);
         ((pa - self.base) >> 3) as usize
     }
 
@@ -282,7 +282,7 @@ impl PhysMem {
     /// The device view of the word at `pa`, or `None` outside backed memory: what a
     /// hardware walker (or an oracle standing in for one) reads.
     pub fn read_device(&self, pa: u64) -> Option<u64> {
-        if pa % 8 != 0 || !self.contains(pa, 8) {
+        if !pa.is_multiple_of(8) || !self.contains(pa, 8) {
             return None;
         }
         let w = self.word(pa);

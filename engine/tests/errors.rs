@@ -219,13 +219,13 @@ fn map_range_changes_nothing() {
             map_refused(&mut s, (1 << 63, 0, pg, 1, rw), r, "iova 2^63");
             map_refused(
                 &mut s,
-                (u64::MAX & !(pg - 1), 0, pg, 1, rw),
+                (!(pg - 1), 0, pg, 1, rw),
                 r,
                 "iova at the top of u64",
             );
             map_refused(
                 &mut s,
-                (u64::MAX & !(pg - 1), 0, pg, 2, rw),
+                (!(pg - 1), 0, pg, 2, rw),
                 r,
                 "iova + size overflows",
             );
@@ -246,7 +246,7 @@ fn map_range_changes_nothing() {
             );
             map_refused(
                 &mut s,
-                (free, u64::MAX & !(pg - 1), pg, 1, rw),
+                (free, !(pg - 1), pg, 1, rw),
                 r,
                 "pa + size overflows",
             );
@@ -492,7 +492,7 @@ fn unmap_inval_and_range_change_nothing() {
             );
             unmap_refused(
                 &mut s,
-                (u64::MAX & !(pg - 1), pg, 1),
+                (!(pg - 1), pg, 1),
                 Err(Range),
                 "iova + size overflows",
             );

@@ -26,7 +26,7 @@ impl<F: FlushOps> Domain<F> {
     /// or one not aligned to the granule is `inval`, a range past 2^IAS (or wrapping) `range`.
     pub(crate) fn check_va_range(&self, iova: u64, size: u64) -> Result<u64, ErrorKind> {
         let g = self.geometry().granule.size();
-        if size == 0 || iova % g != 0 || size % g != 0 {
+        if size == 0 || !iova.is_multiple_of(g) || !size.is_multiple_of(g) {
             return Err(ErrorKind::Inval);
         }
         iova.checked_add(size)

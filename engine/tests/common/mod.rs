@@ -558,7 +558,7 @@ pub fn scan<F: FlushOps>(d: &Domain<F>, e: &Expect) -> (Vec<TableAt>, Vec<LeafAt
         while next < n {
             let i = next;
             next += 1;
-            if i % 64 == 0 {
+            if i.is_multiple_of(64) {
                 let end = (i + 64).min(n);
                 if words[i as usize..end as usize] == ZERO[..(end - i) as usize] {
                     next = end;
@@ -753,7 +753,7 @@ pub fn walk_flushed(events: &[FlushEvent], iova: u64, size: u64) -> bool {
     events.iter().any(|ev| match *ev {
         FlushEvent::Walk {
             iova: w, size: ws, ..
-        } => w <= iova && w.checked_add(ws).map_or(true, |we| we >= iova + size),
+        } => w <= iova && w.checked_add(ws).is_none_or(|we| we >= iova + size),
         FlushEvent::All => true,
         _ => false,
     })
@@ -842,7 +842,10 @@ impl Model {
     ) -> (Result<u64, MapError>, Effects) {
         let mut fx = Effects::default();
         let e = self.e;
-        if count == 0 || !e.page_sizes().contains(&pgsize) || iova % pgsize != 0 || pa % pgsize != 0
+        if count == 0
+            || !e.page_sizes().contains(&pgsize)
+            || !iova.is_multiple_of(pgsize)
+            || !pa.is_multiple_of(pgsize)
         {
             return (Err(MapError::new(ErrorKind::Inval, 0)), fx);
         }
@@ -897,7 +900,7 @@ impl Model {
     ) -> (Result<u64, ErrorKind>, Effects) {
         let mut fx = Effects::default();
         let e = self.e;
-        if count == 0 || !e.page_sizes().contains(&pgsize) || iova % pgsize != 0 {
+        if count == 0 || !e.page_sizes().contains(&pgsize) || !iova.is_multiple_of(pgsize) {
             return (Err(ErrorKind::Inval), fx);
         }
         let in_range = count

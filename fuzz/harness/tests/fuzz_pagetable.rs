@@ -7,5 +7,5 @@ use ptfuzz_harness::input::Input;
 fn pagetable() {
     bolero::check!()
         .with_arbitrary::<Input>()
-        .for_each(|input| ptfuzz_harness::run(input));
+        .for_each(ptfuzz_harness::run);
 }

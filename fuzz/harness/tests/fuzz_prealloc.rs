@@ -12,7 +12,7 @@ static GUARD: Guard = Guard;
 fn prealloc() {
     bolero::check!()
         .with_arbitrary::<PreallocInput>()
-        .for_each(|input| ptfuzz_harness::prealloc_run::run_prealloc(input));
+        .for_each(ptfuzz_harness::prealloc_run::run_prealloc);
 }
 
 /// The guard sees an allocation made inside a no-allocate section, and only there.

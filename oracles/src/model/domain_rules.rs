@@ -191,7 +191,7 @@ fn stage2_start(cfg: &DomainConfig) -> Option<u32> {
     // The lists are ascending: shallowest first.
     match cfg.concat {
         Concat::Required => legal.next(),
-        Concat::Max => legal.last(),
+        Concat::Max => legal.next_back(),
     }
 }
 

@@ -61,7 +61,7 @@ pub fn range_chunks(addr: u64, pages: u64, granule: u64) -> Vec<RangeChunk> {
     let (mut addr, mut left) = (addr, pages);
     while left > 0 {
         let scale = left.trailing_zeros().min(31);
-        let num = ((left >> scale) & 0x1f).max(1).min(32);
+        let num = ((left >> scale) & 0x1f).clamp(1, 32);
         out.push(RangeChunk {
             addr,
             num: (num - 1) as u8,

@@ -119,7 +119,7 @@ impl TlbOracle {
     /// yet) and its logs recorded from now on.
     pub fn new(cfg: &DomainConfig, root_pa: u64, p: &WalkParams) -> TlbOracle {
         // Given back empty; `reset` below clears it anyway.
-        let pending = Spares::take(&SPARE_PENDING).unwrap_or_else(Pending::new);
+        let pending = Spares::take(&SPARE_PENDING).unwrap_or_else(Pending::with_room);
         let mut o = TlbOracle {
             p: *p,
             granule: cfg.granule.size(),

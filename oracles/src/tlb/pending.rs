@@ -100,7 +100,8 @@ impl Level {
 const EXPECTED_BREAKS: usize = 512;
 
 impl Pending {
-    pub fn new() -> Pending {
+    /// Empty, with room for the breaks an input usually leaves pending at once.
+    pub fn with_room() -> Pending {
         Pending {
             by_slot: HashMap::with_capacity_and_hasher(EXPECTED_BREAKS, Default::default()),
             by_level: Default::default(),
@@ -229,7 +230,7 @@ mod tests {
 
     #[test]
     fn clear_forgets_everything_and_the_set_works_after_it() {
-        let mut p = Pending::new();
+        let mut p = Pending::with_room();
         for i in (0..40u64).rev() {
             p.insert(leaf(0x1000 + 8 * i, i << 12));
         }

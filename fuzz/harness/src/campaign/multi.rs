@@ -344,7 +344,7 @@ fn worker(
         .enumerate()
         .map(|(i, &t)| match t {
             TargetName::Pagetable => Generator::Swarm(Box::new(Swarm::new(mix(i)))),
-            t => Generator::Bytes(Mutator::new(mix(i), seeds[&t].clone())),
+            t => Generator::Bytes(Box::new(Mutator::new(mix(i), seeds[&t].clone()))),
         })
         .collect();
     let mut stats: Vec<Stats> = active.iter().map(|_| Stats::default()).collect();
@@ -393,7 +393,7 @@ fn worker(
 /// Where a worker's inputs for one target come from.
 enum Generator {
     Swarm(Box<Swarm>),
-    Bytes(Mutator),
+    Bytes(Box<Mutator>),
 }
 
 impl Generator {

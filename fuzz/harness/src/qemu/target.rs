@@ -81,7 +81,7 @@ fn nested_setup(window: &Range<u64>, s2_granule: Granule) -> Vec<Command> {
     // The level-2 block of the granule: 2 MiB (4K) or 32 MiB (16K).
     let g = s2_granule.size();
     let block = g << (g.trailing_zeros() - 3);
-    let half = (window.end - window.start) / 2 & !(block - 1);
+    let half = ((window.end - window.start) / 2) & !(block - 1);
     let map = |iova: u64, pa: u64, bytes: u64| Command::Map {
         dom: "d1".into(),
         iova,

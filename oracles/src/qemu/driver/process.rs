@@ -102,6 +102,7 @@ impl QemuProcess {
         let harness = std::process::id() as libc::pid_t;
         // SAFETY: the closure runs in the forked child before exec and calls only
         // async-signal-safe functions (prctl, getppid); it allocates nothing.
+        #[allow(unsafe_code)]
         unsafe {
             cmd.pre_exec(move || {
                 if libc::prctl(
@@ -187,6 +188,7 @@ impl QemuProcess {
             let pgid = self.child.id() as libc::pid_t;
             // SAFETY: kill(2) with a negative pid signals our child's own process group
             // (process_group(0) made QEMU its leader); no memory is touched.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::kill(-pgid, libc::SIGKILL);
             }
