@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use ptfuzz_engine::{DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
+use ptfuzz_engine::{Concat, DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
 use ptfuzz_oracles::qemu::oracle::{OracleError, QemuOracle};
 use ptfuzz_oracles::qemu::stream::QEMU_OAS;
 use ptfuzz_oracles::Model;
@@ -71,6 +71,14 @@ pub fn nested_configs(c: &ConfigChoice) -> Option<(DomainConfig, DomainConfig)> 
     let ias = NESTED_S2_IAS[(c.oas as usize >> 1) % NESTED_S2_IAS.len()];
     let mut s2 = DomainConfig::new(FormatKind::Arm64S2, granule, ias, 44);
     s2.phys_base = NESTED_S2_BASE;
+    // With OAS 44 the architecture never requires a concatenated root here, so the deepest
+    // start level (`concat=max`, what reaches QEMU's concatenated-root handling) is the
+    // usual choice; bit 5 of the byte asks for Linux's layout instead.
+    s2.concat = if c.oas & 0x20 == 0 {
+        Concat::Max
+    } else {
+        Concat::Required
+    };
     Some((s1, s2))
 }
 
