@@ -581,22 +581,7 @@ impl<'a> Main<'a> {
 
     fn done(&mut self, stats: Vec<(TargetName, Stats)>, totals: &OracleTotals) {
         for (t, s) in stats {
-            let sum = self.stats.entry(t).or_default();
-            sum.inputs += s.inputs;
-            sum.ops += s.ops;
-            sum.crashing_inputs += s.crashing_inputs;
-            for (k, n) in s.op_kinds {
-                *sum.op_kinds.entry(k).or_default() += n;
-            }
-            for (k, n) in s.configs {
-                *sum.configs.entry(k).or_default() += n;
-            }
-            for (k, m) in s.outcomes {
-                let e = sum.outcomes.entry(k).or_default();
-                for (o, n) in m {
-                    *e.entry(o).or_default() += n;
-                }
-            }
+            self.stats.entry(t).or_default().add(s);
         }
         self.totals.add(totals);
     }

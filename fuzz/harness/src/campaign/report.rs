@@ -29,6 +29,25 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds another worker's counts.
+    pub fn add(&mut self, o: Stats) {
+        self.inputs += o.inputs;
+        self.ops += o.ops;
+        self.crashing_inputs += o.crashing_inputs;
+        for (k, n) in o.op_kinds {
+            *self.op_kinds.entry(k).or_default() += n;
+        }
+        for (k, n) in o.configs {
+            *self.configs.entry(k).or_default() += n;
+        }
+        for (k, m) in o.outcomes {
+            let e = self.outcomes.entry(k).or_default();
+            for (w, n) in m {
+                *e.entry(w).or_default() += n;
+            }
+        }
+    }
+
     /// Counts the op lines of a trace an input produced.
     pub fn record(&mut self, trace: &Trace) {
         for l in &trace.lines {
