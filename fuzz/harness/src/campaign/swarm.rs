@@ -101,7 +101,9 @@ impl Swarm {
                 pa: addr(r, 4),
                 size: size(r),
                 count: count(r),
-                prot: r.random(),
+                // Readable 7 times in 8: a prot without r and w maps nothing (ok, 0 bytes),
+                // and a quarter of the maps did that.
+                prot: r.random::<u8>() | u8::from(r.random_ratio(7, 8)),
             },
             "unmap" => Op::Unmap {
                 iova: live_addr(r),
@@ -159,9 +161,12 @@ fn near_live(r: &mut StdRng) -> Addr {
 }
 
 /// Mostly a size the domain supports.
+/// The granule half the time: drawn evenly, a third of the sizes were 1G blocks, most of
+/// which left a small input space at once (`range`), so little got mapped.
 fn size(r: &mut StdRng) -> Size {
     match r.random_range(0..20) {
-        0..=16 => Size::Legal(r.random()),
+        0..=9 => Size::Legal(0),
+        10..=16 => Size::Legal(r.random()),
         17..=18 => Size::Pow2(r.random()),
         _ => Size::Raw(r.random()),
     }
