@@ -108,6 +108,14 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Corpus work for one target: `merge` gathers inputs from files and folders (libFuzzer,
+    /// AFL, OSS-Fuzz, campaign crashes) into a corpus folder, copying each content once and
+    /// crashing inputs to a `crashes/` folder beside it; `minimize` shrinks a folder by
+    /// coverage with libFuzzer's merge (old files kept in DIR.orig).
+    Corpus {
+        #[command(subcommand)]
+        cmd: CorpusCmd,
+    },
     /// Decode raw fuzzer files (libFuzzer/AFL crashes or corpus entries), execute them and
     /// print their traces; non-zero exit if any file does not decode or fails.
     Print {
@@ -116,6 +124,24 @@ enum Cmd {
         target: String,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CorpusCmd {
+    Merge {
+        #[arg(long, value_enum)]
+        target: TargetName,
+        /// The corpus folder to add to [default: corpus/<target>]
+        #[arg(long)]
+        into: Option<PathBuf>,
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+    },
+    Minimize {
+        #[arg(long, value_enum)]
+        target: TargetName,
+        dir: PathBuf,
     },
 }
 
@@ -211,6 +237,30 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Cmd::Repro { target, files } => {
             campaign::repro::repro_files(&files, target, &mut std::io::stdout().lock())?
+        }
+        Cmd::Corpus {
+            cmd:
+                CorpusCmd::Merge {
+                    target,
+                    into,
+                    sources,
+                },
+        } => {
+            let into = into.unwrap_or_else(|| PathBuf::from("corpus").join(target.seeds()));
+            let s =
+                campaign::corpus::merge(target, &sources, &into, &mut std::io::stdout().lock())?;
+            s.crashes.values().sum::<usize>()
+        }
+        Cmd::Corpus {
+            cmd: CorpusCmd::Minimize { target, dir },
+        } => {
+            campaign::corpus::minimize(
+                std::path::Path::new("."),
+                target,
+                &dir,
+                &mut std::io::stdout().lock(),
+            )?;
+            0
         }
         Cmd::Qemu { files } => {
             ptfuzz_harness::qemu::replay_qemu_files(&files, &mut std::io::stdout().lock())?

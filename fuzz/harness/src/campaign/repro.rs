@@ -73,7 +73,7 @@ pub fn repro_files(
 }
 
 /// The file as a trace, if it is UTF-8 text that parses and holds a command.
-fn trace_of(data: &[u8]) -> Option<Trace> {
+pub(super) fn trace_of(data: &[u8]) -> Option<Trace> {
     let text = std::str::from_utf8(data).ok()?;
     parse("file", text).ok().filter(|t| !t.lines.is_empty())
 }
