@@ -7,6 +7,7 @@
 #   .ci/fuzz.sh libfuzzer    build, then fuzz PTFUZZ_FUZZ_SECONDS (default 60)
 #   .ci/fuzz.sh libfuzzer-build  the same build only; prints "binaries: DIR sanitizer: S"
 #   .ci/fuzz.sh afl          build, then fuzz PTFUZZ_AFL_SECONDS (default 30)
+#   .ci/fuzz.sh afl-build    the same build only; prints "binaries: DIR"
 #   .ci/fuzz.sh [all]        the three in order
 #
 # Environment: PTFUZZ_FUZZ_SECONDS, PTFUZZ_AFL_SECONDS, PTFUZZ_FUZZ_SANITIZER,
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --sanitizer) SANITIZER=$2; shift 2 ;;
     --sanitizer=*) SANITIZER=${1#*=}; shift ;;
-    install|libfuzzer|libfuzzer-build|afl|all) what+=("$1"); shift ;;
+    install|libfuzzer|libfuzzer-build|afl|afl-build|all) what+=("$1"); shift ;;
     *) echo "usage: $0 [install|libfuzzer|afl|all]... [--sanitizer none|address]" >&2; exit 2 ;;
   esac
 done
@@ -237,6 +238,10 @@ for w in "${what[@]}"; do
     afl)
       step afl-build afl_build
       step afl-run afl_run ;;
+    afl-build)
+      # For `ptfuzz campaign --engine afl`: the same build, then where the binaries are.
+      step afl-build afl_build >&2
+      echo "binaries: $ROOT/target/afl/release" ;;
     all)
       install_tools
       choose_toolchain

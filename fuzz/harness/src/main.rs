@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ptfuzz_harness::campaign::multi::{run_campaign, CampaignConfig, Engine};
+use ptfuzz_harness::campaign::multi::{run_campaign, CampaignConfig, CoverageMode, Engine};
 use ptfuzz_harness::campaign::print::{print_files, print_ioasid_files};
 use ptfuzz_harness::campaign::{self, Budget, Config};
 use ptfuzz_harness::target::TargetName;
@@ -28,7 +28,8 @@ enum Cmd {
         files: Vec<PathBuf>,
     },
     /// The main job: every target on every core for a given time (libFuzzer when cargo-fuzz
-    /// is installed, else the built-in swarm: swarm inputs, edited seeds); crashes deduplicated by signature, minimised, replayed
+    /// is installed, else AFL++, else the built-in swarm); engine line coverage at the end;
+    /// crashes deduplicated by signature, minimised, replayed
     /// twice and saved as traces; writes index.html and report.json; live progress per
     /// target. Non-zero exit if any crash was found.
     Campaign {
@@ -41,9 +42,14 @@ enum Cmd {
         /// Worker threads [default: one per core].
         #[arg(long)]
         workers: Option<usize>,
-        /// auto: libFuzzer when cargo-fuzz is installed, else the built-in swarm.
+        /// auto: libFuzzer when cargo-fuzz is installed, else AFL++ when cargo-afl is, else
+        /// the built-in swarm.
         #[arg(long, value_enum, default_value_t = Engine::Auto)]
         engine: Engine,
+        /// Measure the engine's line coverage at the end (auto: when cargo-fuzz is
+        /// installed; nightly's llvm-tools are added when missing).
+        #[arg(long, value_enum, default_value_t = CoverageMode::Auto)]
+        coverage: CoverageMode,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Seed corpora, one folder per target.
@@ -155,6 +161,7 @@ fn main() -> anyhow::Result<ExitCode> {
             targets,
             workers,
             engine,
+            coverage,
             seed,
             corpus,
             out,
@@ -169,6 +176,7 @@ fn main() -> anyhow::Result<ExitCode> {
             }
             cfg.corpus = corpus;
             cfg.engine = engine;
+            cfg.coverage = coverage;
             let report = run_campaign(&cfg)?;
             print!("{}", report.summary(&out));
             println!("report: {}", out.join("index.html").display());

@@ -8,6 +8,7 @@
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use crate::target::TargetName;
 
@@ -95,16 +96,17 @@ pub fn parse_status(line: &str) -> Option<Status> {
     })
 }
 
-/// A running fuzzer: its status lines arrive through `lines`.
+/// A running fuzzer: a reader thread keeps `status` at its last status line.
 pub struct Running {
     pub target: TargetName,
     pub child: std::process::Child,
     pub artifacts: PathBuf,
     pub corpus: PathBuf,
+    pub status: Arc<Mutex<Status>>,
 }
 
 /// Starts `t` in fork mode with `jobs` workers for `seconds`, its corpus and artifacts under
-/// `work`; every status line goes to `on_status` from a reader thread.
+/// `work`.
 pub fn start(
     b: &Build,
     t: TargetName,
@@ -112,7 +114,6 @@ pub fn start(
     work: &Path,
     jobs: usize,
     seconds: u64,
-    on_status: impl Fn(Status) + Send + 'static,
 ) -> io::Result<Running> {
     let corpus = work.join("corpus").join(t.as_str());
     let artifacts = work.join("artifacts").join(t.as_str());
@@ -138,10 +139,12 @@ pub fn start(
         .stderr(Stdio::piped())
         .spawn()?;
     let err = child.stderr.take().expect("piped");
+    let status = Arc::new(Mutex::new(Status::default()));
+    let last = status.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
             if let Some(s) = parse_status(&line) {
-                on_status(s);
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = s;
             }
         }
     });
@@ -150,6 +153,7 @@ pub fn start(
         child,
         artifacts,
         corpus,
+        status,
     })
 }
 

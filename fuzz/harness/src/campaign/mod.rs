@@ -3,7 +3,10 @@
 //! signature, minimised, saved as traces that state the model's outcomes, and summed up in
 //! a report. Given a seed and a number of inputs, a campaign is deterministic.
 
+pub mod afl;
 pub mod corpus;
+pub mod coverage;
+pub mod external;
 pub mod libfuzzer;
 pub mod minimize;
 pub mod multi;

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use super::coverage::EngineCoverage;
+use super::external::External;
 use super::minimize::Limits;
 use super::mutate::{read_seeds, Mutator};
 use super::report::{CrashRecord, Stats};
@@ -32,12 +34,25 @@ const SLICE: Duration = Duration::from_millis(250);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
-    /// libFuzzer when cargo-fuzz is installed, else the swarm.
+    /// libFuzzer when cargo-fuzz is installed, else AFL++ when cargo-afl is, else the swarm.
     Auto,
     /// Built in: swarm inputs for pagetable, edited seeds for the others; needs nothing.
     Swarm,
     /// cargo-fuzz's libFuzzer, coverage-guided, fork mode (built by `.ci/fuzz.sh`).
     Libfuzzer,
+    /// cargo-afl's AFL++, coverage-guided, a main and secondaries per target on one sync
+    /// folder (built by `.ci/fuzz.sh afl-build`).
+    Afl,
+}
+
+/// Whether the campaign ends by measuring the engine's line coverage (`.ci/coverage.sh`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoverageMode {
+    /// When cargo-fuzz is installed.
+    Auto,
+    /// Always (installs what it needs: cargo-fuzz, nightly's llvm-tools).
+    On,
+    Off,
 }
 
 /// A campaign's settings.
@@ -57,6 +72,7 @@ pub struct CampaignConfig {
     pub corpus: PathBuf,
     pub progress: bool,
     pub minimize: Limits,
+    pub coverage: CoverageMode,
 }
 
 impl CampaignConfig {
@@ -72,6 +88,7 @@ impl CampaignConfig {
             corpus: PathBuf::from("corpus"),
             progress: true,
             minimize: Limits::default(),
+            coverage: CoverageMode::Auto,
         }
     }
 }
@@ -133,6 +150,10 @@ pub struct CampaignReport {
     /// Commands and their outcomes, by target.
     pub stats: BTreeMap<TargetName, Stats>,
     pub oracles: OracleTotals,
+    /// Line coverage of `engine/` by the inputs the campaign kept.
+    pub coverage: Option<EngineCoverage>,
+    /// Why coverage was not measured, when it was not.
+    pub coverage_note: Option<String>,
 }
 
 /// Live counters of one target, shared by the workers.
@@ -181,27 +202,111 @@ pub fn run_campaign(cfg: &CampaignConfig) -> std::io::Result<CampaignReport> {
         .map(|&t| (t, read_seeds(&cfg.corpus.join(t.seeds()))))
         .collect();
     let counters: Vec<Counters> = active.iter().map(|_| Counters::default()).collect();
+    let cargo_fuzz = super::libfuzzer::available();
     let engine = match cfg.engine {
-        Engine::Auto if super::libfuzzer::available() => Engine::Libfuzzer,
+        Engine::Auto if cargo_fuzz => Engine::Libfuzzer,
+        Engine::Auto if super::afl::available() => Engine::Afl,
         Engine::Auto => Engine::Swarm,
         e => e,
     };
-    let build = match engine {
-        Engine::Libfuzzer => Some(super::libfuzzer::build(&cfg.root)?),
-        _ => None,
+    let jobs = (cfg.workers / active.len().max(1)).max(1);
+    let (engine_name, built) = match engine {
+        Engine::Libfuzzer => {
+            let b = super::libfuzzer::build(&cfg.root)?;
+            let san = if b.sanitizer == "address" {
+                "ASan"
+            } else {
+                "no sanitizer"
+            };
+            let name = format!("libfuzzer ({san}, fork mode, {jobs} job(s) per target)");
+            (name, Built::Libfuzzer(b))
+        }
+        Engine::Afl => (
+            format!("afl (AFL++ through cargo-afl, {jobs} instance(s) per target)"),
+            Built::Afl(super::afl::build(&cfg.root)?),
+        ),
+        _ => (
+            "swarm (swarm inputs for pagetable, edited seeds for the others)".to_string(),
+            Built::Nothing,
+        ),
     };
-    let mut main = Main::new(cfg, &active, &skipped, engine, build.as_ref());
+    let mut main = Main::new(cfg, &active, &skipped, engine, engine_name);
     let start = Instant::now();
-    match &build {
-        Some(b) => run_libfuzzer(cfg, b, &active, &counters, &mut main, start)?,
-        None => run_swarm(cfg, &active, &counters, &seeds, &mut main, start)?,
+    let mut kept: Vec<super::coverage::Inputs> = Vec::new();
+    match &built {
+        Built::Nothing => {
+            run_swarm(cfg, &active, &counters, &seeds, &mut main, start)?;
+            for &t in &active {
+                kept.push(super::coverage::Inputs {
+                    target: t,
+                    paths: vec![cfg.corpus.join(t.seeds())],
+                    what: "the seed corpus (the swarm keeps no corpus)".into(),
+                });
+            }
+        }
+        Built::Libfuzzer(b) => {
+            let work = cfg.out.join("libfuzzer");
+            let mut running: Vec<Box<dyn External>> = Vec::new();
+            for &t in &active {
+                let seeds = cfg.corpus.join(t.seeds());
+                running.push(Box::new(super::libfuzzer::start(
+                    b,
+                    t,
+                    &seeds,
+                    &work,
+                    jobs,
+                    cfg.seconds,
+                )?));
+            }
+            run_external(cfg, &mut running, &counters, &mut main, start, &mut kept)?;
+        }
+        Built::Afl(bin) => {
+            let work = cfg.out.join("afl");
+            let mut running: Vec<Box<dyn External>> = Vec::new();
+            for &t in &active {
+                let seeds = cfg.corpus.join(t.seeds());
+                running.push(Box::new(super::afl::start(
+                    bin,
+                    t,
+                    &seeds,
+                    &work,
+                    jobs,
+                    cfg.seconds,
+                )?));
+            }
+            run_external(cfg, &mut running, &counters, &mut main, start, &mut kept)?;
+        }
     }
     main.sample(&counters, start.elapsed(), None);
     main.finish_progress();
     let seconds = start.elapsed().as_secs_f64();
-    let report = main.report(cfg, &counters, &seeds, skipped, seconds);
+    let mut report = main.report(cfg, &counters, &seeds, skipped, seconds);
+    match cfg.coverage {
+        CoverageMode::Off => report.coverage_note = Some("not measured (--coverage off)".into()),
+        CoverageMode::Auto if !cargo_fuzz => {
+            report.coverage_note =
+                Some("not measured: cargo-fuzz is not installed (--coverage on installs it)".into())
+        }
+        _ => {
+            if cfg.progress {
+                eprintln!("ptfuzz campaign: measuring engine line coverage (.ci/coverage.sh)");
+            }
+            match super::coverage::measure(&cfg.root, &cfg.out, &kept) {
+                Ok(c) => report.coverage = Some(c),
+                Err(e) if cfg.coverage == CoverageMode::On => return Err(e),
+                Err(e) => report.coverage_note = Some(format!("not measured: {e}")),
+            }
+        }
+    }
     super::page::write(&report, &cfg.out)?;
     Ok(report)
+}
+
+/// What the engine needed built.
+enum Built {
+    Nothing,
+    Libfuzzer(super::libfuzzer::Build),
+    Afl(PathBuf),
 }
 
 /// The built-in engine: worker threads until the deadline; crashes arrive as they happen.
@@ -242,41 +347,23 @@ fn run_swarm(
     })
 }
 
-/// libFuzzer: every target at once for the whole time, each in fork mode with its share of
-/// the workers; its crash files are run again here, to be signed, deduplicated and triaged.
-fn run_libfuzzer(
+/// An external engine: every target at once for the whole time, each with its share of the
+/// workers; the crash files it left are run again here, to be signed, deduplicated and
+/// triaged; the folders of the inputs it kept go to `kept` for the coverage run.
+fn run_external(
     cfg: &CampaignConfig,
-    b: &super::libfuzzer::Build,
-    active: &[TargetName],
+    running: &mut [Box<dyn External>],
     counters: &[Counters],
     main: &mut Main,
     start: Instant,
+    kept: &mut Vec<super::coverage::Inputs>,
 ) -> std::io::Result<()> {
-    use std::sync::{Arc, Mutex};
-    let jobs = (cfg.workers / active.len().max(1)).max(1);
-    let status: Arc<Mutex<Vec<super::libfuzzer::Status>>> =
-        Arc::new(Mutex::new(vec![Default::default(); active.len()]));
-    let work = cfg.out.join("libfuzzer");
-    let mut running = Vec::new();
-    for (i, &t) in active.iter().enumerate() {
-        let st = status.clone();
-        let on = move |s| st.lock().expect("status")[i] = s;
-        running.push(super::libfuzzer::start(
-            b,
-            t,
-            &cfg.corpus.join(t.seeds()),
-            &work,
-            jobs,
-            cfg.seconds,
-            on,
-        )?);
-    }
-    // libFuzzer stops itself at -max_total_time; a run that does not is killed a little later.
+    // Both engines stop themselves at their time limit; a run that does not is killed.
     let kill_at = start + Duration::from_secs(cfg.seconds + 30);
     let mut done = vec![false; running.len()];
     while !done.iter().all(|&d| d) {
         std::thread::sleep(Duration::from_millis(1000));
-        let now: Vec<_> = status.lock().expect("status").clone();
+        let now: Vec<_> = running.iter().map(|r| r.status()).collect();
         for (i, s) in now.iter().enumerate() {
             counters[i].inputs.store(s.execs, Relaxed);
             counters[i].crashing.store(s.crashes, Relaxed);
@@ -285,35 +372,41 @@ fn run_libfuzzer(
         main.sample(counters, start.elapsed(), Some(&cov));
         for (i, r) in running.iter_mut().enumerate() {
             if !done[i] {
-                done[i] = r.child.try_wait()?.is_some();
+                done[i] = r.finished()?;
                 if !done[i] && Instant::now() > kill_at {
-                    let _ = r.child.kill();
+                    r.kill();
                 }
             }
         }
     }
-    for r in &running {
-        for f in super::libfuzzer::crash_files(&r.artifacts) {
+    for r in running.iter() {
+        let t = r.target();
+        kept.push(super::coverage::Inputs {
+            target: t,
+            paths: r.corpus(),
+            what: format!("the corpus {} kept", main.engine_name),
+        });
+        for f in r.crash_files() {
             let bytes = std::fs::read(&f)?;
             let at = start.elapsed().as_secs_f64();
-            match run_bytes(r.target, &bytes) {
-                Verdict::Crash(finding) => main.crash(r.target, finding, Some(bytes), at)?,
+            match run_bytes(t, &bytes) {
+                Verdict::Crash(finding) => main.crash(t, finding, Some(bytes), at)?,
                 _ => {
                     let name = f
                         .file_name()
                         .map(|n| n.to_string_lossy().to_string())
                         .unwrap_or_default();
-                    let kind = name.split('-').next().unwrap_or("crash").to_string();
+                    let kind = name.split(['-', ',']).next().unwrap_or("crash").to_string();
                     let finding = Finding {
-                        signature: format!("libfuzzer {kind} that does not reproduce in-process"),
+                        signature: format!("{kind} that does not reproduce in-process"),
                         message: format!(
-                            "{} ({} bytes): libFuzzer reported a {kind}; run here it passes",
+                            "{} ({} bytes): the fuzzer reported it ({kind}); run here it passes",
                             f.display(),
                             bytes.len()
                         ),
                         trace: None,
                     };
-                    main.crash(r.target, finding, Some(bytes), at)?
+                    main.crash(t, finding, Some(bytes), at)?
                 }
             }
         }
@@ -453,7 +546,7 @@ impl<'a> Main<'a> {
         active: &[TargetName],
         skipped: &BTreeMap<TargetName, String>,
         engine: Engine,
-        build: Option<&super::libfuzzer::Build>,
+        engine_name: String,
     ) -> Main<'a> {
         let tty = cfg.progress && std::io::stderr().is_terminal();
         let multi = tty.then(MultiProgress::new);
@@ -469,23 +562,14 @@ impl<'a> Main<'a> {
                 })
             })
             .collect();
-        let engine_name = match build {
-            Some(b) => format!(
-                "libfuzzer ({}, fork mode, {} job(s) per target)",
-                if b.sanitizer == "address" {
-                    "ASan"
-                } else {
-                    "no sanitizer"
-                },
-                (cfg.workers / active.len().max(1)).max(1)
-            ),
-            None => "swarm (swarm inputs for pagetable, edited seeds for the others)".to_string(),
-        };
         if cfg.progress {
             let why = match (cfg.engine, engine) {
                 (Engine::Auto, Engine::Libfuzzer) => ", picked: cargo-fuzz is installed",
+                (Engine::Auto, Engine::Afl) => {
+                    ", picked: cargo-afl is installed, cargo-fuzz is not"
+                }
                 (Engine::Auto, _) => {
-                    ", picked: cargo-fuzz is not installed (.ci/fuzz.sh install adds it)"
+                    ", picked: neither cargo-fuzz nor cargo-afl is installed (.ci/fuzz.sh install adds both)"
                 }
                 _ => "",
             };
@@ -658,7 +742,7 @@ impl<'a> Main<'a> {
                     TargetRun {
                         target: t,
                         engine: match self.engine {
-                            Engine::Libfuzzer => self.engine_name.clone(),
+                            Engine::Libfuzzer | Engine::Afl => self.engine_name.clone(),
                             _ if t == TargetName::Pagetable => "swarm".into(),
                             _ => "swarm (edited seeds)".into(),
                         },
@@ -696,6 +780,8 @@ impl<'a> Main<'a> {
             crashes: self.crashes,
             stats: self.stats,
             oracles: self.totals,
+            coverage: None,
+            coverage_note: None,
         }
     }
 }

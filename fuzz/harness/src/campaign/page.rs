@@ -104,6 +104,7 @@ fn html(r: &CampaignReport) -> io::Result<String> {
         r.seed,
         match r.engine {
             super::multi::Engine::Libfuzzer => "libFuzzer through cargo-fuzz (coverage-guided, fork mode)",
+            super::multi::Engine::Afl => "AFL++ through cargo-afl (coverage-guided, main and secondaries per target)",
             _ => "the built-in swarm (no coverage feedback: swarm inputs for pagetable, edited seeds for the others)",
         }
     );
@@ -139,6 +140,34 @@ fn html(r: &CampaignReport) -> io::Result<String> {
         ],
         rows,
     );
+    match (&r.coverage, &r.coverage_note) {
+        (Some(c), _) => {
+            let _ = writeln!(
+                h,
+                "<p id=\"line-coverage\">Engine line coverage: <b>{:.1} %</b> ({} of {} lines of \
+                 <code>engine/src</code>), from <code>cargo fuzz coverage</code> over {}: \
+                 <a href=\"{}\">line-by-line report</a>.</p>",
+                c.total.percent(),
+                c.total.covered,
+                c.total.count,
+                esc(&c
+                    .inputs
+                    .iter()
+                    .map(|(t, w)| format!("{t}: {w}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")),
+                esc(&c.html)
+            );
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(
+                h,
+                "<p id=\"line-coverage\">Engine line coverage: {}</p>",
+                esc(why)
+            );
+        }
+        (None, None) => {}
+    }
     h.push_str("</div>\n");
 
     // Plots.
@@ -169,7 +198,7 @@ fn html(r: &CampaignReport) -> io::Result<String> {
             "<div class=\"plot\" id=\"plot-coverage\">{}</div>",
             line_plot(
                 "coverage, by target",
-                "edges (libFuzzer cov)",
+                "edges (libFuzzer cov, AFL edges_found)",
                 &series(&|s| s.coverage.unwrap_or(0) as f64)
             )?
         );
@@ -241,6 +270,24 @@ fn html(r: &CampaignReport) -> io::Result<String> {
         rows.iter().map(|(k, v)| vec![k.to_string(), v.to_string()]),
     );
     h.push_str("</div>\n");
+
+    if let Some(c) = &r.coverage {
+        h.push_str("<div id=\"engine-coverage\">");
+        table(
+            &mut h,
+            "Engine line coverage by file",
+            &["file", "lines", "covered", "%"],
+            c.files.iter().map(|(f, l)| {
+                vec![
+                    f.clone(),
+                    l.count.to_string(),
+                    l.covered.to_string(),
+                    format!("{:.1}", l.percent()),
+                ]
+            }),
+        );
+        h.push_str("</div>\n");
+    }
 
     // Configuration coverage and outcomes.
     let configs = r.configurations();
