@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ptfuzz_harness::qemu::{self, session, QemuDiff};
+use ptfuzz_harness::qemu::{self, diff::Stop, session, QemuDiff};
+use ptfuzz_harness::replay::FailureKind;
 use ptfuzz_harness::trace::{self, Command};
 use ptfuzz_oracles::qemu::deviation::{Deviation, TABLE};
 use ptfuzz_oracles::qemu::oracle::Verdict;
@@ -158,7 +159,13 @@ fn missing_invalidation_is_a_stale_translation() {
         let err = d
             .apply(&t.lines[2].command)
             .expect_err("the stale page must be caught");
-        Ok(format!("{err:?}"))
+        Ok(match err {
+            Stop::Failure(FailureKind::Oracle(d)) => {
+                assert_eq!(d.kind(), "qemu/stale-translation");
+                d.to_string()
+            }
+            e => panic!("{e:?}"),
+        })
     })
     .unwrap();
     assert!(

@@ -40,9 +40,6 @@ pub use entry::{classify, ttl_level, EntryKind};
 use frames::{Frame, Frames, State};
 use pending::Pending;
 
-/// Name in every divergence this oracle reports.
-pub const ORACLE: &str = "tlb";
-
 /// One event of the merged logs.
 #[derive(Clone, Copy, Debug)]
 enum Event<'a> {

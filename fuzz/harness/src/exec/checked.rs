@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
 use ptfuzz_oracles::budget::{BudgetChecker, OpContext};
+use ptfuzz_oracles::finding::{AllocGuardFinding, AllocHooksFinding, Counter, CounterFinding};
 use ptfuzz_oracles::walker::WalkParams;
 use ptfuzz_oracles::{
     check_domain_logged, check_range_logged, Divergence, FrameAccounting, Model, TlbOracle,
@@ -115,14 +116,11 @@ impl CheckedDomain {
         let (engine, model) = self.run_both(cmd)?;
         let hits = crate::alloc_guard::take_hits();
         if hits > 0 {
-            return Err(FailureKind::Oracle(ptfuzz_oracles::Divergence::new(
-                "alloc-guard",
-                format!(
-                    "{hits} heap allocation(s) inside a no-allocate section during op {} ({})",
-                    self.ops - 1,
-                    cmd.word()
-                ),
-            )));
+            let f = AllocGuardFinding::HeapInNoAlloc {
+                hits,
+                word: cmd.word(),
+            };
+            return Err(FailureKind::Oracle(Divergence::new(f).at(self.ops - 1)));
         }
         if engine != model {
             return Err(FailureKind::Divergence {
@@ -131,10 +129,11 @@ impl CheckedDomain {
                 expected: None,
             });
         }
+        let op = self.ops - 1;
         self.check_budget(cmd, ctx, &engine, &before)
-            .map_err(FailureKind::Oracle)?;
+            .map_err(|d| FailureKind::Oracle(d.at(op)))?;
         self.check_after(cmd, &engine)
-            .map_err(FailureKind::Oracle)?;
+            .map_err(|d| FailureKind::Oracle(d.at(op)))?;
         Ok(engine)
     }
 
@@ -317,28 +316,22 @@ impl CheckedDomain {
         let e = self.engine.counters();
         let m = self.model.counters();
         let pairs = [
-            ("allocated", e.allocated, m.allocated),
-            ("live", e.live, m.live),
-            ("deferred", e.deferred, m.deferred),
-            ("freed", e.freed, m.freed),
-            ("failed", e.failed, m.failed),
-            ("pooled", e.pooled, self.model.pooled()),
+            (Counter::Allocated, e.allocated, m.allocated),
+            (Counter::Live, e.live, m.live),
+            (Counter::Deferred, e.deferred, m.deferred),
+            (Counter::Freed, e.freed, m.freed),
+            (Counter::Failed, e.failed, m.failed),
+            (Counter::Pooled, e.pooled, self.model.pooled()),
             // A fresh frame carved while a released one was free shows here.
             (
-                "backed frames",
+                Counter::BackedFrames,
                 self.engine.mem().frames(),
                 self.model.backed_frames(),
             ),
         ];
         match pairs.iter().find(|(_, a, b)| a != b) {
             None => Ok(()),
-            Some((name, a, b)) => Err(Divergence::new(
-                "counters",
-                format!(
-                    "table counter `{name}`: engine {a}, model {b} (after op {})",
-                    self.ops - 1
-                ),
-            )),
+            Some(&(c, a, b)) => Err(CounterFinding::new(c, a, b).into()),
         }
     }
 
@@ -349,13 +342,13 @@ impl CheckedDomain {
             let c = self.engine.counters();
             let (allocs, frees) = h.get();
             if allocs != c.allocated || frees != c.freed {
-                return Err(Divergence {
-                    oracle: "alloc-hooks",
-                    what: format!(
-                        "custom hooks saw {allocs} allocations and {frees} frees, counters say {} and {}",
-                        c.allocated, c.freed
-                    ),
-                });
+                return Err(AllocHooksFinding::Calls {
+                    allocs,
+                    frees,
+                    allocated: c.allocated,
+                    freed: c.freed,
+                }
+                .into());
             }
         }
         Ok(())

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, FlushLog};
+use ptfuzz_oracles::finding::QemuFinding;
 use ptfuzz_oracles::qemu::oracle::{Attach, OracleError, ProbeReport, QemuOracle, Verdict, Which};
 use ptfuzz_oracles::qemu::probe;
 use ptfuzz_oracles::{Divergence, Model};
@@ -264,16 +265,14 @@ impl<'q> QemuDiff<'q> {
         );
         let m2 = second.as_ref().map(|s| &self.domains[s].model);
         let reports = self.oracle.probe(op, &probes, &p1.model, m2)?;
-        let bad = reports
-            .iter()
-            .find(|r| matches!(r.verdict, Verdict::Stale | Verdict::Mismatch))
-            .copied();
+        let bad = reports.iter().find_map(|&report| match report.verdict {
+            Verdict::Stale => Some(QemuFinding::Stale { report }),
+            Verdict::Mismatch => Some(QemuFinding::Mismatch { report }),
+            _ => None,
+        });
         self.reports.extend(reports);
         match bad {
-            Some(r) => Err(Stop::Failure(FailureKind::Oracle(Divergence::new(
-                "qemu",
-                r.to_string(),
-            )))),
+            Some(f) => Err(Stop::Failure(FailureKind::Oracle(Divergence::new(f)))),
             None => Ok(()),
         }
     }
