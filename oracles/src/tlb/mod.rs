@@ -150,6 +150,12 @@ impl TlbOracle {
         self.frames.linked()
     }
 
+    /// The flush requests of the op checked last, in order (for an oracle that forwards them
+    /// to another cache model: QEMU's).
+    pub fn last_flushes(&self) -> impl Iterator<Item = &FlushEvent> + '_ {
+        self.logs.flushes.iter().map(|(_, f)| f)
+    }
+
     /// Counters of what was checked since construction.
     pub fn stats(&self) -> TlbStats {
         self.stats

@@ -11,6 +11,7 @@ use ptfuzz_oracles::{
     check_domain_logged, check_range_logged, Divergence, FrameAccounting, Model, TlbOracle,
 };
 
+use super::Oracle;
 use crate::outcome::Outcome;
 use crate::replay::FailureKind;
 use crate::trace::Command;
@@ -100,6 +101,11 @@ impl CheckedDomain {
         }
     }
 
+    /// The flush requests of the last op (after `apply` returned it).
+    pub fn last_flushes(&self) -> impl Iterator<Item = &ptfuzz_engine::FlushEvent> + '_ {
+        self.tlb.last_flushes()
+    }
+
     pub fn engine(&self) -> &Domain<OrderedFlushLog> {
         &self.engine
     }
@@ -132,8 +138,8 @@ impl CheckedDomain {
         let op = self.ops - 1;
         self.check_budget(cmd, ctx, &engine, &before)
             .map_err(|d| FailureKind::Oracle(d.at(op)))?;
-        self.check_after(cmd, &engine)
-            .map_err(|d| FailureKind::Oracle(d.at(op)))?;
+        self.after_op(op, cmd, &engine)
+            .map_err(FailureKind::Oracle)?;
         Ok(engine)
     }
 
@@ -356,6 +362,18 @@ impl CheckedDomain {
 
     pub fn ops(&self) -> usize {
         self.ops
+    }
+}
+
+/// The engine-side stack: TLB and break-before-make, frame accounting, counters and the
+/// walker over the op's range after each op; the whole structure and the hooks at the end.
+impl Oracle for CheckedDomain {
+    fn after_op(&mut self, op: usize, cmd: &Command, out: &Outcome) -> Result<(), Divergence> {
+        self.check_after(cmd, out).map_err(|d| d.at(op))
+    }
+
+    fn at_end(&mut self) -> Result<(), Divergence> {
+        self.check_all()
     }
 }
 
