@@ -125,6 +125,17 @@ pub fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
+/// The finding kind a signature names, if an oracle's finding made it (signatures are ours,
+/// and only kinds an oracle declares are returned).
+pub fn kind_of_signature(sig: &str) -> Option<&'static str> {
+    let (_, kind) = sig.rsplit_once(": oracle ")?;
+    ptfuzz_oracles::OracleId::ALL
+        .iter()
+        .flat_map(|o| o.kinds())
+        .find(|k| **k == kind)
+        .copied()
+}
+
 /// The finding kind of a failure, when an oracle reported it.
 pub fn finding_kind(kind: &FailureKind) -> Option<&'static str> {
     match kind {
@@ -219,6 +230,13 @@ mod tests {
         });
         assert_ne!(signature(&addr, "map"), signature(&size, "map"));
         assert_eq!(finding_kind(&addr), Some("walker/leaf-output-address"));
+        let sig = format!("pagetable/{}", signature(&size, "unmap"));
+        assert_eq!(kind_of_signature(&sig), Some("walker/leaf-size"));
+        assert_eq!(kind_of_signature("map: oracle walker/no-such-kind"), None);
+        assert_eq!(
+            kind_of_signature("map: divergence: engine ok, model none"),
+            None
+        );
     }
 
     #[test]
