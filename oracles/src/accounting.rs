@@ -15,15 +15,13 @@ use ptfuzz_engine::alloc::{FrameState, POISON};
 use ptfuzz_engine::{Domain, FlushOps};
 
 use crate::divergence::Divergence;
+use crate::finding::AccountingFinding as A;
 use crate::recycle::Spares;
 use crate::walker::range::{other_than, CHUNK};
 use crate::walker::TableView;
 
 /// Free frames hold only this, compared a chunk at a time (one `memcmp` each).
 const POISONS: [u64; CHUNK] = [POISON; CHUNK];
-
-/// Name in every divergence this oracle reports.
-pub const ORACLE: &str = "accounting";
 
 /// The allocator's lists, read as data (in addition to the metadata [`TableView`] gives).
 pub trait FrameLists: TableView {
@@ -156,10 +154,11 @@ impl FrameAccounting {
 
         let free = self.list(t, t.free_list(), Found::FreeList, FrameState::Free)?;
         if free != t.free_len() {
-            return Err(diverge(format!(
-                "the free list holds {free} frames, the allocator counts {}",
-                t.free_len()
-            )));
+            return Err(A::FreeListLength {
+                listed: free,
+                counted: t.free_len(),
+            }
+            .into());
         }
         let deferred = self.list(
             t,
@@ -168,17 +167,19 @@ impl FrameAccounting {
             FrameState::Deferred,
         )?;
         if deferred != c.deferred {
-            return Err(diverge(format!(
-                "the deferred list holds {deferred} tables, the counter says {}",
-                c.deferred
-            )));
+            return Err(A::DeferredListLength {
+                listed: deferred,
+                counter: c.deferred,
+            }
+            .into());
         }
         let pooled = self.list(t, t.pooled_frames(), Found::Pool, FrameState::Pooled)?;
         if pooled != c.pooled {
-            return Err(diverge(format!(
-                "preallocation pools hold {pooled} frames, the counter says {}",
-                c.pooled
-            )));
+            return Err(A::PoolLength {
+                pooled,
+                counter: c.pooled,
+            }
+            .into());
         }
         let mut live = 0;
         for pa in reached {
@@ -186,29 +187,34 @@ impl FrameAccounting {
             let frames = match t.frame(pa) {
                 Some(m) if m.state == FrameState::Live => u64::from(m.frames.max(1)),
                 m => {
-                    return Err(diverge(format!(
-                        "table {pa:#x} is reachable from the root but its frame is {:?}",
-                        m.map(|m| m.state)
-                    )))
+                    return Err(A::ReachableNotLive {
+                        pa,
+                        state: m.map(|m| m.state),
+                    }
+                    .into())
                 }
             };
             for k in 0..frames {
                 let f = pa + (k << self.frame_shift);
                 if k > 0 && t.frame(f).map(|m| m.state) != Some(FrameState::Tail) {
-                    return Err(diverge(format!(
-                        "frame {f:#x}, frame {k} of the {frames}-frame table {pa:#x}, is {:?}, \
-                         not a Tail",
-                        t.frame(f).map(|m| m.state)
-                    )));
+                    return Err(A::NotTail {
+                        frame: f,
+                        k,
+                        frames,
+                        table: pa,
+                        state: t.frame(f).map(|m| m.state),
+                    }
+                    .into());
                 }
                 self.mark(base, f, Found::Reached)?;
             }
         }
         if live != c.live {
-            return Err(diverge(format!(
-                "{live} tables are reachable from the root, the counter says {} live",
-                c.live
-            )));
+            return Err(A::LiveCount {
+                reachable: live,
+                counter: c.live,
+            }
+            .into());
         }
         self.unaccounted(t, base)?;
         self.poisoned(t, base)
@@ -228,10 +234,13 @@ impl FrameAccounting {
         for pa in frames {
             let got = t.frame(pa).map(|m| m.state);
             if got != Some(state) {
-                return Err(diverge(format!(
-                    "{} holds frame {pa:#x}, whose state is {got:?}, not {state:?}",
-                    found.name()
-                )));
+                return Err(A::WrongState {
+                    list: found.name(),
+                    pa,
+                    state: got,
+                    expected: state,
+                }
+                .into());
             }
             self.mark(base, pa, found)?;
             n += 1;
@@ -245,19 +254,20 @@ impl FrameAccounting {
             .map(|o| (o >> self.frame_shift) as usize)
             .filter(|&i| i < self.marks.len());
         let Some(i) = i else {
-            return Err(diverge(format!(
-                "{} names frame {pa:#x}, outside the domain's frames",
-                found.name()
-            )));
+            return Err(A::OutsideWindow {
+                list: found.name(),
+                pa,
+            }
+            .into());
         };
         let before = Found::of(self.marks[i]);
         if before != Found::Nowhere {
-            let again = if before == found {
-                format!("twice in {}", found.name())
-            } else {
-                format!("in {} and in {}", before.name(), found.name())
-            };
-            return Err(diverge(format!("frame {pa:#x} is {again}")));
+            return Err(A::TwoPlaces {
+                pa,
+                first: before.name(),
+                second: found.name(),
+            }
+            .into());
         }
         self.marks[i] = (self.marks[i] & WAS_FREE) | found as u8;
         Ok(())
@@ -271,20 +281,12 @@ impl FrameAccounting {
             }
             let pa = base + ((i as u64) << self.frame_shift);
             let meta = t.frame(pa);
-            let why = match meta.map(|m| m.state) {
-                Some(FrameState::Free) => "Free, but not on the free list: the frame is lost",
-                Some(FrameState::Deferred) => {
-                    "Deferred, but not on the deferred list: it will never be released"
-                }
-                Some(FrameState::Pooled) => "Pooled, but in no pool: the frame is lost",
-                Some(FrameState::Live) => "a Live table not reachable from the root: a leak",
-                Some(FrameState::Tail) => "a Tail frame of no reachable table",
-                None => "without metadata",
-            };
-            return Err(diverge(format!(
-                "frame {pa:#x} (level {:?}) is {why}",
-                meta.map(|m| m.level)
-            )));
+            return Err(A::Unaccounted {
+                pa,
+                level: meta.map(|m| m.level),
+                state: meta.map(|m| m.state),
+            }
+            .into());
         }
         Ok(())
     }
@@ -301,19 +303,16 @@ impl FrameAccounting {
                 self.stats.poison_checked += 1;
                 let w = t.device_words(pa, words).unwrap_or(&[]);
                 if let Some((k, d)) = other_than(w, &POISONS).next() {
-                    return Err(diverge(format!(
-                        "frame {pa:#x} reached the free list without poison: word at pa {:#x} \
-                         is {d:#018x}",
-                        pa + 8 * k as u64
-                    )));
+                    return Err(A::FreedWithoutPoison {
+                        frame: pa,
+                        pa: pa + 8 * k as u64,
+                        word: d,
+                    }
+                    .into());
                 }
             }
             self.marks[i] = if free { WAS_FREE } else { 0 };
         }
         Ok(())
     }
-}
-
-fn diverge(what: String) -> Divergence {
-    Divergence::new(ORACLE, what)
 }

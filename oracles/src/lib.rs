@@ -7,6 +7,7 @@
 pub mod accounting;
 pub mod budget;
 pub mod divergence;
+pub mod finding;
 pub mod ioasid;
 pub mod model;
 pub mod qemu;
@@ -16,6 +17,7 @@ pub mod walker;
 
 pub use accounting::FrameAccounting;
 pub use divergence::Divergence;
+pub use finding::{Finding, OracleId};
 pub use ioasid::IoasidModel;
 pub use model::Model;
 pub use tlb::TlbOracle;

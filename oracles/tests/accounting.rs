@@ -7,8 +7,9 @@ mod common;
 use common::{cfg, XorShift as Rng};
 use ptfuzz_engine::alloc::{Counters, FrameState, POISON};
 use ptfuzz_engine::{Domain, DomainConfig, FormatKind, Granule, OrderedFlushLog, Prot};
-use ptfuzz_oracles::accounting::{FrameLists, ORACLE};
+use ptfuzz_oracles::accounting::FrameLists;
 use ptfuzz_oracles::walker::{FrameInfo, TableView, WalkParams};
+use ptfuzz_oracles::OracleId;
 use ptfuzz_oracles::{Divergence, FrameAccounting, Model, TlbOracle};
 
 use FormatKind::*;
@@ -264,9 +265,9 @@ fn check(f: &Fake, reached: &[u64]) -> Result<(), Divergence> {
 #[track_caller]
 fn expect_err(f: &Fake, reached: &[u64], parts: &[&str]) {
     let d = check(f, reached).expect_err("the accounting must report this");
-    assert_eq!(d.oracle, ORACLE);
+    assert_eq!(d.oracle(), OracleId::Accounting);
     for p in parts {
-        assert!(d.what.contains(p), "{:?} lacks {p:?}", d.what);
+        assert!(d.what().contains(p), "{:?} lacks {p:?}", d.what());
     }
 }
 

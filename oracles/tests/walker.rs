@@ -239,7 +239,8 @@ fn extra_model_leaf_is_a_divergence() {
         .map(0x80_0000, 0x1234_5000, 0x1000, 1, Prot::RW)
         .unwrap();
     let d = check_domain(&t.dom, &t.model, &[]).unwrap_err();
-    assert_eq!(d.oracle, "walker");
+    assert_eq!(d.oracle(), ptfuzz_oracles::OracleId::Walker);
+    assert_eq!(d.kind(), "walker/mapped-faults");
     let s = d.to_string();
     assert!(
         s.starts_with("walker: iova 0x800000: model maps it to pa 0x12345000"),

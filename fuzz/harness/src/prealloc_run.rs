@@ -109,8 +109,7 @@ pub fn execute_prealloc(input: &PreallocInput) -> Result<(Trace, BudgetStats), B
     let c = d.engine().counters();
     if c.pooled != 0 {
         let div = ptfuzz_oracles::Divergence::new(
-            "budget",
-            format!("{} pool page(s) leaked after every cleanup", c.pooled),
+            ptfuzz_oracles::finding::BudgetFinding::LeakedAfterCleanup { pages: c.pooled },
         );
         return Err(Box::new(Crash {
             op: ops,

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::campaign::signature::{panic_signature, quietly, signature};
+use crate::campaign::signature::{finding_kind, panic_signature, quietly, signature};
 use crate::run::Crash;
 use crate::trace::Trace;
 
@@ -85,6 +85,8 @@ pub enum Verdict {
 pub struct Finding {
     /// One string per bug (crate::campaign::signature).
     pub signature: String,
+    /// The oracle finding's kind, when an oracle found it.
+    pub kind: Option<&'static str>,
     pub message: String,
     /// The trace up to the failing line, when the target could produce one.
     pub trace: Option<Trace>,
@@ -95,6 +97,7 @@ impl Finding {
         let word = c.trace.lines.last().map_or("domain", |l| l.command.word());
         Finding {
             signature: signature(&c.kind, word),
+            kind: finding_kind(&c.kind),
             message: c.kind.to_string(),
             trace: Some(c.trace),
         }
@@ -103,6 +106,7 @@ impl Finding {
     fn from_panic(msg: String) -> Finding {
         Finding {
             signature: panic_signature(&msg),
+            kind: None,
             message: msg,
             trace: None,
         }

@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ptfuzz_harness::qemu::{self, session, QemuDiff};
+use ptfuzz_harness::qemu::{self, diff::Stop, session, QemuDiff};
+use ptfuzz_harness::replay::FailureKind;
 use ptfuzz_harness::trace::{self, Command};
 use ptfuzz_oracles::qemu::deviation::{Deviation, TABLE};
 use ptfuzz_oracles::qemu::oracle::Verdict;
@@ -129,6 +130,31 @@ fn each_deviation_trace_shows_its_deviation() {
     }
 }
 
+/// The QEMU executor stacks the page-table target's oracles under QEMU's: the TLB and
+/// break-before-make oracle, frame accounting and the counters see every op, and the walker
+/// every op's range (their totals count what they checked).
+#[test]
+fn qemu_executor_runs_the_engine_side_oracles() {
+    started();
+    let text = "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n\
+                map d0 iova=0x10000000 pa=0x50000000 pgsize=4k count=2 prot=rw\n\
+                map d0 iova=0x20000000 pa=0x60000000 pgsize=4k count=1 prot=r\n\
+                unmap d0 iova=0x10000000 pgsize=4k count=2\n\
+                unmap d0 iova=0x20000000 pgsize=4k count=1\n";
+    let t = trace::parse("stacked", text).unwrap();
+    ptfuzz_harness::exec::totals::take();
+    let mut out = Vec::new();
+    session::with_oracle(|o| Ok(qemu::replay_qemu(o, "stacked", &t, &mut out)))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sum = ptfuzz_harness::exec::totals::take();
+    assert_eq!(sum.domains, 1, "{sum:?}");
+    assert_eq!(sum.ops, 4, "{sum:?}");
+    assert_eq!(sum.frame_checks, 4, "{sum:?}");
+    assert!(sum.tlb_breaks >= 3, "{sum:?}");
+    assert!(sum.invalidations >= 2, "{sum:?}");
+}
+
 /// An engine that forgets to invalidate after an unmap: QEMU still translates the page from
 /// its IOTLB, and the oracle says so, naming the op.
 #[test]
@@ -158,7 +184,13 @@ fn missing_invalidation_is_a_stale_translation() {
         let err = d
             .apply(&t.lines[2].command)
             .expect_err("the stale page must be caught");
-        Ok(format!("{err:?}"))
+        Ok(match err {
+            Stop::Failure(FailureKind::Oracle(d)) => {
+                assert_eq!(d.kind(), "qemu/stale-translation");
+                d.to_string()
+            }
+            e => panic!("{e:?}"),
+        })
     })
     .unwrap();
     assert!(

@@ -13,6 +13,7 @@ use std::fmt;
 
 use ptfuzz_engine::{Counters, PoolEvent, PoolId};
 
+use crate::finding::BudgetFinding as B;
 use crate::{Divergence, FixedState};
 
 /// What the op being checked was, as the executor and the model see it.
@@ -113,8 +114,8 @@ pub struct BudgetChecker {
     pub stats: BudgetStats,
 }
 
-fn flag(op: usize, what: String) -> Result<(), Divergence> {
-    Err(Divergence::new("budget", format!("op {op}: {what}")))
+fn flag(op: usize, what: B) -> Result<(), Divergence> {
+    Err(Divergence::new(what).at(op))
 }
 
 impl BudgetChecker {
@@ -142,7 +143,14 @@ impl BudgetChecker {
                 PoolEvent::Reserve { pa, pool, .. } => {
                     if let Some(other) = self.pooled.insert(pa, pool) {
                         self.stats.violations += 1;
-                        return flag(op, format!("page {pa:#x} of {other:?}'s pool reserved again into {pool:?}'s pool"));
+                        return flag(
+                            op,
+                            B::ReservedAgain {
+                                pa,
+                                owner: other,
+                                pool,
+                            },
+                        );
                     }
                     reserved += 1;
                 }
@@ -152,12 +160,22 @@ impl BudgetChecker {
                         self.stats.violations += 1;
                         return flag(
                             op,
-                            format!("{pool:?} took page {pa:#x}, which belongs to {from:?}"),
+                            B::TookForeignPage {
+                                pool,
+                                pa,
+                                owner: from,
+                            },
                         );
                     }
                     if source != Some(pool) {
                         self.stats.violations += 1;
-                        return flag(op, format!("a page of {pool:?}'s pool served a table while {source:?} was the source"));
+                        return flag(
+                            op,
+                            B::WrongSource {
+                                pool,
+                                serving: source,
+                            },
+                        );
                     }
                     taken += 1;
                 }
@@ -167,7 +185,11 @@ impl BudgetChecker {
                         self.stats.violations += 1;
                         return flag(
                             op,
-                            format!("{pool:?} returned page {pa:#x}, which belongs to {from:?}"),
+                            B::ReturnedForeignPage {
+                                pool,
+                                pa,
+                                owner: from,
+                            },
                         );
                     }
                     returned += 1;
@@ -175,7 +197,7 @@ impl BudgetChecker {
                 PoolEvent::Dry { pool, .. } => {
                     if let OpContext::Run { inside: true, .. } = ctx {
                         self.stats.violations += 1;
-                        return flag(op, format!("{pool:?}'s pool ran dry inside its prepared range: the worst-case count is too low"));
+                        return flag(op, B::DryInsideRange { pool });
                     }
                 }
             }
@@ -186,7 +208,13 @@ impl BudgetChecker {
             OpContext::Run { job, .. } => {
                 if from_allocator > 0 {
                     self.stats.violations += 1;
-                    return flag(op, format!("{from_allocator} table(s) from the global allocator while job {job} ran"));
+                    return flag(
+                        op,
+                        B::GlobalDuringJob {
+                            tables: from_allocator,
+                            job,
+                        },
+                    );
                 }
                 let j = self.jobs.entry(job).or_default();
                 j.ran = true;
@@ -199,35 +227,41 @@ impl BudgetChecker {
                     self.stats.violations += 1;
                     return flag(
                         op,
-                        format!("reserve took {from_allocator} table(s) outside its batch"),
+                        B::ReserveOutsideBatch {
+                            tables: from_allocator,
+                        },
                     );
                 }
                 if taken != reserved {
                     self.stats.violations += 1;
                     return flag(
                         op,
-                        format!("reserve batch of {reserved} page(s), {taken} installed"),
+                        B::ReserveBatchShort {
+                            reserved,
+                            installed: taken,
+                        },
                     );
                 }
                 self.stats.reserve_tables += taken;
             }
             OpContext::Map { reserved: true } if after.allocated != before.allocated => {
                 self.stats.violations += 1;
-                return flag(op, "a map inside a reserved range allocated a table".into());
+                return flag(op, B::ReservedMapAllocated);
             }
             OpContext::Unmap { reserved: true } if freed > 0 => {
                 self.stats.violations += 1;
-                return flag(
-                    op,
-                    format!("an unmap inside a reserved range freed {freed} table(s)"),
-                );
+                return flag(op, B::ReservedUnmapFreed { tables: freed });
             }
             OpContext::Prepare { job, worst } => {
                 if reserved < worst {
                     self.stats.violations += 1;
                     return flag(
                         op,
-                        format!("job {job} reserved {reserved} page(s), the worst case is {worst}"),
+                        B::WorstCaseTooLow {
+                            job,
+                            reserved,
+                            worst,
+                        },
                     );
                 }
                 self.jobs.insert(
@@ -244,12 +278,14 @@ impl BudgetChecker {
                 let j = self.jobs.remove(&job).unwrap_or_default();
                 if returned != j.pages - j.taken.min(j.pages) {
                     self.stats.violations += 1;
+                    let left = j.pages - j.taken.min(j.pages);
                     return flag(
                         op,
-                        format!(
-                            "job {job} cleanup returned {returned} page(s) of {} left",
-                            j.pages - j.taken.min(j.pages)
-                        ),
+                        B::LeftoversNotReturned {
+                            job,
+                            returned,
+                            left,
+                        },
                     );
                 }
                 if !j.ran {
@@ -260,10 +296,7 @@ impl BudgetChecker {
         }
         if taken > 0 && source.is_none() {
             self.stats.violations += 1;
-            return flag(
-                op,
-                format!("{taken} pool page(s) served tables outside any job run"),
-            );
+            return flag(op, B::PoolPagesOutsideRun { pages: taken });
         }
         self.check_pooled(op, after)
     }
@@ -274,11 +307,10 @@ impl BudgetChecker {
             self.stats.violations += 1;
             return flag(
                 op,
-                format!(
-                    "engine holds {} pool page(s), the events account for {}",
-                    after.pooled,
-                    self.pooled.len()
-                ),
+                B::PoolPagesUnaccounted {
+                    engine: after.pooled,
+                    events: self.pooled.len() as u64,
+                },
             );
         }
         Ok(())
@@ -295,7 +327,10 @@ impl BudgetChecker {
             self.stats.violations += 1;
             return flag(
                 op,
-                format!("tables hold {engine_pins} reservation pin(s), {model_pins} expected"),
+                B::Pins {
+                    engine: engine_pins,
+                    model: model_pins,
+                },
             );
         }
         Ok(())

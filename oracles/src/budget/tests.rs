@@ -104,7 +104,7 @@ fn a_global_allocation_during_a_run_is_flagged() {
             &c(2, 4),
         )
         .unwrap_err();
-    assert!(e.what.contains("global allocator while job 1 ran"), "{e}");
+    assert!(e.what().contains("global allocator while job 1 ran"), "{e}");
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn a_count_below_the_worst_case_is_flagged() {
             &c(1, 2),
         )
         .unwrap_err();
-    assert!(e.what.contains("worst case is 3"), "{e}");
+    assert!(e.what().contains("worst case is 3"), "{e}");
     let mut b = prepared();
     let dry = [PoolEvent::Dry { seq: 0, pool: J1 }];
     let e = b
@@ -134,7 +134,7 @@ fn a_count_below_the_worst_case_is_flagged() {
             &c(1, 4),
         )
         .unwrap_err();
-    assert!(e.what.contains("ran dry inside"), "{e}");
+    assert!(e.what().contains("ran dry inside"), "{e}");
     // Outside its range, running dry is the documented `budget` stop, not a violation.
     let mut b = prepared();
     b.check_op(
@@ -170,7 +170,7 @@ fn one_jobs_page_used_by_another_is_flagged() {
             &c(2, 3),
         )
         .unwrap_err();
-    assert!(e.what.contains("belongs to Some(Job(1))"), "{e}");
+    assert!(e.what().contains("belongs to Some(Job(1))"), "{e}");
     let mut b = prepared();
     let e = b
         .check_op(
@@ -181,7 +181,7 @@ fn one_jobs_page_used_by_another_is_flagged() {
             &c(1, 5),
         )
         .unwrap_err();
-    assert!(e.what.contains("reserved again"), "{e}");
+    assert!(e.what().contains("reserved again"), "{e}");
     // The right page, taken while another job runs.
     let mut b = prepared();
     let take = [PoolEvent::Take {
@@ -201,7 +201,7 @@ fn one_jobs_page_used_by_another_is_flagged() {
             &c(2, 3),
         )
         .unwrap_err();
-    assert!(e.what.contains("was the source"), "{e}");
+    assert!(e.what().contains("was the source"), "{e}");
 }
 
 #[test]
@@ -210,13 +210,13 @@ fn leftovers_leaks_and_pins_are_flagged() {
     let e = b
         .check_op(2, OpContext::Cleanup { job: 2 }, &[], &c(1, 4), &c(1, 4))
         .unwrap_err();
-    assert!(e.what.contains("returned 0 page(s) of 1 left"), "{e}");
+    assert!(e.what().contains("returned 0 page(s) of 1 left"), "{e}");
     let mut b = prepared();
     let e = b
         .check_op(2, OpContext::Other, &[], &c(1, 4), &c(1, 5))
         .unwrap_err();
     assert!(
-        e.what
+        e.what()
             .contains("engine holds 5 pool page(s), the events account for 4"),
         "{e}"
     );
@@ -225,7 +225,7 @@ fn leftovers_leaks_and_pins_are_flagged() {
     assert!(b
         .check_pins(0, 3, 2)
         .unwrap_err()
-        .what
+        .what()
         .contains("3 reservation pin(s), 2 expected"));
 }
 
@@ -242,7 +242,7 @@ fn reserved_ranges_neither_allocate_nor_free() {
         )
         .unwrap_err();
     assert!(
-        e.what.contains("map inside a reserved range allocated"),
+        e.what().contains("map inside a reserved range allocated"),
         "{e}"
     );
     let freed = Counters {
@@ -259,7 +259,7 @@ fn reserved_ranges_neither_allocate_nor_free() {
         )
         .unwrap_err();
     assert!(
-        e.what.contains("unmap inside a reserved range freed 1"),
+        e.what().contains("unmap inside a reserved range freed 1"),
         "{e}"
     );
     // Outside any reservation both are fine.

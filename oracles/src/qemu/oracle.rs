@@ -49,7 +49,7 @@ pub enum Verdict {
 }
 
 /// One probe's result.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeReport {
     pub op: usize,
     pub probe: Probe,

@@ -5,8 +5,9 @@ use ptfuzz_engine::{AllocEvent, FlushEvent};
 use super::entry::{ttl_level, EntryKind};
 use super::frames::{Frame, State};
 use super::pending::{Break, Cover};
-use super::{TlbOracle, ORACLE};
+use super::TlbOracle;
 use crate::divergence::Divergence;
+use crate::finding::TlbFinding;
 
 impl TlbOracle {
     pub(super) fn flush(&mut self, f: &FlushEvent) {
@@ -68,12 +69,14 @@ impl TlbOracle {
                 for (s, f) in self.frames.overlapping(pa, len) {
                     if let State::Deferred { seq: dseq } = f.state {
                         err.get_or_insert_with(|| {
-                            Divergence::new(
-                                ORACLE,
-                                format!(
-                                    "table {s:#x} reused before the grace period in op {op}: allocated again at seq {seq} (frame {pa:#x}, {frames} frame(s)) after it was deferred at seq {dseq} and not released"
-                                ),
-                            )
+                            Divergence::new(TlbFinding::ReusedBeforeGrace {
+                                op,
+                                table: s,
+                                seq,
+                                frame: pa,
+                                frames,
+                                deferred_at: dseq,
+                            })
                         });
                     }
                     keep_root |= s == self.root;
@@ -101,10 +104,10 @@ impl TlbOracle {
     fn defer(&mut self, op: usize, seq: u64, pa: u64) -> Result<(), Divergence> {
         let granule = self.granule;
         let is_root = pa == self.root;
-        let table_span = |s: &Self, f: &Frame| -> String {
+        let span = |s: &Self, f: &Frame| {
             let lo = f.base;
             let hi = lo as u128 + s.table_span(f.level) - 1;
-            format!("IOVA span [{lo:#x}, {hi:#x}], level {}", f.level)
+            (lo, hi as u64)
         };
         let Some(f) = self.frames.get(pa) else {
             self.frames
@@ -112,20 +115,25 @@ impl TlbOracle {
             return Ok(());
         };
         let why = match f.state {
-            State::Linked if is_root => Some(format!(
-                "the root table {pa:#x} deferred at seq {seq} in op {op} while the domain uses it"
-            )),
-            State::Linked => Some(format!(
-                "table {pa:#x} ({}) freed before the walk invalidation that covers it, op {op}: deferred at seq {seq} while its parent entry is still valid",
-                table_span(self, f)
-            )),
+            State::Linked if is_root => Some(TlbFinding::RootDeferred { op, root: pa, seq }),
+            State::Linked => Some(TlbFinding::FreedWhileLinked {
+                op,
+                table: pa,
+                span: span(self, f),
+                level: f.level,
+                seq,
+            }),
             State::Unlinked {
                 seq: useq,
                 invalidated: false,
-            } => Some(format!(
-                "table {pa:#x} ({}) freed before the walk invalidation that covers it, op {op}: unlinked at seq {useq}, deferred at seq {seq}, no Walk or All covering its parent entry in between",
-                table_span(self, f)
-            )),
+            } => Some(TlbFinding::FreedBeforeWalkInvalidation {
+                op,
+                table: pa,
+                span: span(self, f),
+                level: f.level,
+                unlinked_at: useq,
+                seq,
+            }),
             State::Unlinked {
                 invalidated: true, ..
             }
@@ -140,7 +148,7 @@ impl TlbOracle {
             self.frames
                 .insert(pa, Frame::new(len, State::Deferred { seq }));
         }
-        why.map_or(Ok(()), |w| Err(Divergence::new(ORACLE, w)))
+        why.map_or(Ok(()), |w| Err(w.into()))
     }
 
     /// Every break still pending at the end of an op is a stale cache entry.
@@ -153,30 +161,18 @@ impl TlbOracle {
         let Some(b) = left.iter().min_by_key(|b| (b.seq, b.slot)) else {
             return Ok(());
         };
-        let under = match b.under {
-            Some(top) => format!(
-                " (it was not written itself: the table entry at {top:#x} above it was cleared at seq {})",
-                b.seq
-            ),
-            None => format!(" (at seq {})", b.seq),
-        };
-        let more = if left.len() > 1 {
-            format!("; {} more stale entries", left.len() - 1)
-        } else {
-            String::new()
-        };
-        Err(Divergence::new(
-            ORACLE,
-            format!(
-                "stale translation at IOVA {:#x} after op {op}: {} at level {} (descriptor {:#x} at {:#x}, IOVA span [{:#x}, {:#x}]) was cleared without an invalidation covering it{under}{more}",
-                b.iova,
-                b.kind.name(),
-                b.level,
-                b.old,
-                b.slot,
-                b.iova,
-                b.last(),
-            ),
-        ))
+        Err(TlbFinding::StaleTranslation {
+            op,
+            iova: b.iova,
+            entry: b.kind.name(),
+            level: b.level,
+            old: b.old,
+            slot: b.slot,
+            last: b.last(),
+            seq: b.seq,
+            under: b.under,
+            more: left.len() - 1,
+        }
+        .into())
     }
 }

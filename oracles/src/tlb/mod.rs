@@ -40,9 +40,6 @@ pub use entry::{classify, ttl_level, EntryKind};
 use frames::{Frame, Frames, State};
 use pending::Pending;
 
-/// Name in every divergence this oracle reports.
-pub const ORACLE: &str = "tlb";
-
 /// One event of the merged logs.
 #[derive(Clone, Copy, Debug)]
 enum Event<'a> {
@@ -151,6 +148,12 @@ impl TlbOracle {
     /// the device-visible table descriptors place them.
     pub fn reachable_tables(&self) -> impl Iterator<Item = u64> + '_ {
         self.frames.linked()
+    }
+
+    /// The flush requests of the op checked last, in order (for an oracle that forwards them
+    /// to another cache model: QEMU's).
+    pub fn last_flushes(&self) -> impl Iterator<Item = &FlushEvent> + '_ {
+        self.logs.flushes.iter().map(|(_, f)| f)
     }
 
     /// Counters of what was checked since construction.

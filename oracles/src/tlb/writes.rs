@@ -5,8 +5,9 @@ use ptfuzz_engine::DeviceWrite;
 use super::entry::{classify, EntryKind};
 use super::frames::State;
 use super::pending::Break;
-use super::{TlbOracle, ORACLE};
+use super::TlbOracle;
 use crate::divergence::Divergence;
+use crate::finding::TlbFinding;
 
 impl TlbOracle {
     pub(super) fn span_shift(&self, level: u32) -> u32 {
@@ -43,29 +44,26 @@ impl TlbOracle {
         let mut err = None;
         if new_k.is_some() {
             if let Some(b) = self.pending.get(w.pa) {
-                err = Some(self.bbm(
+                err = Some(Divergence::new(TlbFinding::BbmNotInvalidated {
                     op,
                     iova,
                     level,
-                    w,
-                    b.old,
-                    format!(
-                        "the entry was made invalid at seq {} and no invalidation covered it before this write (seq {})",
-                        b.seq, w.seq
-                    ),
-                ));
+                    old: b.old,
+                    new: w.new,
+                    slot: w.pa,
+                    broken_at: b.seq,
+                    seq: w.seq,
+                }));
             } else if old_k.is_some() {
-                err = Some(self.bbm(
+                err = Some(Divergence::new(TlbFinding::BbmInPlace {
                     op,
                     iova,
                     level,
-                    w,
-                    w.old,
-                    format!(
-                        "replaced in place at seq {} without being made invalid first",
-                        w.seq
-                    ),
-                ));
+                    old: w.old,
+                    new: w.new,
+                    slot: w.pa,
+                    seq: w.seq,
+                }));
             }
         }
         // Entries of a table whose unlink was already invalidated cannot be in any cache.
@@ -100,13 +98,15 @@ impl TlbOracle {
                     .get(child)
                     .is_some_and(|f| f.state == State::Linked);
             if twice && err.is_none() {
-                err = Some(Divergence::new(
-                    ORACLE,
-                    format!(
-                        "table {child:#x} linked a second time in op {op}: descriptor {:#x} at {:#x} (IOVA {iova:#x}, level {level}, seq {}) while another entry already reaches it",
-                        w.new, w.pa, w.seq
-                    ),
-                ));
+                err = Some(Divergence::new(TlbFinding::TableLinkedTwice {
+                    op,
+                    table: child,
+                    desc: w.new,
+                    slot: w.pa,
+                    iova,
+                    level,
+                    seq: w.seq,
+                }));
             }
             // Below an unlinked table a new table is unreachable too.
             self.place(child, level + 1, iova, state);
@@ -120,24 +120,6 @@ impl TlbOracle {
             self.stats.table_breaks += 1;
         }
         self.pending.insert(b);
-    }
-
-    fn bbm(
-        &self,
-        op: usize,
-        iova: u64,
-        level: u32,
-        w: &DeviceWrite,
-        old: u64,
-        why: String,
-    ) -> Divergence {
-        Divergence::new(
-            ORACLE,
-            format!(
-                "break-before-make violated at IOVA {iova:#x} (level {level}) in op {op}: old {old:#x} new {:#x} (descriptor at {:#x}): {why}",
-                w.new, w.pa
-            ),
-        )
     }
 
     /// The table at `child` became unreachable at `seq` (its parent entry, or the entry

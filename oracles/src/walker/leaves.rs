@@ -8,9 +8,8 @@ use super::descriptor::FaultKind;
 use super::params::WalkParams;
 use super::translate::{translate, Translation};
 use crate::divergence::Divergence;
+use crate::finding::{ModelLeaf, WalkerFinding};
 use crate::model::Model;
-
-pub(crate) const ORACLE: &str = "walker";
 
 /// One walk of the device view.
 pub(crate) struct Walker<'a, R: Fn(u64) -> Option<u64>> {
@@ -32,52 +31,64 @@ impl<R: Fn(u64) -> Option<u64>> Walker<'_, R> {
     ) -> Result<(), Divergence> {
         let want_pa = pa + (iova - start);
         let want_attrs = LeafAttrs::expected(prot, self.p.stage2);
-        let t = self.walk(iova).map_err(|f| {
-            Divergence::new(
-                ORACLE,
-                format!(
-                    "iova {iova:#x}: model maps it to pa {want_pa:#x} (leaf {start:#x}+{size:#x} \
-                     prot {prot}), tables give {f}"
-                ),
-            )
-        })?;
-        let what = if t.pa != want_pa {
-            "output address"
+        let leaf = ModelLeaf {
+            start,
+            pa,
+            size,
+            prot,
+        };
+        let t = self
+            .walk(iova)
+            .map_err(|actual| WalkerFinding::MappedFaults {
+                iova,
+                expected_pa: want_pa,
+                leaf,
+                actual,
+            })?;
+        let (expected_pa, expected_attrs, actual) = (want_pa, want_attrs, t);
+        Err(Divergence::new(if t.pa != want_pa {
+            WalkerFinding::LeafOutputAddress {
+                iova,
+                expected_pa,
+                leaf,
+                expected_attrs,
+                actual,
+            }
         } else if t.size != size || t.leaf_iova != start {
-            "leaf size"
+            WalkerFinding::LeafSize {
+                iova,
+                expected_pa,
+                leaf,
+                expected_attrs,
+                actual,
+            }
         } else if t.attrs != want_attrs {
-            "attributes"
+            WalkerFinding::LeafAttributes {
+                iova,
+                expected_pa,
+                leaf,
+                expected_attrs,
+                actual,
+            }
         } else if t.table_extra != 0 {
-            "table descriptor bits"
+            WalkerFinding::TableDescriptorBits {
+                iova,
+                expected_pa,
+                leaf,
+                actual,
+                table_bits: t.table_extra,
+            }
         } else {
             return Ok(());
-        };
-        Err(Divergence::new(
-            ORACLE,
-            format!(
-                "iova {iova:#x}: {what} differs: expected pa {want_pa:#x} via leaf {start:#x}+{size:#x} \
-                 {want_attrs} (prot {prot}), actual {t}{}",
-                if t.table_extra != 0 {
-                    format!(" with table bits {:#x}", t.table_extra)
-                } else {
-                    String::new()
-                }
-            ),
-        ))
+        }))
     }
 
     /// `iova` is not mapped in the model, so the walk must end in a translation fault.
     pub fn check_unmapped(&self, iova: u64) -> Result<(), Divergence> {
         match self.walk(iova) {
             Err(f) if f.kind == FaultKind::Translation => Ok(()),
-            Err(f) => Err(Divergence::new(
-                ORACLE,
-                format!("iova {iova:#x}: unmapped in the model, expected a translation fault, actual {f}"),
-            )),
-            Ok(t) => Err(Divergence::new(
-                ORACLE,
-                format!("iova {iova:#x}: unmapped in the model (expected a translation fault), actual {t}"),
-            )),
+            Err(actual) => Err(WalkerFinding::UnmappedWrongFault { iova, actual }.into()),
+            Ok(actual) => Err(WalkerFinding::UnmappedTranslates { iova, actual }.into()),
         }
     }
 

@@ -27,10 +27,11 @@ pub mod view;
 use ptfuzz_engine::{Domain, FlushOps};
 
 pub use crate::divergence::Divergence;
+use crate::finding::WalkerFinding;
 use crate::model::Model;
 pub use attrs::{LeafAttrs, S1Attrs, S2Attrs};
 pub use descriptor::{decode, Descriptor, FaultKind};
-use leaves::{Walker, ORACLE};
+use leaves::Walker;
 pub use logged::{check_domain_logged, check_range_logged};
 pub use params::WalkParams;
 pub use structure::StructureStats;
@@ -42,13 +43,11 @@ fn params<F: FlushOps>(dom: &Domain<F>, model: &Model) -> Result<WalkParams, Div
     let cfg = dom.config();
     let r = model.rules();
     if (r.granule, r.ias, r.oas) != (cfg.granule, cfg.ias, cfg.oas) {
-        return Err(Divergence::new(
-            ORACLE,
-            format!(
-                "model is for granule {} ias {} oas {}, domain is {} ias {} oas {}",
-                r.granule, r.ias, r.oas, cfg.granule, cfg.ias, cfg.oas
-            ),
-        ));
+        return Err(WalkerFinding::ModelConfig {
+            model: (r.granule, r.ias, r.oas),
+            domain: (cfg.granule, cfg.ias, cfg.oas),
+        }
+        .into());
     }
     Ok(WalkParams::for_domain(cfg, r))
 }

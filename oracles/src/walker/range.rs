@@ -8,10 +8,10 @@ use ptfuzz_engine::prot::Prot;
 
 use super::attrs::LeafAttrs;
 use super::descriptor::{decode, Descriptor};
-use super::leaves::ORACLE;
 use super::params::WalkParams;
 use super::view::TableView;
 use crate::divergence::Divergence;
+use crate::finding::{LeafSeen, ModelLeaf, StructureFinding, WalkerFinding};
 
 /// Words compared at once when skipping runs of one value.
 pub(crate) const CHUNK: usize = 64;
@@ -54,17 +54,31 @@ pub(crate) struct FoundLeaf {
     pub desc: u64,
 }
 
-fn diverge(what: String) -> Divergence {
-    Divergence::new(ORACLE, what)
+impl FoundLeaf {
+    fn seen(&self) -> LeafSeen {
+        LeafSeen {
+            level: self.level,
+            iova: self.iova,
+            size: self.size,
+            oa: self.oa,
+            attrs: self.attrs,
+            desc_pa: self.pa,
+            desc: self.desc,
+        }
+    }
 }
 
 /// The device view of the `n` words of the table at `pa`.
 pub(crate) fn table_words<T: TableView>(t: &T, pa: u64, n: u64) -> Result<&[u64], Divergence> {
     t.device_words(pa, n).ok_or_else(|| {
         let (base, end) = t.mem_range();
-        diverge(format!(
-            "table at pa {pa:#x} ({n} entries) is outside memory [{base:#x}, {end:#x})"
-        ))
+        StructureFinding::TableOutsideMemory {
+            pa,
+            entries: n,
+            mem_base: base,
+            mem_end: end,
+        }
+        .into()
     })
 }
 
@@ -80,10 +94,14 @@ pub(crate) fn check_child<T: TableView>(
         Some(m) if m.state == FrameState::Live && m.level as u32 == level && m.frames == 1 => {
             Ok(())
         }
-        m => Err(diverge(format!(
-            "descriptor at pa {from:#x} (iova {iova:#x}) points to {addr:#x}, expected a Live \
-             L{level} table, metadata {m:?}"
-        ))),
+        meta => Err(StructureFinding::BadChild {
+            desc_pa: from,
+            iova,
+            target: addr,
+            level,
+            meta,
+        }
+        .into()),
     }
 }
 
@@ -99,22 +117,25 @@ pub(crate) fn decode_checked<T: TableView>(
     d: u64,
 ) -> Result<Descriptor, Divergence> {
     if d == POISON {
-        return Err(diverge(format!(
-            "L{level} table holds poison at pa {pa:#x} (iova {iova:#x}): a freed table is reachable"
-        )));
+        return Err(StructureFinding::PoisonReachable { level, pa, iova }.into());
     }
-    let desc = decode(p, level, d).map_err(|k| {
-        diverge(format!(
-            "L{level} descriptor at pa {pa:#x} (iova {iova:#x}) = {d:#018x}: {k} \
-             (the engine must never write it)"
-        ))
+    let desc = decode(p, level, d).map_err(|why| StructureFinding::Malformed {
+        level,
+        pa,
+        iova,
+        desc: d,
+        why,
     })?;
     if let Descriptor::Table { addr, extra } = desc {
         if extra != 0 {
-            return Err(diverge(format!(
-                "L{level} table descriptor at pa {pa:#x} (iova {iova:#x}) = {d:#018x} \
-                 has attribute/ignored bits {extra:#x} set"
-            )));
+            return Err(StructureFinding::TableAttrBits {
+                level,
+                pa,
+                iova,
+                desc: d,
+                bits: extra,
+            }
+            .into());
         }
         check_child(t, level + 1, addr, pa, iova)?;
     }
@@ -271,12 +292,6 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
     }
 
     pub fn found(&mut self, f: &FoundLeaf) -> Result<(), Divergence> {
-        let here = || {
-            format!(
-                "L{} leaf at iova {:#x} size {:#x} -> pa {:#x} {} (descriptor at pa {:#x} = {:#018x})",
-                f.level, f.iova, f.size, f.oa, f.attrs, f.pa, f.desc
-            )
-        };
         match self.expected.peek().copied() {
             Some((start, ..)) if start < f.iova => Err(self.missing()),
             Some((start, mpa, msize, prot)) if start == f.iova => {
@@ -290,18 +305,17 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
                     }
                 };
                 if msize != f.size || mpa != f.oa || want != f.attrs {
-                    return Err(diverge(format!(
-                        "{}: the model has leaf {start:#x}+{msize:#x} -> pa {mpa:#x} {want} (prot {prot})",
-                        here()
-                    )));
+                    return Err(WalkerFinding::LeafDiffers {
+                        found: f.seen(),
+                        model: ModelLeaf::new((start, mpa, msize, prot)),
+                        model_attrs: want,
+                    }
+                    .into());
                 }
                 Ok(())
             }
             // The model's next leaf starts later, or there is none.
-            _ => Err(diverge(format!(
-                "{}: the model has no mapping there",
-                here()
-            ))),
+            _ => Err(WalkerFinding::LeafNotInModel { found: f.seen() }.into()),
         }
     }
 
@@ -314,9 +328,10 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
     }
 
     fn missing(&mut self) -> Divergence {
-        let (start, pa, size, prot) = self.expected.next().expect("peeked");
-        diverge(format!(
-            "the model maps leaf {start:#x}+{size:#x} -> pa {pa:#x} (prot {prot}), the tables hold no leaf starting there"
-        ))
+        let leaf = self.expected.next().expect("peeked");
+        WalkerFinding::ModelLeafMissing {
+            model: ModelLeaf::new(leaf),
+        }
+        .into()
     }
 }

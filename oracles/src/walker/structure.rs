@@ -6,13 +6,13 @@ use std::collections::HashSet;
 use ptfuzz_engine::alloc::{FrameState, POISON};
 use ptfuzz_engine::prot::Prot;
 
-use super::leaves::ORACLE;
 use super::params::WalkParams;
 use super::range::{
     nonzero, other_than, table_entries, table_words as words, Entry, LeafMatch, CHUNK,
 };
 use super::view::TableView;
 use crate::divergence::Divergence;
+use crate::finding::{StructureFinding as S, WalkerFinding};
 use crate::model::Model;
 use crate::recycle::Spares;
 
@@ -25,10 +25,6 @@ pub struct StructureStats {
     pub tables: u64,
     /// Valid leaf descriptors.
     pub leaves: u64,
-}
-
-fn diverge(what: String) -> Divergence {
-    Divergence::new(ORACLE, what)
 }
 
 /// Walks every table reachable from the root (device view), once each, in
@@ -54,49 +50,53 @@ pub fn check_structure<T: TableView>(
 
     let root_bytes = root_tables * granule;
     if (root + root_bytes - 1) >> p.oas != 0 {
-        return Err(diverge(format!(
-            "root {root:#x}..{:#x} lies at or beyond 2^OAS = {:#x}: address size fault",
-            root + root_bytes,
-            1u64 << p.oas
-        )));
+        return Err(S::RootBeyondOas {
+            root,
+            end: root + root_bytes,
+            limit: 1u64 << p.oas,
+        }
+        .into());
     }
     if !root.is_multiple_of(root_bytes) {
-        return Err(diverge(format!(
-            "root {root:#x} is not aligned to its size {root_bytes:#x}"
-        )));
+        return Err(S::RootMisaligned {
+            root,
+            size: root_bytes,
+        }
+        .into());
     }
     match t.frame(root) {
         Some(m)
             if m.state == FrameState::Live
                 && m.level as u32 == p.start_level
                 && m.frames as u64 == root_tables => {}
-        m => {
-            return Err(diverge(format!(
-            "root {root:#x}: expected a Live L{} table of {root_tables} frame(s), metadata {m:?}",
-            p.start_level
-        )))
+        meta => {
+            return Err(S::RootMetadata {
+                root,
+                level: p.start_level,
+                frames: root_tables,
+                meta,
+            }
+            .into())
         }
     }
     for k in 1..root_tables {
         let pa = root + k * granule;
         match t.frame(pa) {
             Some(m) if m.state == FrameState::Tail => {}
-            m => {
-                return Err(diverge(format!(
-                    "root {root:#x}: frame {k} at {pa:#x} should be a Tail, metadata {m:?}"
-                )))
-            }
+            meta => return Err(S::RootTail { root, k, pa, meta }.into()),
         }
     }
     let frame = words(t, root, granule / 8)?;
     let n = p.root_entries() as usize;
     if let Some((i, _)) = nonzero(&frame[n.min(frame.len())..]).next() {
         let i = n + i;
-        return Err(diverge(format!(
-            "root {root:#x} has {n} entries but the word at pa {:#x} beyond them is {:#018x}",
-            root + 8 * i as u64,
-            frame[i]
-        )));
+        return Err(S::RootBeyondEntries {
+            root,
+            entries: n,
+            pa: root + 8 * i as u64,
+            word: frame[i],
+        }
+        .into());
     }
 
     let counters = t.counters();
@@ -116,10 +116,11 @@ pub fn check_structure<T: TableView>(
     } = walk;
     let model_leaves = model.leaf_count() as u64;
     if stats.leaves != model_leaves {
-        return Err(diverge(format!(
-            "tables hold {} leaves, model has {model_leaves}",
-            stats.leaves
-        )));
+        return Err(WalkerFinding::LeafCount {
+            tables: stats.leaves,
+            model: model_leaves,
+        }
+        .into());
     }
     let checked = leaves.finish().and_then(|()| check_allocator(t, p, &seen));
     // Emptied, and trimmed: clearing takes time in the capacity.
@@ -163,9 +164,12 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> Walk<I> {
             match *e {
                 Entry::Table { addr, pa, iova } => {
                     if !self.seen.insert(addr) {
-                        return Err(diverge(format!(
-                            "table {addr:#x} is reachable twice (again from pa {pa:#x}, iova {iova:#x})"
-                        )));
+                        return Err(S::ReachableTwice {
+                            table: addr,
+                            desc_pa: pa,
+                            iova,
+                        }
+                        .into());
                     }
                     self.table(t, p, addr, level + 1, iova)
                 }
@@ -177,10 +181,14 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> Walk<I> {
         })?;
         let meta_live = t.frame(table).map(|m| m.live);
         if meta_live != Some(valid) {
-            return Err(diverge(format!(
-                "L{level} table {table:#x} (iova {base:#x}) has {valid} valid entries, metadata \
-                 live count {meta_live:?}"
-            )));
+            return Err(S::LiveEntries {
+                level,
+                table,
+                iova: base,
+                valid,
+                meta_live,
+            }
+            .into());
         }
         Ok(())
     }
@@ -195,40 +203,43 @@ fn check_allocator<T: TableView>(
 ) -> Result<(), Divergence> {
     let c = t.counters();
     if c.allocated != c.live + c.deferred + c.freed {
-        return Err(diverge(format!(
-            "counters inconsistent: allocated {} != live {} + deferred {} + freed {}",
-            c.allocated, c.live, c.deferred, c.freed
-        )));
+        return Err(S::CountersInconsistent {
+            allocated: c.allocated,
+            live: c.live,
+            deferred: c.deferred,
+            freed: c.freed,
+        }
+        .into());
     }
     let mut live = 0u64;
     for pa in t.live_tables() {
         live += 1;
         if !seen.contains(&pa) {
             let level = t.frame(pa).map(|m| m.level);
-            return Err(diverge(format!(
-                "leak: Live table {pa:#x} (level {level:?}) is not reachable from the root"
-            )));
+            return Err(S::Leak { pa, level }.into());
         }
     }
     if c.live != seen.len() as u64 {
-        return Err(diverge(format!(
-            "counters say {} live tables, {} are reachable",
-            c.live,
-            seen.len()
-        )));
+        return Err(S::LiveCounter {
+            counter: c.live,
+            reachable: seen.len() as u64,
+        }
+        .into());
     }
     if live != c.live {
-        return Err(diverge(format!(
-            "{live} tables are Live in the metadata, counters say {}",
-            c.live
-        )));
+        return Err(S::LiveMetadata {
+            metadata: live,
+            counter: c.live,
+        }
+        .into());
     }
     let deferred = t.deferred_count();
     if deferred != c.deferred {
-        return Err(diverge(format!(
-            "{deferred} tables wait for the grace period, counters say {}",
-            c.deferred
-        )));
+        return Err(S::DeferredCount {
+            waiting: deferred,
+            counter: c.deferred,
+        }
+        .into());
     }
     let granule = 1u64 << p.g;
     let (mut frame, _) = t.mem_range();
@@ -236,11 +247,13 @@ fn check_allocator<T: TableView>(
         if m.state == FrameState::Free {
             let w = words(t, frame, granule / 8)?;
             if let Some((i, d)) = other_than(w, &POISONS).next() {
-                return Err(diverge(format!(
-                    "free frame {frame:#x}: word at pa {:#x} is {d:#018x}, expected poison \
-                     {POISON:#x} (written after free)",
-                    frame + 8 * i as u64,
-                )));
+                return Err(S::FreeFrameWritten {
+                    frame,
+                    pa: frame + 8 * i as u64,
+                    word: d,
+                    poison: POISON,
+                }
+                .into());
             }
         }
         frame += granule;

@@ -145,7 +145,7 @@ fn fails(f: &Fake, model: &Model, p: &WalkParams, needle: &str) {
     let d = check_structure(f, p, model).expect_err("expected a divergence");
     let s = d.to_string();
     assert!(
-        s.starts_with("walker: ") && s.contains(needle),
+        (s.starts_with("walker: ") || s.starts_with("structure: ")) && s.contains(needle),
         "{needle:?} not in {s}"
     );
 }

@@ -399,6 +399,7 @@ fn run_external(
                     let kind = name.split(['-', ',']).next().unwrap_or("crash").to_string();
                     let finding = Finding {
                         signature: format!("{kind} that does not reproduce in-process"),
+                        kind: None,
                         message: format!(
                             "{} ({} bytes): the fuzzer reported it ({kind}); run here it passes",
                             f.display(),
@@ -501,12 +502,14 @@ impl Generator {
                         let word = c.trace.lines.last().map_or("domain", |l| l.command.word());
                         Verdict::Crash(Finding {
                             signature: super::signature::signature(&c.kind, word),
+                            kind: super::signature::finding_kind(&c.kind),
                             message: c.kind.to_string(),
                             trace: Some(c.trace),
                         })
                     }
                     Err(msg) => Verdict::Crash(Finding {
                         signature: super::signature::panic_signature(&msg),
+                        kind: None,
                         trace: super::panic_trace(&input).ok(),
                         message: msg,
                     }),

@@ -210,7 +210,7 @@ fn html(r: &CampaignReport) -> io::Result<String> {
         h.push_str("<p>No crash: every oracle agreed on every input.</p>\n");
     } else {
         h.push_str(
-            "<table id=\"crash-table\"><tr><th>target</th><th>signature</th><th>first seen</th><th>inputs</th>\
+            "<table id=\"crash-table\"><tr><th>target</th><th>finding</th><th>signature</th><th>first seen</th><th>inputs</th>\
              <th>ops (before → after minimising)</th><th>reproduces</th><th>minimised trace</th></tr>\n",
         );
         for c in &r.crashes {
@@ -220,10 +220,11 @@ fn html(r: &CampaignReport) -> io::Result<String> {
             let file = esc(&c.record.file);
             let _ = writeln!(
                 h,
-                "<tr><td>{target}</td><td><code>{sig}</code></td><td class=n>{seen:.1} s</td><td class=n>{count}</td>\
+                "<tr><td>{target}</td><td><code>{kind}</code></td><td><code>{sig}</code></td><td class=n>{seen:.1} s</td><td class=n>{count}</td>\
                  <td class=n>{before} → {after}</td><td>{repro}</td><td><a href=\"{file}\">{file}</a>{input}<br>\
                  regression, once fixed: <code>cp {file} corpus/regressions/</code><pre>{text}</pre></td></tr>",
                 target = c.target,
+                kind = esc(c.record.kind.as_deref().unwrap_or("-")),
                 sig = esc(&c.record.signature),
                 seen = c.first_seen,
                 count = c.record.count,

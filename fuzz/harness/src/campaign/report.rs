@@ -80,6 +80,9 @@ impl Stats {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrashRecord {
     pub signature: String,
+    /// The oracle finding's kind (`walker/leaf-output-address`), when an oracle found it.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// Relative to the report's directory: `crashes/<hash>.trace`.
     pub file: String,
     /// 0-based index of the first input with this signature.

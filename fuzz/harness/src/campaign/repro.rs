@@ -112,8 +112,12 @@ fn run_raw(t: TargetName, data: &[u8]) -> Result1 {
                 .trace
                 .map(|t| format!("--- trace ---\n{t}"))
                 .unwrap_or_default();
+            let kind = f
+                .kind
+                .map(|k| format!("finding: {k}\n"))
+                .unwrap_or_default();
             Result1::Fail(format!(
-                "signature: {}\n{}\n{trace}",
+                "signature: {}\n{kind}{}\n{trace}",
                 f.signature, f.message
             ))
         }

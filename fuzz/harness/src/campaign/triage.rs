@@ -8,7 +8,7 @@ use std::path::Path;
 use super::minimize::{failure_of, minimize, Limits};
 use super::report::CrashRecord;
 use super::save::{crash_text, with_model_expectations, write_crash, Header};
-use super::signature::short_hash;
+use super::signature::{kind_of_signature, short_hash};
 use crate::trace::{parse, Command, Trace};
 
 /// Saves the crash `sig` into `dir` (file named by the signature's hash) and describes it.
@@ -38,6 +38,7 @@ pub fn save(
             std::fs::write(dir.join(&name), text)?;
             return Ok(CrashRecord {
                 signature: sig.to_string(),
+                kind: kind_of_signature(sig).map(str::to_string),
                 file: format!("crashes/{name}"),
                 first_input: 0,
                 count: 1,
@@ -76,6 +77,7 @@ pub fn save(
     let name = write_crash(dir, &h, &saved)?;
     Ok(CrashRecord {
         signature: sig.to_string(),
+        kind: kind_of_signature(sig).map(str::to_string),
         file: format!("crashes/{name}"),
         first_input: 0,
         count: 1,

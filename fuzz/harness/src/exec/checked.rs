@@ -5,11 +5,13 @@ use std::rc::Rc;
 
 use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
 use ptfuzz_oracles::budget::{BudgetChecker, OpContext};
+use ptfuzz_oracles::finding::{AllocGuardFinding, AllocHooksFinding, Counter, CounterFinding};
 use ptfuzz_oracles::walker::WalkParams;
 use ptfuzz_oracles::{
     check_domain_logged, check_range_logged, Divergence, FrameAccounting, Model, TlbOracle,
 };
 
+use super::Oracle;
 use crate::outcome::Outcome;
 use crate::replay::FailureKind;
 use crate::trace::Command;
@@ -99,6 +101,11 @@ impl CheckedDomain {
         }
     }
 
+    /// The flush requests of the last op (after `apply` returned it).
+    pub fn last_flushes(&self) -> impl Iterator<Item = &ptfuzz_engine::FlushEvent> + '_ {
+        self.tlb.last_flushes()
+    }
+
     pub fn engine(&self) -> &Domain<OrderedFlushLog> {
         &self.engine
     }
@@ -115,14 +122,11 @@ impl CheckedDomain {
         let (engine, model) = self.run_both(cmd)?;
         let hits = crate::alloc_guard::take_hits();
         if hits > 0 {
-            return Err(FailureKind::Oracle(ptfuzz_oracles::Divergence::new(
-                "alloc-guard",
-                format!(
-                    "{hits} heap allocation(s) inside a no-allocate section during op {} ({})",
-                    self.ops - 1,
-                    cmd.word()
-                ),
-            )));
+            let f = AllocGuardFinding::HeapInNoAlloc {
+                hits,
+                word: cmd.word(),
+            };
+            return Err(FailureKind::Oracle(Divergence::new(f).at(self.ops - 1)));
         }
         if engine != model {
             return Err(FailureKind::Divergence {
@@ -131,9 +135,10 @@ impl CheckedDomain {
                 expected: None,
             });
         }
+        let op = self.ops - 1;
         self.check_budget(cmd, ctx, &engine, &before)
-            .map_err(FailureKind::Oracle)?;
-        self.check_after(cmd, &engine)
+            .map_err(|d| FailureKind::Oracle(d.at(op)))?;
+        self.after_op(op, cmd, &engine)
             .map_err(FailureKind::Oracle)?;
         Ok(engine)
     }
@@ -317,28 +322,22 @@ impl CheckedDomain {
         let e = self.engine.counters();
         let m = self.model.counters();
         let pairs = [
-            ("allocated", e.allocated, m.allocated),
-            ("live", e.live, m.live),
-            ("deferred", e.deferred, m.deferred),
-            ("freed", e.freed, m.freed),
-            ("failed", e.failed, m.failed),
-            ("pooled", e.pooled, self.model.pooled()),
+            (Counter::Allocated, e.allocated, m.allocated),
+            (Counter::Live, e.live, m.live),
+            (Counter::Deferred, e.deferred, m.deferred),
+            (Counter::Freed, e.freed, m.freed),
+            (Counter::Failed, e.failed, m.failed),
+            (Counter::Pooled, e.pooled, self.model.pooled()),
             // A fresh frame carved while a released one was free shows here.
             (
-                "backed frames",
+                Counter::BackedFrames,
                 self.engine.mem().frames(),
                 self.model.backed_frames(),
             ),
         ];
         match pairs.iter().find(|(_, a, b)| a != b) {
             None => Ok(()),
-            Some((name, a, b)) => Err(Divergence::new(
-                "counters",
-                format!(
-                    "table counter `{name}`: engine {a}, model {b} (after op {})",
-                    self.ops - 1
-                ),
-            )),
+            Some(&(c, a, b)) => Err(CounterFinding::new(c, a, b).into()),
         }
     }
 
@@ -349,13 +348,13 @@ impl CheckedDomain {
             let c = self.engine.counters();
             let (allocs, frees) = h.get();
             if allocs != c.allocated || frees != c.freed {
-                return Err(Divergence {
-                    oracle: "alloc-hooks",
-                    what: format!(
-                        "custom hooks saw {allocs} allocations and {frees} frees, counters say {} and {}",
-                        c.allocated, c.freed
-                    ),
-                });
+                return Err(AllocHooksFinding::Calls {
+                    allocs,
+                    frees,
+                    allocated: c.allocated,
+                    freed: c.freed,
+                }
+                .into());
             }
         }
         Ok(())
@@ -363,6 +362,18 @@ impl CheckedDomain {
 
     pub fn ops(&self) -> usize {
         self.ops
+    }
+}
+
+/// The engine-side stack: TLB and break-before-make, frame accounting, counters and the
+/// walker over the op's range after each op; the whole structure and the hooks at the end.
+impl Oracle for CheckedDomain {
+    fn after_op(&mut self, op: usize, cmd: &Command, out: &Outcome) -> Result<(), Divergence> {
+        self.check_after(cmd, out).map_err(|d| d.at(op))
+    }
+
+    fn at_end(&mut self) -> Result<(), Divergence> {
+        self.check_all()
     }
 }
 

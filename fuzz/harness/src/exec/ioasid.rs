@@ -4,6 +4,7 @@
 //! custom allocators received, bindings) and the engine's own consistency check.
 
 use ptfuzz_engine::ioasid::{Active, DomainId, Ioasid, IoasidSet, OpsId, ScriptedOps};
+use ptfuzz_oracles::finding::{IoasidConsistencyFinding, IoasidStateFinding};
 use ptfuzz_oracles::ioasid::{IoasidModel, ModelActive, Refusal, Rule};
 use ptfuzz_oracles::Divergence;
 
@@ -190,22 +191,16 @@ impl CheckedIoasid {
     pub fn check_state(&self) -> Result<(), Divergence> {
         let (e, m) = (&self.engine, &self.model);
         let at = self.ops.saturating_sub(1);
-        let differ = |what: &str, a: String, b: String| {
-            Divergence::new(
-                "ioasid-state",
-                format!("{what}: engine {a}, model {b} (after ioasid op {at})"),
-            )
-        };
+        let fail = |f: IoasidStateFinding| Err(Divergence::new(f).at(at));
         let active = match e.active() {
             Active::Default => ModelActive::Default,
             Active::Custom(o) => ModelActive::Custom(o),
         };
         if active != m.active() {
-            return Err(differ(
-                "active allocator",
-                format!("{active:?}"),
-                format!("{:?}", m.active()),
-            ));
+            return fail(IoasidStateFinding::ActiveAllocator {
+                engine: format!("{active:?}"),
+                model: format!("{:?}", m.active()),
+            });
         }
         let eo: Vec<(u32, u32, u64)> = e
             .outstanding()
@@ -218,33 +213,37 @@ impl CheckedIoasid {
             .map(|(i, d)| (*i, d.set.0, d.data))
             .collect();
         if eo != mo {
-            return Err(differ(
-                "outstanding (id, set, data)",
-                format!("{eo:?}"),
-                format!("{mo:?}"),
-            ));
+            return fail(IoasidStateFinding::Outstanding {
+                engine: format!("{eo:?}"),
+                model: format!("{mo:?}"),
+            });
         }
         let (eg, mg) = (e.groups(), m.groups());
         if eg != mg {
-            return Err(differ("groups", format!("{eg:?}"), format!("{mg:?}")));
+            return fail(IoasidStateFinding::Groups {
+                engine: format!("{eg:?}"),
+                model: format!("{mg:?}"),
+            });
         }
         for (ops, _) in &mg {
             let ec = e.ops(*ops).map(|o| o.calls().to_vec());
             let mc = m.calls(*ops).map(|c| c.to_vec());
             if ec != mc {
-                return Err(differ(
-                    &format!("calls into {ops:?}"),
-                    format!("{ec:?}"),
-                    format!("{mc:?}"),
-                ));
+                return fail(IoasidStateFinding::Calls {
+                    ops: format!("{ops:?}"),
+                    engine: format!("{ec:?}"),
+                    model: format!("{mc:?}"),
+                });
             }
         }
         let (eb, mb) = (e.bindings(), m.bindings());
         if eb != mb {
-            return Err(differ("bindings", format!("{eb:?}"), format!("{mb:?}")));
+            return fail(IoasidStateFinding::Bindings {
+                engine: format!("{eb:?}"),
+                model: format!("{mb:?}"),
+            });
         }
-        e.check_consistency().map_err(|w| {
-            Divergence::new("ioasid-consistency", format!("{w} (after ioasid op {at})"))
-        })
+        e.check_consistency()
+            .map_err(|why| Divergence::new(IoasidConsistencyFinding::Broken { why }).at(at))
     }
 }

@@ -5,8 +5,10 @@
 pub(crate) mod checked;
 pub mod ioasid;
 pub(crate) mod op;
+pub mod oracle;
 pub mod totals;
 
 pub use checked::{CheckedDomain, Created};
 pub use ioasid::CheckedIoasid;
+pub use oracle::Oracle;
 pub use totals::OracleTotals;

@@ -1,15 +1,18 @@
-//! Commands run on engine and model as everywhere else, and after each one the attached
-//! stream is re-checked in QEMU: the changed table bytes uploaded, the op's flushes
+//! Commands run on engine and model as everywhere else, through the same checked domain and
+//! the same oracle stack as the page-table target (budget, TLB and break-before-make, frame
+//! accounting, counters, walker; the whole structure at the end), and after each one the
+//! attached stream is re-checked in QEMU: the changed table bytes uploaded, the op's flushes
 //! forwarded as SMMU commands, and DMA probes compared with the model's prediction.
 
 use std::collections::BTreeMap;
 
-use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, FlushLog};
+use ptfuzz_engine::{DomainConfig, FlushEvent};
+use ptfuzz_oracles::finding::QemuFinding;
 use ptfuzz_oracles::qemu::oracle::{Attach, OracleError, ProbeReport, QemuOracle, Verdict, Which};
 use ptfuzz_oracles::qemu::probe;
 use ptfuzz_oracles::{Divergence, Model};
 
-use crate::exec::op::run_op;
+use crate::exec::{CheckedDomain, Created, Oracle};
 use crate::outcome::Outcome;
 use crate::replay::FailureKind;
 use crate::trace::Command;
@@ -21,8 +24,7 @@ pub const LIVE_PROBES: usize = 4;
 
 struct Pair {
     cfg: DomainConfig,
-    engine: Domain<FlushLog>,
-    model: Model,
+    checked: Box<CheckedDomain>,
 }
 
 /// Why a command could not be judged.
@@ -58,14 +60,6 @@ pub struct QemuDiff<'q> {
 /// stage-1 tables (which then start one granule-aligned 64 KiB later), mapped IPA = PA.
 pub const NESTED_CD_IPA: u64 = 0x4000_0000;
 
-fn granting_hooks() -> CustomAllocator {
-    CustomAllocator {
-        alloc: Some(Box::new(|_, _| true)),
-        free: Some(Box::new(|_, _, _| {})),
-        cookie: 0xc0de,
-    }
-}
-
 impl<'q> QemuDiff<'q> {
     /// Starts from a clean QEMU state (nothing attached, everything invalidated).
     pub fn new(oracle: &'q mut QemuOracle) -> Result<Self, OracleError> {
@@ -87,28 +81,21 @@ impl<'q> QemuDiff<'q> {
         cfg: &DomainConfig,
         custom_alloc: bool,
     ) -> Result<Outcome, Stop> {
-        let engine =
-            Domain::with_flush(*cfg, FlushLog::default(), custom_alloc.then(granting_hooks));
-        let model = Model::new(cfg);
-        let (engine, model) = match (engine, model) {
-            (Ok(e), Ok(m)) => (e, m),
-            (Err(_), Err(_)) => return Ok(Outcome::Domain(Err(ptfuzz_engine::ErrorKind::Inval))),
-            (e, m) => {
+        let checked = match CheckedDomain::create(cfg, custom_alloc) {
+            Created::Both(c) => c,
+            Created::Refused(_) => {
+                return Ok(Outcome::Domain(Err(ptfuzz_engine::ErrorKind::Inval)))
+            }
+            Created::Disagree { engine, model } => {
                 return Err(Stop::Failure(FailureKind::Divergence {
-                    engine: Outcome::Domain(e.map(|_| ()).map_err(|c| c.kind())),
-                    model: Outcome::Domain(m.map(|_| ())),
+                    engine,
+                    model,
                     expected: None,
                 }))
             }
         };
-        self.domains.insert(
-            name.to_string(),
-            Pair {
-                cfg: *cfg,
-                engine,
-                model,
-            },
-        );
+        self.domains
+            .insert(name.to_string(), Pair { cfg: *cfg, checked });
         if self.attached.is_none() {
             self.attach(name, None)?;
         }
@@ -126,8 +113,8 @@ impl<'q> QemuDiff<'q> {
         let p1 = get(first)?;
         let a1 = Attach {
             cfg: &p1.cfg,
-            rules: p1.model.rules(),
-            root: p1.engine.root(),
+            rules: p1.checked.model().rules(),
+            root: p1.checked.engine().root(),
         };
         let a2 = match second {
             Some(n) => {
@@ -135,8 +122,8 @@ impl<'q> QemuDiff<'q> {
                 Some((
                     Attach {
                         cfg: &p2.cfg,
-                        rules: p2.model.rules(),
-                        root: p2.engine.root(),
+                        rules: p2.checked.model().rules(),
+                        root: p2.checked.engine().root(),
                     },
                     NESTED_CD_IPA,
                 ))
@@ -146,10 +133,10 @@ impl<'q> QemuDiff<'q> {
         self.oracle.attach(a1, a2)?;
         self.attached = Some((first.to_string(), second.map(str::to_string)));
         self.oracle
-            .upload(Which::First, self.domains[first].engine.mem())?;
+            .upload(Which::First, self.domains[first].checked.engine().mem())?;
         if let Some(n) = second {
             self.oracle
-                .upload(Which::Second, self.domains[n].engine.mem())?;
+                .upload(Which::Second, self.domains[n].checked.engine().mem())?;
         }
         self.oracle
             .qemu()
@@ -159,10 +146,22 @@ impl<'q> QemuDiff<'q> {
     }
 
     pub fn model(&self, name: &str) -> Option<&Model> {
-        self.domains.get(name).map(|p| &p.model)
+        self.domains.get(name).map(|p| p.checked.model())
     }
 
-    /// Runs one op command on engine and model, compares, then checks QEMU.
+    /// The end of an input: every domain's end-of-input checks (the whole structure walk,
+    /// custom hooks), as the page-table target makes them.
+    pub fn finish(&mut self) -> Result<(), Stop> {
+        for p in self.domains.values_mut() {
+            p.checked
+                .at_end()
+                .map_err(|d| Stop::Failure(FailureKind::Oracle(d)))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one op command on engine and model, compares, runs the engine-side oracles, then
+    /// checks QEMU.
     pub fn apply(&mut self, cmd: &Command) -> Result<Outcome, Stop> {
         let op = self.ops;
         self.ops += 1;
@@ -170,7 +169,7 @@ impl<'q> QemuDiff<'q> {
         let Some(p) = self.domains.get_mut(&name) else {
             return Err(Stop::Failure(FailureKind::Undeclared(name)));
         };
-        let (eo, mo) = match cmd {
+        let eo = match cmd {
             Command::Attach { nest, .. } => {
                 self.attach(&name, nest.as_deref())?;
                 return Ok(Outcome::Done);
@@ -180,23 +179,16 @@ impl<'q> QemuDiff<'q> {
                     "ioasid.* commands are not run against QEMU (edu DMA carries no PASID)".into(),
                 )))
             }
-            cmd => run_op(&mut p.engine, &mut p.model, cmd).map_err(Stop::Failure)?,
+            cmd => p.checked.apply(cmd).map_err(Stop::Failure)?,
         };
-        if eo != mo {
-            return Err(Stop::Failure(FailureKind::Divergence {
-                engine: eo,
-                model: mo,
-                expected: None,
-            }));
-        }
-        let flushes = std::mem::take(&mut p.engine.flush_ops_mut().events);
+        let flushes: Vec<FlushEvent> = p.checked.last_flushes().copied().collect();
         let which = match &self.attached {
             Some((f, _)) if *f == name => Which::First,
             Some((_, Some(s))) if *s == name => Which::Second,
             _ => return Ok(eo),
         };
         self.oracle
-            .upload(which, self.domains[&name].engine.mem())?;
+            .upload(which, self.domains[&name].checked.engine().mem())?;
         if !self.drop_flushes {
             self.oracle.forward(which, &flushes)?;
         }
@@ -252,28 +244,18 @@ impl<'q> QemuDiff<'q> {
             _ => LIVE_PROBES,
         };
         let cached = self.oracle.cached_in(lo, hi, MAX_PROBES / 2);
-        let probes = probe::select(
-            &p1.model,
-            g,
-            ias_end,
-            op,
-            (lo, hi),
-            &cached,
-            live,
-            MAX_PROBES,
-        );
-        let m2 = second.as_ref().map(|s| &self.domains[s].model);
-        let reports = self.oracle.probe(op, &probes, &p1.model, m2)?;
-        let bad = reports
-            .iter()
-            .find(|r| matches!(r.verdict, Verdict::Stale | Verdict::Mismatch))
-            .copied();
+        let m1 = p1.checked.model();
+        let probes = probe::select(m1, g, ias_end, op, (lo, hi), &cached, live, MAX_PROBES);
+        let m2 = second.as_ref().map(|s| self.domains[s].checked.model());
+        let reports = self.oracle.probe(op, &probes, m1, m2)?;
+        let bad = reports.iter().find_map(|&report| match report.verdict {
+            Verdict::Stale => Some(QemuFinding::Stale { report }),
+            Verdict::Mismatch => Some(QemuFinding::Mismatch { report }),
+            _ => None,
+        });
         self.reports.extend(reports);
         match bad {
-            Some(r) => Err(Stop::Failure(FailureKind::Oracle(Divergence::new(
-                "qemu",
-                r.to_string(),
-            )))),
+            Some(f) => Err(Stop::Failure(FailureKind::Oracle(Divergence::new(f)))),
             None => Ok(()),
         }
     }

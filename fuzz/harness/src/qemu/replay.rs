@@ -68,7 +68,11 @@ pub fn replay_qemu(
             Err(Stop::Oracle(e)) => return Err(at(e.to_string())),
         };
     }
-    Ok(stats)
+    match diff.finish() {
+        Ok(()) => Ok(stats),
+        Err(Stop::Failure(k)) => Err(format!("{file}: at the end: {k}")),
+        Err(Stop::Oracle(e)) => Err(format!("{file}: at the end: {e}")),
+    }
 }
 
 /// Replays every file against QEMU, writing `PASS`/`FAIL` per file; returns the failures.

@@ -209,7 +209,14 @@ pub fn execute_qemu(oracle: &mut QemuOracle, input: &Input) -> Result<Trace, Qem
             }
         }
     }
-    Ok(trace)
+    match diff.finish() {
+        Ok(()) => Ok(trace),
+        Err(Stop::Failure(kind)) => {
+            let op = input.ops.len().min(MAX_OPS);
+            Err(QemuStop::Crash(Box::new(Crash { op, kind, trace })))
+        }
+        Err(Stop::Oracle(e)) => Err(QemuStop::Oracle(e, trace)),
+    }
 }
 
 /// The fuzz-target body: panics on a divergence. A QEMU failure (death, hang) saves the
