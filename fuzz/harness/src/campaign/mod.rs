@@ -3,6 +3,7 @@
 //! signature, minimised, saved as traces that state the model's outcomes, and summed up in
 //! a report. Given a seed and a number of inputs, a campaign is deterministic.
 
+pub mod convert;
 pub mod corpus;
 pub mod libfuzzer;
 pub mod minimize;
