@@ -456,7 +456,7 @@ mod tests {
         match data.first() {
             Some(0xc1) => crash("mismatch lookup"),
             Some(0xc2) => crash("mismatch lookup, again"),
-            Some(0xc3) if FLAKY.fetch_add(1, Ordering::Relaxed) % 2 == 0 => crash("flaky"),
+            Some(0xc3) if FLAKY.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) => crash("flaky"),
             _ => run_bytes(TargetName::Pagetable, data),
         }
     }

@@ -170,6 +170,9 @@ pub trait Target: 'static {
     }
 }
 
+/// How an input ran: its trace or why it stopped; `Err` holds a panic's message.
+pub type Ran = Result<Result<Trace, Stop>, String>;
+
 /// A target without its types: what generic code (campaign, corpus, CLI) holds.
 pub trait AnyTarget: Sync {
     fn name(&self) -> TargetName;
@@ -177,7 +180,7 @@ pub trait AnyTarget: Sync {
     fn run_bytes(&self, data: &[u8]) -> Verdict;
     /// Decodes and runs `data` for its trace: `None` if it does not decode, else the ops it
     /// holds and how it ran (`Err` carries a panic's message).
-    fn trace_bytes(&self, data: &[u8]) -> Option<(usize, Result<Result<Trace, Stop>, String>)>;
+    fn trace_bytes(&self, data: &[u8]) -> Option<(usize, Ran)>;
     /// The fuzz-target body on raw bytes.
     fn fuzz(&self, data: &[u8]);
     fn replay(&self, trace: &Trace) -> Result<(), String>;
@@ -195,7 +198,7 @@ impl<T: Target> AnyTarget for Registered<T> {
         run::<T>(data)
     }
 
-    fn trace_bytes(&self, data: &[u8]) -> Option<(usize, Result<Result<Trace, Stop>, String>)> {
+    fn trace_bytes(&self, data: &[u8]) -> Option<(usize, Ran)> {
         let input = T::decode(data)?;
         Some((T::ops(&input), quietly(|| T::execute(&input))))
     }
