@@ -281,7 +281,7 @@ pub fn pagetable(trace: &Trace) -> Result<Vec<u8>, EncodeError> {
 
 /// A `qemu_diff` trace as raw bytes: its domain (or nested pair, whose stage-2 mappings and
 /// attach the target adds itself), then the ops, whose output addresses must lie in QEMU's
-/// data window (the target moves others into it).
+/// data window, or where the target's move into the window leaves them.
 pub fn qemu_diff(trace: &Trace) -> Result<Vec<u8>, EncodeError> {
     let (first, cfg, custom) = domain(trace.lines.first())?;
     let window = data_window().map_err(|e| at(first, e))?;
@@ -330,18 +330,19 @@ pub fn qemu_diff(trace: &Trace) -> Result<Vec<u8>, EncodeError> {
     };
     let mut b = Bytes::default();
     b.0.extend_from_slice(&choice_bytes(&choice));
-    ops(b, &cfg, &trace.lines[setup..], |tl, c| match c {
-        Command::Map { pa, pgsize, .. } if pgsize.is_power_of_two() && !window.contains(pa) => {
-            Err(at(
+    ops(b, &cfg, &trace.lines[setup..], |tl, c| {
+        let moved = crate::qemu::target::into_window(c.clone(), &window);
+        match (c, &moved) {
+            (Command::Map { pa, .. }, Command::Map { pa: to, .. }) if to != pa => Err(at(
                 tl,
                 format!(
-                    "pa={pa:#x} is outside QEMU's data window {:#x}..{:#x}, where the qemu_diff \
-                     target moves every output address",
+                    "pa={pa:#x} is outside QEMU's data window {:#x}..{:#x}; the qemu_diff \
+                     target moves it to {to:#x}",
                     window.start, window.end
                 ),
-            ))
+            )),
+            _ => Ok(()),
         }
-        _ => Ok(()),
     })
 }
 
