@@ -1,6 +1,8 @@
-//! AFL++ target `ioasid`. Raw bytes through `run_bytes` (arbitrary_take_rest), so files
-//! carry over from and to cargo-fuzz and bolero.
+//! AFL++ target `ioasid` (`ptfuzz_harness::target::Ioasid`): raw bytes decoded as libFuzzer's
+//! typed `fuzz_target!` decodes them (`arbitrary_take_rest`), so files carry over.
+
+use ptfuzz_harness::target::{Ioasid, Target};
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| ptfuzz_harness::ioasid::run_bytes(data));
+    afl::fuzz!(|data: &[u8]| Ioasid::fuzz(data));
 }

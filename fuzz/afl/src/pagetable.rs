@@ -1,6 +1,8 @@
-//! AFL++ target. Raw bytes through `run_bytes` (arbitrary_take_rest, as libFuzzer's
-//! `fuzz_target!(|input: Input|)`), not afl's typed `fuzz!(|x: T|)`, so files carry over.
+//! AFL++ target `pagetable` (`ptfuzz_harness::target::Pagetable`): raw bytes decoded as
+//! libFuzzer's typed `fuzz_target!` decodes them (`arbitrary_take_rest`), so files carry over.
+
+use ptfuzz_harness::target::{Pagetable, Target};
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| ptfuzz_harness::run_bytes(data));
+    afl::fuzz!(|data: &[u8]| Pagetable::fuzz(data));
 }

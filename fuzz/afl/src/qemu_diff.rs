@@ -1,5 +1,8 @@
-//! AFL++ twin of the `qemu_diff` libFuzzer target (same bytes, same decoding).
+//! AFL++ target `qemu_diff` (`ptfuzz_harness::target::QemuDiff`), the same bytes as
+//! libFuzzer's.
+
+use ptfuzz_harness::target::{QemuDiff, Target};
 
 fn main() {
-    afl::fuzz!(|data: &[u8]| ptfuzz_harness::qemu::run_qemu_bytes(data));
+    afl::fuzz!(|data: &[u8]| QemuDiff::fuzz(data));
 }

@@ -19,5 +19,5 @@ pub mod trace;
 
 pub use outcome::Outcome;
 pub use replay::{replay, replay_file, replay_files, Failure, FailureKind, FileError, Stats};
-pub use run::{decode, execute, run, run_bytes, Crash};
+pub use run::{decode, execute, Crash};
 pub use trace::{Command, Expect, Trace, TraceLine};

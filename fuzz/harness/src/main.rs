@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ptfuzz_harness::campaign::multi::{run_campaign, CampaignConfig, CoverageMode, Engine};
-use ptfuzz_harness::campaign::print::{print_files, print_ioasid_files};
+use ptfuzz_harness::campaign::print::print_target_files;
+use ptfuzz_harness::campaign::repro::guess_target;
 use ptfuzz_harness::campaign::{self, Budget, Config};
 use ptfuzz_harness::target::TargetName;
 
@@ -22,8 +23,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Replay traces against engine and model; one PASS/FAIL line per file, non-zero exit
-    /// if any file fails.
+    /// if any file fails. `--target qemu_diff` replays them through QEMU's SMMUv3 as well
+    /// (as `ptfuzz qemu`); the other targets' traces replay alike.
     Replay {
+        #[arg(long, value_enum)]
+        target: Option<TargetName>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -62,6 +66,9 @@ enum Cmd {
     /// Swarm-fuzz on the stable toolchain: deduplicate, minimise and save crashes as
     /// traces, write report.json and report.html; non-zero exit if any crash was found.
     Fuzz {
+        /// Only `pagetable` (its swarm generator); `campaign --targets T` runs any target.
+        #[arg(long, value_enum, default_value_t = TargetName::Pagetable)]
+        target: TargetName,
         /// Stop after this many seconds.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
@@ -117,7 +124,8 @@ enum Cmd {
     /// Corpus work for one target: `merge` gathers inputs from files and folders (libFuzzer,
     /// AFL, OSS-Fuzz, campaign crashes) into a corpus folder, copying each content once and
     /// crashing inputs to a `crashes/` folder beside it; `minimize` shrinks a folder by
-    /// coverage with libFuzzer's merge (old files kept in DIR.orig).
+    /// coverage with libFuzzer's merge (old files kept in DIR.orig); `import` files crash
+    /// files by signature, each signature with a readable trace.
     Corpus {
         #[command(subcommand)]
         cmd: CorpusCmd,
@@ -125,9 +133,23 @@ enum Cmd {
     /// Decode raw fuzzer files (libFuzzer/AFL crashes or corpus entries), execute them and
     /// print their traces; non-zero exit if any file does not decode or fails.
     Print {
-        /// The fuzz target the files belong to: pagetable or ioasid.
-        #[arg(long, default_value = "pagetable", value_parser = ["pagetable", "ioasid"])]
-        target: String,
+        /// The fuzz target the files belong to [default: guessed from the file's name or
+        /// folder, else pagetable].
+        #[arg(long, value_enum)]
+        target: Option<TargetName>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Convert raw inputs into traces (`NAME.trace`, every target) and traces into raw inputs
+    /// (`NAME.bin`; pagetable and qemu_diff, whose op language can say a trace, else the
+    /// error says why and names the line), beside each file or into --out. Non-zero exit if
+    /// any file does not convert.
+    Convert {
+        /// [default: guessed from the file's name or folder, else pagetable]
+        #[arg(long, value_enum)]
+        target: Option<TargetName>,
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -149,12 +171,28 @@ enum CorpusCmd {
         target: TargetName,
         dir: PathBuf,
     },
+    /// Import crash files (libFuzzer crash-/oom-/timeout- artifacts, AFL crashes/ folders,
+    /// OSS-Fuzz clusterfuzz-testcase-*): each is run twice and filed by signature, with the
+    /// first of each minimised into a readable trace; non-zero exit if any file was skipped.
+    Import {
+        #[arg(long, value_enum)]
+        target: TargetName,
+        /// Where to file them [default: crashes/<target>]
+        #[arg(long)]
+        into: Option<PathBuf>,
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     let failed = match Cli::parse().cmd {
-        Cmd::Replay { files } => {
-            ptfuzz_harness::replay_files(&files, &mut std::io::stdout().lock())?
+        Cmd::Replay { target, files } => {
+            let out = &mut std::io::stdout().lock();
+            match target {
+                Some(TargetName::QemuDiff) => ptfuzz_harness::qemu::replay_qemu_files(&files, out)?,
+                _ => ptfuzz_harness::replay_files(&files, out)?,
+            }
         }
         Cmd::Campaign {
             seconds,
@@ -182,7 +220,14 @@ fn main() -> anyhow::Result<ExitCode> {
             println!("report: {}", out.join("index.html").display());
             report.crashes.len()
         }
+        Cmd::Fuzz { target, .. } if target != TargetName::Pagetable => {
+            anyhow::bail!(
+                "`fuzz` drives the pagetable target's swarm generator only; \
+                 `ptfuzz campaign --targets {target}` fuzzes {target}"
+            )
+        }
         Cmd::Fuzz {
+            target: _,
             seconds,
             inputs,
             seed,
@@ -260,6 +305,19 @@ fn main() -> anyhow::Result<ExitCode> {
             s.crashes.values().sum::<usize>()
         }
         Cmd::Corpus {
+            cmd:
+                CorpusCmd::Import {
+                    target,
+                    into,
+                    sources,
+                },
+        } => {
+            let into = into.unwrap_or_else(|| PathBuf::from("crashes").join(target.as_str()));
+            let s =
+                campaign::corpus::import(target, &sources, &into, &mut std::io::stdout().lock())?;
+            s.skipped
+        }
+        Cmd::Corpus {
             cmd: CorpusCmd::Minimize { target, dir },
         } => {
             campaign::corpus::minimize(
@@ -274,17 +332,20 @@ fn main() -> anyhow::Result<ExitCode> {
             ptfuzz_harness::qemu::replay_qemu_files(&files, &mut std::io::stdout().lock())?
         }
         Cmd::Print { target, files } => {
-            let print = if target == "ioasid" {
-                print_ioasid_files
-            } else {
-                print_files
-            };
-            print(
-                &files,
-                &mut std::io::stdout().lock(),
-                &mut std::io::stderr().lock(),
-            )?
+            let (out, err) = (&mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+            let mut bad = 0;
+            for f in &files {
+                let t = target.unwrap_or_else(|| guess_target(f));
+                bad += print_target_files(t, std::slice::from_ref(f), out, err)?;
+            }
+            bad
         }
+        Cmd::Convert { target, out, files } => campaign::convert::convert_files(
+            target,
+            &files,
+            out.as_deref(),
+            &mut std::io::stdout().lock(),
+        )?,
     };
     Ok(if failed == 0 {
         ExitCode::SUCCESS

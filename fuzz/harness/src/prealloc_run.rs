@@ -1,6 +1,6 @@
-//! The `prealloc` target's harness function: decode a [`PreallocInput`], run it through the
+//! The `prealloc` target's pipeline: decode a [`PreallocInput`], run it through the
 //! same checked executor as the page-table target (model, walker, TLB oracle, budget
-//! checker, allocation guard), panic on the first divergence.
+//! checker, allocation guard); the first divergence stops it (`crate::target::Prealloc`).
 
 use arbitrary::{Arbitrary, Unstructured};
 use ptfuzz_oracles::budget::BudgetStats;
@@ -125,16 +125,4 @@ pub fn execute_prealloc(input: &PreallocInput) -> Result<(Trace, BudgetStats), B
         }));
     }
     Ok((trace, d.budget_stats()))
-}
-
-pub fn run_prealloc(input: &PreallocInput) {
-    if let Err(crash) = execute_prealloc(input) {
-        crate::crash_frames::panic_with(&crash);
-    }
-}
-
-pub fn run_prealloc_bytes(data: &[u8]) {
-    if let Some(input) = decode_prealloc(data) {
-        run_prealloc(&input);
-    }
 }

@@ -1,5 +1,6 @@
-//! The one harness function every fuzzing engine calls: decode, resolve, execute, and
-//! panic on the first divergence with the op index, the oracle, both values and the trace.
+//! The `pagetable` target's pipeline: decode, resolve, execute; the first divergence stops
+//! it with the op index, the oracle, both values and the trace (`crate::target::Pagetable`
+//! holds the fuzz body every engine calls).
 
 use arbitrary::{Arbitrary, Unstructured};
 
@@ -91,18 +92,4 @@ pub fn execute(input: &Input) -> Result<Trace, Box<Crash>> {
         }));
     }
     Ok(trace)
-}
-
-/// The fuzz-target body: panics on a divergence, so every engine records a crash.
-pub fn run(input: &Input) {
-    if let Err(crash) = execute(input) {
-        crate::crash_frames::panic_with(&crash);
-    }
-}
-
-/// `run` on raw bytes (AFL, the swarm mode); undecodable bytes are not an input.
-pub fn run_bytes(data: &[u8]) {
-    if let Some(input) = decode(data) {
-        run(&input);
-    }
 }

@@ -3,7 +3,7 @@
 //! walker, the TLB oracle and the budget checker.
 
 use ptfuzz_harness::alloc_guard::Guard;
-use ptfuzz_harness::input::prealloc::PreallocInput;
+use ptfuzz_harness::target::{Prealloc, Target};
 
 #[global_allocator]
 static GUARD: Guard = Guard;
@@ -11,8 +11,8 @@ static GUARD: Guard = Guard;
 #[test]
 fn prealloc() {
     bolero::check!()
-        .with_arbitrary::<PreallocInput>()
-        .for_each(ptfuzz_harness::prealloc_run::run_prealloc);
+        .with_arbitrary::<<Prealloc as Target>::Input>()
+        .for_each(Prealloc::fuzz_input);
 }
 
 /// The guard sees an allocation made inside a no-allocate section, and only there.

@@ -2,8 +2,10 @@
 //! time against one QEMU (installed by qemu-images/install-qemu.sh when missing; where that
 //! fails, the test fails naming the script).
 
+use ptfuzz_harness::target::{QemuDiff, Target};
+
 #[test]
 fn qemu_diff() {
     ptfuzz_oracles::qemu::driver::install::ensure_installed().unwrap_or_else(|e| panic!("{e}"));
-    bolero::check!().for_each(|data: &[u8]| ptfuzz_harness::qemu::run_qemu_bytes(data));
+    bolero::check!().for_each(QemuDiff::fuzz);
 }

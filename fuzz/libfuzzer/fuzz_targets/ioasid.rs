@@ -1,10 +1,9 @@
-//! libFuzzer target `ioasid`: IOASID allocation, untrusted custom allocators and PASID
-//! binding. Bytes decode as `ptfuzz_harness::ioasid::run_bytes` does (AFL, bolero).
+//! libFuzzer target `ioasid` (`ptfuzz_harness::target::Ioasid`). Decoded as AFL and bolero decode
+//! the same bytes, so corpus and crash files move between engines.
 #![no_main]
 
 include!("asan_options.rs");
 
-use libfuzzer_sys::fuzz_target;
-use ptfuzz_harness::ioasid::IoasidInput;
+use ptfuzz_harness::target::{Ioasid, Target};
 
-fuzz_target!(|input: IoasidInput| ptfuzz_harness::ioasid::run(&input));
+libfuzzer_sys::fuzz_target!(|input: <Ioasid as Target>::Input| Ioasid::fuzz_input(&input));

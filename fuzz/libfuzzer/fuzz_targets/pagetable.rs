@@ -1,10 +1,9 @@
-//! libFuzzer target: the bytes decode exactly as `ptfuzz_harness::run_bytes` does, so corpus
-//! and crash files move between cargo-fuzz, AFL and bolero.
+//! libFuzzer target `pagetable` (`ptfuzz_harness::target::Pagetable`). Decoded as AFL and
+//! bolero decode the same bytes, so corpus and crash files move between engines.
 #![no_main]
 
 include!("asan_options.rs");
 
-use libfuzzer_sys::fuzz_target;
-use ptfuzz_harness::input::Input;
+use ptfuzz_harness::target::{Pagetable, Target};
 
-fuzz_target!(|input: Input| ptfuzz_harness::run(&input));
+libfuzzer_sys::fuzz_target!(|input: <Pagetable as Target>::Input| Pagetable::fuzz_input(&input));

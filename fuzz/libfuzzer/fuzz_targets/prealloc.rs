@@ -1,14 +1,14 @@
-//! libFuzzer target `prealloc`: jobs, reservations and plain map/unmap, with the
-//! allocation guard installed (any heap allocation inside a no-allocate section crashes).
+//! libFuzzer target `prealloc` (`ptfuzz_harness::target::Prealloc`), allocation guard on.
+//! Decoded as AFL and bolero decode the same bytes, so corpus and crash files move between engines.
 #![no_main]
 
 include!("asan_options.rs");
 
-use libfuzzer_sys::fuzz_target;
 use ptfuzz_harness::alloc_guard::Guard;
-use ptfuzz_harness::input::prealloc::PreallocInput;
+use ptfuzz_harness::target::{Prealloc, Target};
 
+/// Any heap allocation inside a no-allocate section is a crash.
 #[global_allocator]
 static GUARD: Guard = Guard;
 
-fuzz_target!(|input: PreallocInput| ptfuzz_harness::prealloc_run::run_prealloc(&input));
+libfuzzer_sys::fuzz_target!(|input: <Prealloc as Target>::Input| Prealloc::fuzz_input(&input));

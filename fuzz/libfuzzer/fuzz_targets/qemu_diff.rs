@@ -1,9 +1,10 @@
-//! libFuzzer target: the page-table op language checked against QEMU's SMMUv3 translating
-//! the same table bytes (one QEMU per worker, reused). Corpus files are those of `pagetable`.
+//! libFuzzer target `qemu_diff` (`ptfuzz_harness::target::QemuDiff`): the page-table op
+//! language checked against QEMU's SMMUv3 translating the same table bytes (one QEMU per
+//! worker, reused). Raw bytes, so an input that breaks QEMU is kept. Corpus: `pagetable`'s.
 #![no_main]
 
 include!("asan_options.rs");
 
-use libfuzzer_sys::fuzz_target;
+use ptfuzz_harness::target::{QemuDiff, Target};
 
-fuzz_target!(|data: &[u8]| ptfuzz_harness::qemu::run_qemu_bytes(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| QemuDiff::fuzz(data));

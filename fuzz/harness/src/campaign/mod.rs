@@ -4,6 +4,7 @@
 //! a report. Given a seed and a number of inputs, a campaign is deterministic.
 
 pub mod afl;
+pub mod convert;
 pub mod corpus;
 pub mod coverage;
 pub mod external;

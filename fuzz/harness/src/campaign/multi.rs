@@ -498,15 +498,7 @@ impl Generator {
                 let input = s.next_input();
                 let v = match quietly(|| crate::run::execute(&input)) {
                     Ok(Ok(trace)) => Verdict::Pass(Some(trace)),
-                    Ok(Err(c)) => {
-                        let word = c.trace.lines.last().map_or("domain", |l| l.command.word());
-                        Verdict::Crash(Finding {
-                            signature: super::signature::signature(&c.kind, word),
-                            kind: super::signature::finding_kind(&c.kind),
-                            message: c.kind.to_string(),
-                            trace: Some(c.trace),
-                        })
-                    }
+                    Ok(Err(c)) => Verdict::Crash(Finding::from_crash(*c)),
                     Err(msg) => Verdict::Crash(Finding {
                         signature: super::signature::panic_signature(&msg),
                         kind: None,

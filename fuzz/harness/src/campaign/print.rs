@@ -1,40 +1,18 @@
-//! `ptfuzz print`: what a raw fuzzer file (a libFuzzer or AFL crash or corpus entry) does,
-//! as a readable trace. The bytes decode exactly as the fuzz targets decode them.
+//! `ptfuzz print`: what a raw fuzzer file (a libFuzzer or AFL crash or corpus entry) of any
+//! target does, as a readable trace. The bytes decode exactly as the fuzz targets decode them.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use super::signature::quietly;
-use crate::run::{decode, execute, Crash};
-use crate::trace::Trace;
+use crate::target::{Stop, TargetName};
 
 /// Prints each file's trace (and failure) to `out`; problems with a file go to `err` and
 /// the file is skipped. Returns how many files were unreadable, undecodable or failed.
-pub fn print_files(
+pub fn print_target_files(
+    t: TargetName,
     paths: &[PathBuf],
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> io::Result<usize> {
-    print_with(paths, out, err, decode, |i| i.ops.len(), execute)
-}
-
-/// [`print_files`] for files of the `ioasid` target.
-pub fn print_ioasid_files(
-    paths: &[PathBuf],
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> io::Result<usize> {
-    use crate::ioasid as t;
-    print_with(paths, out, err, t::decode, |i| i.ops.len(), t::execute)
-}
-
-fn print_with<I>(
-    paths: &[PathBuf],
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-    decode: fn(&[u8]) -> Option<I>,
-    ops: fn(&I) -> usize,
-    execute: fn(&I) -> Result<Trace, Box<Crash>>,
 ) -> io::Result<usize> {
     let mut bad = 0;
     for p in paths {
@@ -46,28 +24,26 @@ fn print_with<I>(
                 continue;
             }
         };
-        let Some(input) = decode(&data) else {
+        let Some((ops, ran)) = t.target().trace_bytes(&data) else {
             bad += 1;
             writeln!(
                 err,
-                "{}: does not decode into an input; skipped",
+                "{}: does not decode into an input of {t}; skipped",
                 p.display()
             )?;
             continue;
         };
-        writeln!(
-            out,
-            "# {} ({} bytes, {} ops)",
-            p.display(),
-            data.len(),
-            ops(&input)
-        )?;
-        match quietly(|| execute(&input)) {
+        writeln!(out, "# {} ({} bytes, {ops} ops)", p.display(), data.len())?;
+        match ran {
             Ok(Ok(trace)) => write!(out, "{trace}")?,
-            Ok(Err(crash)) => {
+            Ok(Err(Stop::Crash(crash))) => {
                 bad += 1;
                 write!(out, "{}", crash.trace)?;
                 writeln!(out, "# FAIL at op {}: {}", crash.op, crash.kind)?;
+            }
+            Ok(Err(Stop::Unjudged(why))) => {
+                bad += 1;
+                writeln!(out, "# NOT JUDGED: {}", why.replace('\n', "\n# "))?;
             }
             Err(panic) => {
                 bad += 1;
@@ -76,4 +52,22 @@ fn print_with<I>(
         }
     }
     Ok(bad)
+}
+
+/// [`print_target_files`] for the `pagetable` target.
+pub fn print_files(
+    paths: &[PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<usize> {
+    print_target_files(TargetName::Pagetable, paths, out, err)
+}
+
+/// [`print_target_files`] for the `ioasid` target.
+pub fn print_ioasid_files(
+    paths: &[PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<usize> {
+    print_target_files(TargetName::Ioasid, paths, out, err)
 }

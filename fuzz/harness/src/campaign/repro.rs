@@ -1,6 +1,6 @@
 //! `ptfuzz repro FILE...`: one command for whatever a crash left behind. A file that parses
-//! as a trace is replayed (engine, model, oracles; against QEMU too when it attaches a
-//! stream); anything else is a raw fuzzer input (libFuzzer or AFL crash, OSS-Fuzz testcase,
+//! as a trace is replayed as its target judges it (engine, model, oracles; through QEMU
+//! too for `--target qemu_diff`, or when it attaches a stream); anything else is a raw fuzzer input (libFuzzer or AFL crash, OSS-Fuzz testcase,
 //! a campaign's `crashes/*.bin`) of the target named, or guessed from the file's name and
 //! folder. Each file runs twice, and a different outcome the second time is reported as
 //! non-determinism.
@@ -37,7 +37,11 @@ pub fn repro_files(
             }
         };
         let (what, first, second) = match trace_of(&data) {
-            Some(trace) => ("trace".to_string(), replay(&trace), replay(&trace)),
+            Some(trace) => {
+                let t = target.or_else(|| attaches(&trace).then_some(TargetName::QemuDiff));
+                let what = t.map_or("trace".to_string(), |t| format!("{t} trace"));
+                (what, replay(t, &trace), replay(t, &trace))
+            }
             None => {
                 let t = target.unwrap_or_else(|| guess_target(p));
                 (format!("{t} input"), run_raw(t, &data), run_raw(t, &data))
@@ -78,23 +82,22 @@ pub(super) fn trace_of(data: &[u8]) -> Option<Trace> {
     parse("file", text).ok().filter(|t| !t.lines.is_empty())
 }
 
-fn replay(trace: &Trace) -> Result1 {
-    let qemu = trace
+/// Whether the trace points QEMU's stream at a domain (so it is meant for QEMU too).
+fn attaches(trace: &Trace) -> bool {
+    trace
         .lines
         .iter()
-        .any(|l| matches!(l.command, Command::Attach { .. }));
-    let r = quietly(|| {
-        if qemu {
-            crate::qemu::session::with_oracle(|o| {
-                Ok(crate::qemu::replay_qemu(o, "file", trace, &mut io::sink()))
-            })
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map(|_| ()))
-        } else {
-            crate::replay("file", trace)
-                .map(|_| ())
-                .map_err(|f| f.to_string())
-        }
+        .any(|l| matches!(l.command, Command::Attach { .. }))
+}
+
+/// Replays as target `t` judges traces (through QEMU for qemu_diff); without a target,
+/// against engine, model and oracles.
+fn replay(t: Option<TargetName>, trace: &Trace) -> Result1 {
+    let r = quietly(|| match t {
+        Some(t) => t.target().replay(trace),
+        None => crate::replay("file", trace)
+            .map(|_| ())
+            .map_err(|f| f.to_string()),
     });
     match r {
         Ok(Ok(())) => Result1::Pass,
@@ -125,11 +128,15 @@ fn run_raw(t: TargetName, data: &[u8]) -> Result1 {
 }
 
 /// A target named in the file's name or a folder above it (`crashes/ioasid-….bin`,
-/// `artifacts/prealloc/crash-…`, `corpus/ioasid/…`); `pagetable` otherwise.
-fn guess_target(p: &Path) -> TargetName {
+/// `artifacts/prealloc/crash-…`, `corpus/ioasid/…`, `clusterfuzz-testcase-minimized-ioasid-…`);
+/// `pagetable` otherwise.
+pub fn guess_target(p: &Path) -> TargetName {
     let mut names: Vec<String> = p.iter().map(|c| c.to_string_lossy().to_string()).collect();
     names.reverse();
     for n in names {
+        // OSS-Fuzz names testcases `clusterfuzz-testcase-[minimized-]<fuzzer>-<id>`.
+        let n = n.strip_prefix("clusterfuzz-testcase-").unwrap_or(&n);
+        let n = n.strip_prefix("minimized-").unwrap_or(n);
         // qemu_diff first: its name holds no other target's, but check the longest first.
         for t in [
             TargetName::QemuDiff,
@@ -162,6 +169,12 @@ mod tests {
         assert_eq!(
             guess_target(Path::new("corpus/qemu_diff/x")),
             TargetName::QemuDiff
+        );
+        assert_eq!(
+            guess_target(Path::new(
+                "/tmp/clusterfuzz-testcase-minimized-prealloc-5712"
+            )),
+            TargetName::Prealloc
         );
         assert_eq!(
             guess_target(Path::new("/tmp/crash-1")),

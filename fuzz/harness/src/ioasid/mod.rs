@@ -4,11 +4,11 @@
 //! * [`input`]: what `arbitrary` decodes bytes into ([`IoasidInput`]);
 //! * [`resolve`]: abstract ops → trace commands, against the model's state (IDs mostly
 //!   among outstanding or bound ones, ranges and data from small pools);
-//! * [`run`]: the harness function every engine calls (`run`, `run_bytes`).
+//! * [`run`]: decode and execute (the fuzz body is `crate::target::Ioasid`'s).
 
 pub mod input;
 pub mod resolve;
 pub mod run;
 
 pub use input::{IdPick, IoOp, IoasidInput, Script, MAX_IO_OPS, SELECTOR};
-pub use run::{decode, execute, run, run_bytes};
+pub use run::{decode, execute};

@@ -1,6 +1,6 @@
-//! The `ioasid` target's harness function: decode, resolve each op against the model,
-//! execute on engine and model (IOASID framework and both page-table domains), panic on the
-//! first divergence with the op index, the rule or oracle, both values and the trace.
+//! The `ioasid` target's pipeline: decode, resolve each op against the model,
+//! execute on engine and model (IOASID framework and both page-table domains); the first
+//! divergence stops it with the op index, the rule or oracle, both values and the trace.
 
 use arbitrary::{Arbitrary, Unstructured};
 use ptfuzz_engine::ioasid::DomainId;
@@ -89,18 +89,4 @@ pub fn execute(input: &IoasidInput) -> Result<Trace, Box<Crash>> {
         }
     }
     Ok(trace)
-}
-
-/// The fuzz-target body: panics on a divergence, so every engine records a crash.
-pub fn run(input: &IoasidInput) {
-    if let Err(crash) = execute(input) {
-        crate::crash_frames::panic_with(&crash);
-    }
-}
-
-/// `run` on raw bytes (AFL); undecodable bytes are not an input.
-pub fn run_bytes(data: &[u8]) {
-    if let Some(input) = decode(data) {
-        run(&input);
-    }
 }

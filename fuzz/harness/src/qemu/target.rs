@@ -111,7 +111,7 @@ fn nested_setup(window: &Range<u64>, s2_granule: Granule) -> Vec<Command> {
 
 /// Moves a map's output address into the data window (same offset modulo the window,
 /// aligned to the page size), so its pages can be probed.
-fn into_window(mut cmd: Command, window: &Range<u64>) -> Command {
+pub(crate) fn into_window(mut cmd: Command, window: &Range<u64>) -> Command {
     if let Command::Map { pa, pgsize, .. } = &mut cmd {
         if pgsize.is_power_of_two() && !window.contains(pa) {
             *pa = (window.start + *pa % (window.end - window.start)) & !(*pgsize - 1);
