@@ -102,6 +102,13 @@ fn ours(kind: FormatKind, g: Granule) -> Domain {
     Domain::new(DomainConfig::new(kind, g, 48, 48)).expect("domain")
 }
 
+/// Ours with tables packed into host pages of `host` (issue 16: sub-page tables).
+fn ours_on(kind: FormatKind, g: Granule, host: Granule) -> Domain {
+    let mut cfg = DomainConfig::new(kind, g, 48, 48);
+    cfg.host_page = Some(host);
+    Domain::new(cfg).expect("domain")
+}
+
 /// The peer: an inactive `Mapping` over heap tables (identity translation), with our leaf
 /// attributes.
 struct Peer<R: TranslationRegime> {
@@ -291,11 +298,21 @@ fn row(
 
 /// W1: map 4K one call per page into a fresh table, stage 1 or 2.
 fn w1<R: TranslationRegime>(c: &Cfg, kind: FormatKind, mk: fn() -> Peer<R>) -> Row {
+    w1_on(c, kind, mk, Granule::G4K)
+}
+
+/// W1 with 4K tables packed into host pages of `host`; W15 when larger than 4K.
+fn w1_on<R: TranslationRegime>(
+    c: &Cfg,
+    kind: FormatKind,
+    mk: fn() -> Peer<R>,
+    host: Granule,
+) -> Row {
     let n = 65536 / c.div;
     let r = interleave(
         c.reps,
         || {
-            let mut d = ours(kind, Granule::G4K);
+            let mut d = ours_on(kind, Granule::G4K, host);
             let (t, ok) = time(|| {
                 let mut ok = true;
                 for i in 0..n {
@@ -322,7 +339,12 @@ fn w1<R: TranslationRegime>(c: &Cfg, kind: FormatKind, mk: fn() -> Peer<R>) -> R
         },
     );
     let s = if kind.is_stage2() { "S2" } else { "S1" };
-    row("W1", format!("W1 map 4K per page, {s}"), "ns/op", r, 0.25)
+    if host == Granule::G4K {
+        row("W1", format!("W1 map 4K per page, {s}"), "ns/op", r, 0.25)
+    } else {
+        let name = format!("W15 map 4K per page, {s}, {host} host");
+        row("W15", name, "ns/op", r, 0.25)
+    }
 }
 
 /// W2: map 4K, one call for the range, fresh table.
@@ -771,6 +793,13 @@ fn main() {
         emit(vec![
             w1(&c, FormatKind::Arm64S1, peer_s1),
             w1(&c, FormatKind::Arm64S2, peer_s2),
+        ]);
+    }
+    if want("W15") {
+        // Next to W1: the same LPAE workload with 4K tables sixteen to a 64K host page.
+        emit(vec![
+            w1_on(&c, FormatKind::Arm64S1, peer_s1, Granule::G64K),
+            w1_on(&c, FormatKind::Arm64S2, peer_s2, Granule::G64K),
         ]);
     }
     if want("W2") {

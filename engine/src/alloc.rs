@@ -1,6 +1,14 @@
-//! The table allocator: one metadata record per frame, a free list threaded through the
-//! metadata, deferred (grace-period) free, poisoning, exact counters, custom hooks and
-//! allocation-failure injection.
+//! The table allocator: tables by size in bytes, carved from host pages (the setting
+//! `hostpage=`), several to a page when they are smaller than it. One metadata record per
+//! table unit (the smallest table size the domain uses) and one per host page, so freeing a
+//! table never allocates; a free list of whole host pages and, per table size, a list of the
+//! pages that have a free slot, both threaded through the page metadata; deferred
+//! (grace-period) free, poisoning, exact counters in tables and in host pages, custom hooks
+//! (asked per host page) and allocation-failure injection.
+//!
+//! With the host page equal to the table size (the default) every page holds one table and
+//! the allocator behaves as a plain frame allocator: the page free list is the table free
+//! list.
 
 use std::collections::BTreeMap;
 
@@ -14,19 +22,36 @@ pub const POISON: u64 = 0x7f7f_7f7f_7f7f_7f7c;
 
 const NIL: u32 = u32::MAX;
 
-/// Where a frame is in its life.
+/// Most tables one host page can hold (1 KiB tables in a 64 KiB page): a page's free slots
+/// fit one `u64` mask.
+pub const MAX_SLOTS: u32 = 64;
+
+/// Where a table unit is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameState {
-    /// Backed but on the free list (poisoned).
+    /// Not a table: a free slot of a carved page, or part of a free host page (poisoned).
     Free,
     /// A table in use.
     Live,
     /// Unlinked, waiting for the grace period.
     Deferred,
-    /// Part of a multi-frame (concatenated) root, described by its first frame.
+    /// A unit after the first of a table larger than one unit (a concatenated root),
+    /// described by its first unit.
     Tail,
     /// Set aside in a preallocation pool (a job's, or a reservation's batch).
     Pooled,
+}
+
+/// Where a host page is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageState {
+    /// On the page free list, poisoned, holding no table.
+    Free,
+    /// Carved into slots of one table size; holds at least one live, deferred or pooled
+    /// table (a page whose slots are all free goes back to the free list at once).
+    Carved,
+    /// A page after the first of a table larger than a host page.
+    Tail,
 }
 
 /// Who a table was allocated for.
@@ -37,24 +62,43 @@ pub enum Owner {
     Custom(u64),
 }
 
-/// Per-frame metadata.
+/// Per-unit metadata (the unit is the smallest table size; the first unit of a table
+/// describes it).
 #[derive(Clone, Copy, Debug)]
 pub struct TableMeta {
     pub state: FrameState,
     pub owner: Owner,
     /// Lookup level of the table in this frame.
     pub level: u8,
-    /// Frames the table spans (1, or the concatenation count for a root).
+    /// Units the table spans (1, or the concatenation count for a root).
     pub frames: u8,
     /// Valid entries (leaves and tables) directly in this table.
     pub live: u32,
     /// Reservation pins (VA reservation, issue 5).
     pub pins: u32,
-    /// Next frame on the free list.
+    /// Next table on the deferred list.
     next: u32,
 }
 
-/// Exact accounting, in tables (a concatenated root counts once).
+/// Per-host-page metadata.
+#[derive(Clone, Copy, Debug)]
+pub struct PageMeta {
+    pub state: PageState,
+    /// Whose page it is (the custom hooks were asked for it).
+    pub owner: Owner,
+    /// log2 of the size of the tables carved from it (Carved only).
+    pub class: u8,
+    /// Slots holding a live, deferred or pooled table.
+    pub used: u8,
+    /// Free slots: bit k is slot k.
+    pub free_mask: u64,
+    /// Next page on the free list or on its size's partial list.
+    next: u32,
+    /// Previous page on its size's partial list (which pages leave from the middle).
+    prev: u32,
+}
+
+/// Exact accounting, in tables (a concatenated root counts once) and in host pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Allocations ever made.
@@ -67,18 +111,26 @@ pub struct Counters {
     pub freed: u64,
     /// Allocations refused (injected failure, custom hook).
     pub failed: u64,
-    /// Frames set aside in preallocation pools now (not tables yet).
+    /// Table slots set aside in preallocation pools now (not tables yet).
     pub pooled: u64,
+    /// Host pages holding tables or pooled slots now (not on the page free list).
+    pub pages: u64,
+    /// Host pages ever taken from the page level (fresh or from the page free list): what
+    /// the custom `alloc` hook granted.
+    pub pages_taken: u64,
+    /// Host pages ever given back by the grace period: what the custom `free` hook was told.
+    pub pages_released: u64,
 }
 
-/// `alloc(cookie, size)`: may a table of `size` bytes be taken?
+/// `alloc(cookie, size)`: may `size` bytes of host pages be taken?
 pub type AllocHook = Box<dyn FnMut(u64, u64) -> bool>;
-/// `free(cookie, pa, size)`: a table was released.
+/// `free(cookie, pa, size)`: host pages were released.
 pub type FreeHook = Box<dyn FnMut(u64, u64, u64)>;
 
-/// io-pgtable style custom allocator hooks: `alloc` decides whether a table may be taken
-/// (the frame itself comes from [`PhysMem`]), `free` is told when one is released.
-/// Both or neither; only formats with the custom-allocator capability take them.
+/// io-pgtable style custom allocator hooks: `alloc` decides whether host pages may be taken
+/// (the memory itself comes from [`PhysMem`]), `free` is told when a page is released.
+/// Both or neither; only formats with the custom-allocator capability take them. They
+/// count host pages: packing several tables into a page asks once.
 pub struct CustomAllocator {
     pub alloc: Option<AllocHook>,
     pub free: Option<FreeHook>,
@@ -95,16 +147,25 @@ impl std::fmt::Debug for CustomAllocator {
     }
 }
 
-/// Allocates table frames out of a [`PhysMem`].
+/// Allocates tables out of the host pages of a [`PhysMem`].
 #[derive(Debug)]
 pub struct TableAllocator {
-    frame_shift: u32,
+    /// log2 of the host page.
+    page_shift: u32,
+    /// log2 of the smallest table (the metadata unit).
+    unit_shift: u32,
     base: u64,
     meta: Vec<TableMeta>,
+    pages: Vec<PageMeta>,
+    /// Page free list.
     free_head: u32,
-    /// Frames on the free list.
+    /// Pages on the free list.
     free_len: u64,
-    /// Deferred frames, oldest first, threaded through `next` so freeing never allocates.
+    /// Per log2(table size): the carved pages with a free slot, and how many free slots.
+    partial: [u32; 64],
+    partial_free: [u64; 64],
+    /// Deferred tables (units), oldest first, threaded through `next` so freeing never
+    /// allocates.
     deferred_head: u32,
     deferred_tail: u32,
     counters: Counters,
@@ -114,7 +175,7 @@ pub struct TableAllocator {
     limit: u64,
     /// When logging: what happened, in order.
     log: Option<Vec<AllocEvent>>,
-    /// Preallocation pools: frames set aside, taken from the end.
+    /// Preallocation pools: table slots (units) set aside, taken from the end.
     pools: BTreeMap<PoolId, Vec<u32>>,
     /// The pool every table must come from now (a job runs, a reservation installs).
     source: Option<PoolId>,
@@ -122,16 +183,36 @@ pub struct TableAllocator {
 }
 
 impl TableAllocator {
-    /// An allocator whose tables all end at or below `limit` (2^OAS).
-    pub fn new(mem: &PhysMem, custom: Option<CustomAllocator>, limit: u64) -> TableAllocator {
+    /// An allocator whose tables all end at or below `limit` (2^OAS), carved from the host
+    /// pages of `mem`; `unit` is the smallest table size it will be asked for (and the size
+    /// of a preallocation pool's slots).
+    pub fn new(
+        mem: &PhysMem,
+        custom: Option<CustomAllocator>,
+        limit: u64,
+        unit: u64,
+    ) -> TableAllocator {
+        let page_shift = mem.frame_size().trailing_zeros();
+        let unit_shift = unit.trailing_zeros();
+        assert!(
+            unit.is_power_of_two()
+                && unit_shift <= page_shift
+                && page_shift - unit_shift <= MAX_SLOTS.trailing_zeros(),
+            "table unit {unit:#x} against host page {:#x}",
+            mem.frame_size()
+        );
         TableAllocator {
-            frame_shift: mem.frame_size().trailing_zeros(),
+            page_shift,
+            unit_shift,
             base: mem.base(),
             // Most domains (and every fuzz input) hold a handful of tables: start with room
             // for them rather than growing through 4 and 8.
             meta: Vec::with_capacity(16),
+            pages: Vec::with_capacity(16),
             free_head: NIL,
             free_len: 0,
+            partial: [NIL; 64],
+            partial_free: [0; 64],
             deferred_head: NIL,
             deferred_tail: NIL,
             counters: Counters::default(),
@@ -145,13 +226,37 @@ impl TableAllocator {
         }
     }
 
-    #[inline(always)]
-    fn frame(&self, pa: u64) -> usize {
-        ((pa - self.base) >> self.frame_shift) as usize
+    /// Size of a host page in bytes.
+    pub fn host_page_size(&self) -> u64 {
+        1 << self.page_shift
     }
 
-    fn pa(&self, frame: u32) -> u64 {
-        self.base + ((frame as u64) << self.frame_shift)
+    /// Size of the smallest table (one metadata unit) in bytes.
+    pub fn unit_size(&self) -> u64 {
+        1 << self.unit_shift
+    }
+
+    #[inline(always)]
+    fn unit(&self, pa: u64) -> usize {
+        ((pa - self.base) >> self.unit_shift) as usize
+    }
+
+    fn pa(&self, unit: u32) -> u64 {
+        self.base + ((unit as u64) << self.unit_shift)
+    }
+
+    fn page_pa(&self, page: u32) -> u64 {
+        self.base + ((page as u64) << self.page_shift)
+    }
+
+    /// Units per host page.
+    fn upp(&self) -> u32 {
+        1 << (self.page_shift - self.unit_shift)
+    }
+
+    /// Slots a page carved for tables of 2^`class` bytes holds.
+    fn slots(&self, class: u32) -> u32 {
+        1 << self.page_shift.saturating_sub(class)
     }
 
     /// Starts (or stops) recording allocator events.
@@ -210,22 +315,28 @@ impl TableAllocator {
         self.fail_nth = n.filter(|&n| n > 0);
     }
 
-    /// Metadata of the table at `pa`, if `pa` is a backed frame.
+    /// Metadata of the table unit at `pa`, if `pa` is a backed unit address.
     pub fn meta(&self, pa: u64) -> Option<&TableMeta> {
-        if pa < self.base || (pa - self.base) & ((1 << self.frame_shift) - 1) != 0 {
+        if pa < self.base || (pa - self.base) & ((1 << self.unit_shift) - 1) != 0 {
             return None;
         }
-        self.meta.get(self.frame(pa))
+        self.meta.get(self.unit(pa))
+    }
+
+    /// Metadata of the host page holding `pa`, if it is backed.
+    pub fn page(&self, pa: u64) -> Option<&PageMeta> {
+        let off = pa.checked_sub(self.base)?;
+        self.pages.get((off >> self.page_shift) as usize)
     }
 
     #[inline(always)]
     pub(crate) fn live_entries(&self, pa: u64) -> u32 {
-        self.meta[self.frame(pa)].live
+        self.meta[self.unit(pa)].live
     }
 
     #[inline(always)]
     pub(crate) fn add_live(&mut self, pa: u64, delta: i32) {
-        let f = self.frame(pa);
+        let f = self.unit(pa);
         self.meta[f].live = self.meta[f].live.wrapping_add_signed(delta);
     }
 
@@ -238,7 +349,8 @@ impl TableAllocator {
             .map(|(i, m)| (self.pa(i as u32), m))
     }
 
-    fn may_allocate(&mut self, size: u64) -> Result<Owner, ErrorKind> {
+    /// The injected failure: counts one allocation attempt down.
+    fn attempt(&mut self) -> Result<(), ErrorKind> {
         if let Some(n) = self.fail_nth {
             if n == 1 {
                 self.fail_nth = None;
@@ -246,6 +358,12 @@ impl TableAllocator {
             }
             self.fail_nth = Some(n - 1);
         }
+        Ok(())
+    }
+
+    /// Asks the custom hook for `pages` host pages (none asked: the default owner).
+    fn ask_pages(&mut self, pages: u64) -> Result<Owner, ErrorKind> {
+        let size = pages << self.page_shift;
         match &mut self.custom {
             Some(CustomAllocator {
                 alloc: Some(alloc),
@@ -262,57 +380,55 @@ impl TableAllocator {
         }
     }
 
-    /// A zeroed table for `level`, `frames` granules long, aligned to its size. Multi-frame
-    /// tables (concatenated roots) are always carved from fresh memory. The new table is
-    /// synced to the device view before it is returned, so it can be linked at once.
-    pub fn alloc(&mut self, mem: &mut PhysMem, level: u32, frames: u64) -> Result<u64, ErrorKind> {
+    /// A zeroed table for `level`, `bytes` long (a power of two, at least the unit),
+    /// aligned to its size. A free slot of a carved page of the same size is used first,
+    /// then a free host page, then fresh memory; tables larger than a host page are always
+    /// carved from fresh memory. The new table is synced to the device view before it is
+    /// returned, so it can be linked at once.
+    pub fn alloc(&mut self, mem: &mut PhysMem, level: u32, bytes: u64) -> Result<u64, ErrorKind> {
+        debug_assert!(bytes.is_power_of_two() && bytes >> self.unit_shift >= 1);
         if let Some(pool) = self.source {
-            return self.alloc_from_pool(mem, pool, level);
+            return self.alloc_from_pool(mem, pool, level, bytes);
         }
-        let size = frames << self.frame_shift;
-        let fresh_end = mem.end().next_multiple_of(size) + size;
-        if (frames > 1 || self.free_head == NIL) && fresh_end > self.limit {
-            return Err(self.refuse());
+        let class = bytes.trailing_zeros();
+        let page = 1u64 << self.page_shift;
+        let slot_free = self.partial[class as usize] != NIL;
+        let page_free = bytes <= page && self.free_head != NIL;
+        if !slot_free && !page_free {
+            let span = bytes.max(page);
+            let fresh_end = mem.end().next_multiple_of(span) + span;
+            if fresh_end > self.limit {
+                return Err(self.refuse());
+            }
         }
-        let owner = self.may_allocate(size)?;
-        let pa = if frames == 1 && self.free_head != NIL {
-            let f = self.free_head;
-            self.free_head = self.meta[f as usize].next;
-            self.free_len -= 1;
-            let pa = self.pa(f);
-            mem.fill_both(pa, size, 0);
-            pa
-        } else {
-            // Pad with free frames up to the alignment of a multi-frame table.
-            while !mem.frames().is_multiple_of(frames) {
-                let pad = mem.grow(1);
-                self.push_meta(FrameState::Free, Owner::Default, 0, 1);
-                let f = self.frame(pad) as u32;
-                self.meta[f as usize].next = self.free_head;
-                self.free_head = f;
-                self.free_len += 1;
-                mem.fill_both(pad, 1 << self.frame_shift, POISON);
-            }
-            let pa = mem.grow(frames);
-            self.push_meta(FrameState::Free, owner, level as u8, frames as u8);
-            for _ in 1..frames {
-                self.push_meta(FrameState::Tail, owner, level as u8, 0);
-            }
-            pa
-        };
-        let f = self.frame(pa);
-        self.meta[f] = TableMeta {
+        self.attempt()?;
+        if !slot_free {
+            let pages = (bytes >> self.page_shift).max(1);
+            let owner = self.ask_pages(pages)?;
+            let p = if page_free {
+                self.take_free_page()
+            } else {
+                self.fresh_pages(mem, pages)
+            };
+            self.carve(mem, p, class, pages as u32, owner);
+        }
+        let unit = self.take_slot(class);
+        let pa = self.pa(unit);
+        mem.fill_both(pa, bytes, 0);
+        let frames = (bytes >> self.unit_shift) as u8;
+        let owner = self.meta[unit as usize].owner;
+        self.meta[unit as usize] = TableMeta {
             state: FrameState::Live,
             owner,
             level: level as u8,
-            frames: frames as u8,
+            frames,
             live: 0,
             pins: 0,
             next: NIL,
         };
         self.counters.allocated += 1;
         self.counters.live += 1;
-        let (level, frames) = (level as u8, frames as u8);
+        let level = level as u8;
         self.record(|seq| AllocEvent::Alloc {
             seq,
             pa,
@@ -323,21 +439,215 @@ impl TableAllocator {
         Ok(pa)
     }
 
-    fn push_meta(&mut self, state: FrameState, owner: Owner, level: u8, frames: u8) {
-        self.meta.push(TableMeta {
-            state,
+    /// The first page of the free list, off it.
+    fn take_free_page(&mut self) -> u32 {
+        let p = self.free_head;
+        self.free_head = self.pages[p as usize].next;
+        self.free_len -= 1;
+        p
+    }
+
+    /// Backs `n` fresh host pages aligned to their total size, padding with free (poisoned)
+    /// pages up to that alignment; returns the first.
+    fn fresh_pages(&mut self, mem: &mut PhysMem, n: u64) -> u32 {
+        while !mem.frames().is_multiple_of(n) {
+            let pad = self.grow(mem, 1);
+            mem.fill_both(self.page_pa(pad), 1 << self.page_shift, POISON);
+            self.push_free_page(pad);
+        }
+        self.grow(mem, n)
+    }
+
+    /// `n` more pages of memory and their metadata (units Free, pages Free but on no list:
+    /// the caller places them).
+    fn grow(&mut self, mem: &mut PhysMem, n: u64) -> u32 {
+        let pa = mem.grow(n);
+        let first = ((pa - self.base) >> self.page_shift) as u32;
+        debug_assert_eq!(first as usize, self.pages.len());
+        for _ in 0..n {
+            self.pages.push(PageMeta {
+                state: PageState::Free,
+                owner: Owner::Default,
+                class: 0,
+                used: 0,
+                free_mask: 0,
+                next: NIL,
+                prev: NIL,
+            });
+            for _ in 0..self.upp() {
+                self.meta.push(TableMeta {
+                    state: FrameState::Free,
+                    owner: Owner::Default,
+                    level: 0,
+                    frames: 1,
+                    live: 0,
+                    pins: 0,
+                    next: NIL,
+                });
+            }
+        }
+        first
+    }
+
+    fn push_free_page(&mut self, p: u32) {
+        let m = &mut self.pages[p as usize];
+        m.state = PageState::Free;
+        m.used = 0;
+        m.free_mask = 0;
+        m.prev = NIL;
+        m.next = self.free_head;
+        self.free_head = p;
+        self.free_len += 1;
+    }
+
+    /// Makes pages `p..p + n` hold tables of 2^`class` bytes, every slot free, the page on
+    /// its size's partial list. Free slots hold poison, as free pages do.
+    fn carve(&mut self, mem: &mut PhysMem, p: u32, class: u32, n: u32, owner: Owner) {
+        let slots = self.slots(class);
+        if slots > 1 {
+            mem.fill_both(self.page_pa(p), 1 << self.page_shift, POISON);
+        }
+        let upp = self.upp();
+        for k in 0..n {
+            let m = &mut self.pages[(p + k) as usize];
+            m.state = if k == 0 {
+                PageState::Carved
+            } else {
+                PageState::Tail
+            };
+            m.owner = owner;
+            m.class = class as u8;
+            m.used = 0;
+            m.free_mask = 0;
+            m.next = NIL;
+            m.prev = NIL;
+            for u in (p + k) * upp..(p + k + 1) * upp {
+                let t = &mut self.meta[u as usize];
+                t.state = FrameState::Free;
+                t.owner = owner;
+                t.next = NIL;
+            }
+        }
+        self.pages[p as usize].free_mask = if slots == 64 {
+            u64::MAX
+        } else {
+            (1 << slots) - 1
+        };
+        self.counters.pages += n as u64;
+        self.counters.pages_taken += n as u64;
+        self.partial_push(p, class);
+        self.partial_free[class as usize] += slots as u64;
+    }
+
+    fn partial_push(&mut self, p: u32, class: u32) {
+        let head = self.partial[class as usize];
+        let m = &mut self.pages[p as usize];
+        m.prev = NIL;
+        m.next = head;
+        if head != NIL {
+            self.pages[head as usize].prev = p;
+        }
+        self.partial[class as usize] = p;
+    }
+
+    fn partial_remove(&mut self, p: u32, class: u32) {
+        let PageMeta { prev, next, .. } = self.pages[p as usize];
+        if prev == NIL {
+            self.partial[class as usize] = next;
+        } else {
+            self.pages[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.pages[next as usize].prev = prev;
+        }
+        let m = &mut self.pages[p as usize];
+        m.next = NIL;
+        m.prev = NIL;
+    }
+
+    /// The lowest free slot of the first page with one, for tables of 2^`class` bytes; its
+    /// units become the caller's (first unit returned, the rest Tail).
+    fn take_slot(&mut self, class: u32) -> u32 {
+        let p = self.partial[class as usize];
+        debug_assert_ne!(p, NIL);
+        let m = &mut self.pages[p as usize];
+        let k = m.free_mask.trailing_zeros();
+        m.free_mask &= !(1u64 << k);
+        m.used += 1;
+        let full = m.free_mask == 0;
+        self.partial_free[class as usize] -= 1;
+        if full {
+            self.partial_remove(p, class);
+        }
+        let per_slot = 1u32 << (class - self.unit_shift);
+        let first = p * self.upp() + k * per_slot;
+        for u in first + 1..first + per_slot {
+            self.meta[u as usize].state = FrameState::Tail;
+        }
+        first
+    }
+
+    /// Gives the table slot at `unit` back to its page, poisoned; a page left with no table
+    /// goes back to the page free list (the free hook told when `notify`).
+    fn release_slot(&mut self, mem: &mut PhysMem, unit: u32, notify: bool) {
+        let upp = self.upp();
+        let p = unit / upp;
+        let PageMeta {
+            class,
             owner,
-            level,
-            frames,
-            live: 0,
-            pins: 0,
-            next: NIL,
-        });
+            free_mask,
+            ..
+        } = self.pages[p as usize];
+        let class = class as u32;
+        let bytes = 1u64 << class;
+        let per_slot = 1u32 << (class - self.unit_shift);
+        mem.fill_both(self.pa(unit), bytes, POISON);
+        for u in unit..unit + per_slot {
+            let t = &mut self.meta[u as usize];
+            t.state = FrameState::Free;
+            t.live = 0;
+            t.next = NIL;
+        }
+        let k = (unit % upp) / per_slot;
+        let m = &mut self.pages[p as usize];
+        m.free_mask |= 1 << k;
+        m.used -= 1;
+        let empty = m.used == 0;
+        self.partial_free[class as usize] += 1;
+        if !empty {
+            if free_mask == 0 {
+                self.partial_push(p, class);
+            }
+            return;
+        }
+        // It was on its partial list exactly when it had a free slot before this one.
+        if free_mask != 0 {
+            self.partial_remove(p, class);
+        }
+        self.partial_free[class as usize] -= self.slots(class) as u64;
+        let n = (bytes >> self.page_shift).max(1) as u32;
+        for q in p..p + n {
+            self.push_free_page(q);
+        }
+        self.counters.pages -= n as u64;
+        if notify {
+            self.counters.pages_released += n as u64;
+            let pa = self.page_pa(p);
+            if let (
+                Owner::Custom(cookie),
+                Some(CustomAllocator {
+                    free: Some(free), ..
+                }),
+            ) = (owner, &mut self.custom)
+            {
+                free(cookie, pa, (n as u64) << self.page_shift);
+            }
+        }
     }
 
     /// Unlinked table at `pa`: it waits for [`Self::grace_period`] before it can be reused.
     pub fn free_deferred(&mut self, pa: u64) {
-        let f = self.frame(pa);
+        let f = self.unit(pa);
         let m = &mut self.meta[f];
         assert_eq!(m.state, FrameState::Live, "table {pa:#x} freed twice");
         m.state = FrameState::Deferred;
@@ -353,62 +663,60 @@ impl TableAllocator {
         self.record(|seq| AllocEvent::Defer { seq, pa });
     }
 
-    /// Ends the grace period: every deferred table is poisoned and goes to the free list.
+    /// Ends the grace period: every deferred table is poisoned and its slot freed; a host
+    /// page goes back to the page free list once none of its tables is live or waiting.
     pub fn grace_period(&mut self, mem: &mut PhysMem) {
-        let frame_size = 1u64 << self.frame_shift;
         let mut next = std::mem::replace(&mut self.deferred_head, NIL);
         self.deferred_tail = NIL;
         while next != NIL {
             let f = next;
             next = self.meta[f as usize].next;
             let pa = self.pa(f);
-            let m = self.meta[f as usize];
-            mem.fill_both(pa, frame_size * m.frames as u64, POISON);
-            if let (
-                Owner::Custom(cookie),
-                Some(CustomAllocator {
-                    free: Some(free), ..
-                }),
-            ) = (m.owner, &mut self.custom)
-            {
-                free(cookie, pa, frame_size * m.frames as u64);
-            }
-            let m = &mut self.meta[f as usize];
-            m.state = FrameState::Free;
-            m.live = 0;
-            m.next = self.free_head;
-            self.free_head = f;
-            self.free_len += 1;
+            self.release_slot(mem, f, true);
             self.counters.deferred -= 1;
             self.counters.freed += 1;
             self.record(|seq| AllocEvent::Release { seq, pa });
         }
     }
 
-    /// Frames waiting for the grace period, following the deferred list's links.
+    /// Tables (first units) waiting for the grace period, following the deferred list.
     pub fn deferred(&self) -> impl Iterator<Item = u64> + '_ {
-        self.list(self.deferred_head)
+        self.unit_list(self.deferred_head)
     }
 
-    /// Frames on the free list, following its links (the next allocation takes the first).
+    /// Host pages on the free list, following its links (the next page taken is the first).
     pub fn free_list(&self) -> impl Iterator<Item = u64> + '_ {
-        self.list(self.free_head)
+        self.page_list(self.free_head)
     }
 
-    /// Frames on the free list, as the allocator counts them.
+    /// Host pages on the free list, as the allocator counts them.
     pub fn free_len(&self) -> u64 {
         self.free_len
     }
 
-    /// Frames set aside in preallocation pools, pool by pool.
+    /// Per table size (log2 bytes): the carved pages with a free slot, in list order, and
+    /// how many free slots the allocator counts in them.
+    pub fn partial_lists(&self) -> impl Iterator<Item = (u32, u64, Vec<u64>)> + '_ {
+        (0..64u32)
+            .filter(|&c| self.partial[c as usize] != NIL || self.partial_free[c as usize] != 0)
+            .map(|c| {
+                (
+                    c,
+                    self.partial_free[c as usize],
+                    self.page_list(self.partial[c as usize]).collect(),
+                )
+            })
+    }
+
+    /// Table slots set aside in preallocation pools, pool by pool.
     pub fn pooled_frames(&self) -> impl Iterator<Item = u64> + '_ {
         self.pools.values().flatten().map(|&f| self.pa(f))
     }
 
-    /// The list threaded through `next` from `head`. It stops after as many steps as there
-    /// are frames, so a list whose links loop (a bug the oracles look for) still ends; a
-    /// frame met twice then shows in what it yields.
-    fn list(&self, head: u32) -> impl Iterator<Item = u64> + '_ {
+    /// The list threaded through the units' `next` from `head`. It stops after as many
+    /// steps as there are units, so a list whose links loop (a bug the oracles look for)
+    /// still ends; a unit met twice then shows in what it yields.
+    fn unit_list(&self, head: u32) -> impl Iterator<Item = u64> + '_ {
         let first = (head != NIL).then_some(head);
         std::iter::successors(first, |&f| {
             self.meta
@@ -420,10 +728,24 @@ impl TableAllocator {
         .map(|f| self.pa(f))
     }
 
-    /// Sets `n` frames aside in a new pool `pool`, in one batch: the room is checked first
-    /// (free frames plus fresh memory below 2^OAS), then the batch counts as ONE allocation
-    /// attempt for `fail_nth` and the custom hook (asked for `n` frames at once). On refusal
-    /// (`nomem`) nothing is taken. `n == 0` makes an empty pool without an attempt.
+    /// As [`Self::unit_list`], through the pages' `next`.
+    fn page_list(&self, head: u32) -> impl Iterator<Item = u64> + '_ {
+        let first = (head != NIL).then_some(head);
+        std::iter::successors(first, |&p| {
+            self.pages
+                .get(p as usize)
+                .map(|m| m.next)
+                .filter(|&n| n != NIL)
+        })
+        .take(self.pages.len() + 1)
+        .map(|p| self.page_pa(p))
+    }
+
+    /// Sets `n` table slots (of the unit size) aside in a new pool `pool`, in one batch:
+    /// the room is checked first (free slots of carved pages, free pages and fresh memory
+    /// below 2^OAS), then the batch counts as ONE allocation attempt for `fail_nth`, and the
+    /// custom hook is asked once for the host pages the batch takes. On refusal (`nomem`)
+    /// nothing is taken. `n == 0` makes an empty pool without an attempt.
     pub fn reserve_pool(
         &mut self,
         mem: &mut PhysMem,
@@ -434,39 +756,44 @@ impl TableAllocator {
             !self.pools.contains_key(&pool),
             "pool {pool:?} reserved twice"
         );
+        let class = self.unit_shift;
+        let per_page = self.slots(class) as u64;
         let mut owner = Owner::Default;
         if n > 0 {
-            let frame = 1u64 << self.frame_shift;
-            let room = self.limit.saturating_sub(mem.end()) / frame;
-            if n > self.free_len + room {
+            let page = 1u64 << self.page_shift;
+            let room = self.limit.saturating_sub(mem.end()) / page;
+            let loose = self.partial_free[class as usize];
+            if n > loose + (self.free_len + room) * per_page {
                 return Err(self.refuse());
             }
-            owner = self.may_allocate(n * frame)?;
+            self.attempt()?;
+            let pages = n.saturating_sub(loose).div_ceil(per_page);
+            if pages > 0 {
+                owner = self.ask_pages(pages)?;
+            }
         }
-        let mut frames = Vec::with_capacity(n as usize);
+        let mut slots = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let f = if self.free_head != NIL {
-                let f = self.free_head;
-                self.free_head = self.meta[f as usize].next;
-                self.free_len -= 1;
-                f
-            } else {
-                let pa = mem.grow(1);
-                self.push_meta(FrameState::Free, Owner::Default, 0, 1);
-                self.frame(pa) as u32
-            };
+            if self.partial[class as usize] == NIL {
+                let p = if self.free_head != NIL {
+                    self.take_free_page()
+                } else {
+                    self.grow(mem, 1)
+                };
+                self.carve(mem, p, class, 1, owner);
+            }
+            let f = self.take_slot(class);
             let m = &mut self.meta[f as usize];
             m.state = FrameState::Pooled;
-            m.owner = owner;
             m.next = NIL;
-            frames.push(f);
+            slots.push(f);
             let pa = self.pa(f);
             self.record_pool(|seq| PoolEvent::Reserve { seq, pa, pool });
         }
-        // Taken from the end: the first frame reserved serves the first table.
-        frames.reverse();
+        // Taken from the end: the first slot reserved serves the first table.
+        slots.reverse();
         self.counters.pooled += n;
-        self.pools.insert(pool, frames);
+        self.pools.insert(pool, slots);
         Ok(())
     }
 
@@ -475,7 +802,7 @@ impl TableAllocator {
         self.source = pool;
     }
 
-    /// Frames left in `pool`, if it exists.
+    /// Slots left in `pool`, if it exists.
     pub fn pool_left(&self, pool: PoolId) -> Option<u64> {
         self.pools.get(&pool).map(|v| v.len() as u64)
     }
@@ -491,13 +818,15 @@ impl TableAllocator {
         mem: &mut PhysMem,
         pool: PoolId,
         level: u32,
+        bytes: u64,
     ) -> Result<u64, ErrorKind> {
+        assert_eq!(bytes, self.unit_size(), "pools hold unit-sized tables");
         let Some(f) = self.pools.get_mut(&pool).and_then(|v| v.pop()) else {
             self.record_pool(|seq| PoolEvent::Dry { seq, pool });
             return Err(ErrorKind::Budget);
         };
         let pa = self.pa(f);
-        mem.fill_both(pa, 1 << self.frame_shift, 0);
+        mem.fill_both(pa, bytes, 0);
         let owner = self.meta[f as usize].owner;
         self.meta[f as usize] = TableMeta {
             state: FrameState::Live,
@@ -523,18 +852,14 @@ impl TableAllocator {
         Ok(pa)
     }
 
-    /// Removes `pool`, poisoning its leftover frames onto the free list; how many there were.
+    /// Removes `pool`, poisoning its leftover slots back into their pages (a page left with
+    /// no table goes to the page free list); how many there were.
     pub fn return_pool(&mut self, mem: &mut PhysMem, pool: PoolId) -> Option<u64> {
-        let frames = self.pools.remove(&pool)?;
-        let n = frames.len() as u64;
-        for f in frames {
+        let slots = self.pools.remove(&pool)?;
+        let n = slots.len() as u64;
+        for f in slots {
             let pa = self.pa(f);
-            mem.fill_both(pa, 1 << self.frame_shift, POISON);
-            let m = &mut self.meta[f as usize];
-            m.state = FrameState::Free;
-            m.next = self.free_head;
-            self.free_head = f;
-            self.free_len += 1;
+            self.release_slot(mem, f, false);
             self.record_pool(|seq| PoolEvent::Return { seq, pa, pool });
         }
         self.counters.pooled -= n;
@@ -543,13 +868,13 @@ impl TableAllocator {
 
     /// Adds a reservation pin to the table at `pa`.
     pub(crate) fn pin(&mut self, pa: u64) {
-        let f = self.frame(pa);
+        let f = self.unit(pa);
         self.meta[f].pins += 1;
     }
 
     /// Drops a reservation pin from the table at `pa`.
     pub(crate) fn unpin(&mut self, pa: u64) {
-        let f = self.frame(pa);
+        let f = self.unit(pa);
         assert!(self.meta[f].pins > 0, "table {pa:#x} unpinned below zero");
         self.meta[f].pins -= 1;
     }
@@ -557,6 +882,6 @@ impl TableAllocator {
     /// Reservation pins on the table at `pa`.
     #[inline(always)]
     pub(crate) fn pins(&self, pa: u64) -> u32 {
-        self.meta[self.frame(pa)].pins
+        self.meta[self.unit(pa)].pins
     }
 }

@@ -140,6 +140,9 @@ pub struct DomainConfig {
     pub phys_base: u64,
     /// Stage-2 start-level policy.
     pub concat: Concat,
+    /// The host's allocation page (`hostpage=`): tables are carved from pages of this
+    /// size, several to a page when they are smaller. `None`: the granule.
+    pub host_page: Option<Granule>,
 }
 
 impl DomainConfig {
@@ -152,6 +155,12 @@ impl DomainConfig {
             coherent: true,
             phys_base: DEFAULT_PHYS_BASE,
             concat: Concat::Required,
+            host_page: None,
         }
+    }
+
+    /// The host allocation page tables are packed into (the granule unless set).
+    pub fn host_page(&self) -> Granule {
+        self.host_page.unwrap_or(self.granule)
     }
 }

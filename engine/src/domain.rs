@@ -74,9 +74,19 @@ impl<F: FlushOps> Domain<F> {
                 )));
             }
         }
-        let mut mem = PhysMem::new(cfg.phys_base, geo.g, cfg.coherent);
-        let mut tables = TableAllocator::new(&mem, custom, geo.oa_size());
-        let root_end = cfg.phys_base + (geo.root_frames() << geo.g);
+        // Tables are carved from host pages (`hostpage=`); a host page smaller than the
+        // granule would split every table across pages (refused, docs/SEMANTICS.md).
+        let host = cfg.host_page();
+        if host.size() < cfg.granule.size() {
+            return Err(ConfigError(format!(
+                "host page {host} is smaller than the {} granule",
+                cfg.granule
+            )));
+        }
+        let mut mem = PhysMem::new(cfg.phys_base, host.shift(), cfg.coherent);
+        let mut tables = TableAllocator::new(&mem, custom, geo.oa_size(), 1 << geo.g);
+        let root_bytes = geo.root_frames() << geo.g;
+        let root_end = cfg.phys_base + root_bytes.max(host.size());
         if root_end > geo.oa_size() {
             return Err(ConfigError(format!(
                 "the root table at {:#x} would end past 2^OAS ({:#x})",
@@ -85,7 +95,7 @@ impl<F: FlushOps> Domain<F> {
             )));
         }
         let root = tables
-            .alloc(&mut mem, geo.start_level, geo.root_frames())
+            .alloc(&mut mem, geo.start_level, root_bytes)
             .map_err(|e| ConfigError(format!("cannot allocate the root table: {e}")))?;
         let mut attrs = Box::new([[0u64; 4]; 64]);
         for (bits, row) in attrs.iter_mut().enumerate() {
@@ -367,7 +377,7 @@ impl<F: FlushOps> Domain<F> {
         slot: u64,
         level: u32,
     ) -> Result<u64, ErrorKind> {
-        let next = self.tables.alloc(&mut self.mem, level, 1)?;
+        let next = self.tables.alloc(&mut self.mem, level, 1 << self.geo.g)?;
         self.mem.write_sync(slot, self.fmt.table(next));
         self.tables.add_live(parent, 1);
         Ok(next)

@@ -24,7 +24,9 @@ pub mod prealloc;
 pub mod prot;
 mod reserve;
 
-pub use alloc::{Counters, CustomAllocator, FrameState, Owner, TableAllocator, TableMeta};
+pub use alloc::{
+    Counters, CustomAllocator, FrameState, Owner, PageMeta, PageState, TableAllocator, TableMeta,
+};
 pub use config::{Concat, DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
 pub use domain::Domain;
 pub use error::{ErrorKind, MapError};

@@ -58,6 +58,29 @@ MISTAKES = {
         "missing TLB invalidation of the leaves an unmap removed (QEMU oracle)",
         "qemu_diff",
     ),
+    # Issue 16: sub-page tables (`hostpage=`).
+    "subpage-overlap-sibling": (
+        "engine/src/alloc.rs",
+        "        let k = m.free_mask.trailing_zeros();\n        m.free_mask &= !(1u64 << k);",
+        "        let k = m.free_mask.trailing_zeros().saturating_sub(1);\n        m.free_mask &= !(1u64 << k);",
+        "a table placed over a live sibling in the same host page (the slot before the free one)",
+    ),
+    "subpage-page-freed-while-deferred": (
+        "engine/src/alloc.rs",
+        "        self.counters.live -= 1;\n        self.counters.deferred += 1;\n        self.record(|seq| AllocEvent::Defer { seq, pa });",
+        "        self.counters.live -= 1;\n        self.counters.deferred += 1;\n"
+        "        let p = f as u32 / self.upp();\n"
+        "        let pm = self.pages[p as usize];\n"
+        "        if pm.used == 1 && self.slots(pm.class as u32) > 1 {\n"
+        "            if pm.free_mask != 0 {\n"
+        "                self.partial_remove(p, pm.class as u32);\n"
+        "            }\n"
+        "            self.push_free_page(p);\n"
+        "        }\n"
+        "        self.record(|seq| AllocEvent::Defer { seq, pa });",
+        "a host page given back when its last table is unlinked, while that table still waits "
+        "for its grace period",
+    ),
     # Issue 6 (target `ioasid`).
     "ioasid-custom-out-of-range": (
         "engine/src/ioasid/mod.rs",

@@ -11,7 +11,7 @@
 //! a list holding a frame twice or a frame in another state; and a freed frame that does
 //! not hold poison when it reaches the free list.
 
-use ptfuzz_engine::alloc::{FrameState, POISON};
+use ptfuzz_engine::alloc::{FrameState, PageState, POISON};
 use ptfuzz_engine::{Domain, FlushOps};
 
 use crate::divergence::Divergence;
@@ -33,6 +33,11 @@ pub trait FrameLists: TableView {
     fn deferred_list(&self) -> impl Iterator<Item = u64> + '_;
     /// Every frame held in a preallocation pool.
     fn pooled_frames(&self) -> impl Iterator<Item = u64> + '_;
+    /// Per table size (log2 bytes): how many free slots the allocator counts in its partial
+    /// pages, and those pages in list order (the default: no host page holds two tables).
+    fn partial_lists(&self) -> Vec<(u32, u64, Vec<u64>)> {
+        Vec::new()
+    }
 }
 
 impl<F: FlushOps> FrameLists for Domain<F> {
@@ -48,6 +53,9 @@ impl<F: FlushOps> FrameLists for Domain<F> {
     fn pooled_frames(&self) -> impl Iterator<Item = u64> + '_ {
         self.tables().pooled_frames()
     }
+    fn partial_lists(&self) -> Vec<(u32, u64, Vec<u64>)> {
+        self.tables().partial_lists().collect()
+    }
 }
 
 /// Where the check found a frame this time (low bits of a mark).
@@ -58,6 +66,8 @@ enum Found {
     DeferredList = 2,
     Pool = 3,
     Reached = 4,
+    /// A free slot of a carved host page.
+    FreeSlot = 5,
 }
 
 impl Found {
@@ -67,6 +77,7 @@ impl Found {
             2 => Found::DeferredList,
             3 => Found::Pool,
             4 => Found::Reached,
+            5 => Found::FreeSlot,
             _ => Found::Nowhere,
         }
     }
@@ -78,6 +89,7 @@ impl Found {
             Found::DeferredList => "the deferred list",
             Found::Pool => "a preallocation pool",
             Found::Reached => "the tables reachable from the root",
+            Found::FreeSlot => "a free slot of a carved host page",
         }
     }
 }
@@ -136,6 +148,10 @@ impl FrameAccounting {
 
     /// Checks every frame of `t`'s window; `reached` are the tables reachable from the
     /// root (the root included), as an oracle that follows table descriptors knows them.
+    /// Frames are table units; with host pages larger than them (`hostpage=`), every host
+    /// page is also accounted for once: on the page free list holding no table, or carved,
+    /// its slots each a table (live, deferred, pooled) or free as its free mask says, and
+    /// on its size's partial list exactly when it has a free slot.
     pub fn check<T: FrameLists>(
         &mut self,
         t: &T,
@@ -151,8 +167,22 @@ impl FrameAccounting {
         }
         self.marks.resize(n, 0);
         let c = t.counters();
+        let page_shift = t.host_page_shift().unwrap_or(self.frame_shift);
+        let upp = 1u64 << (page_shift - self.frame_shift);
 
-        let free = self.list(t, t.free_list(), Found::FreeList, FrameState::Free)?;
+        let mut free = 0;
+        for page in t.free_list() {
+            free += 1;
+            // A free host page holds no table: every unit of it is Free.
+            for k in 0..upp {
+                let pa = page + (k << self.frame_shift);
+                self.list(t, std::iter::once(pa), Found::FreeList, FrameState::Free)?;
+            }
+            match t.host_page(page).map(|p| p.state) {
+                Some(PageState::Free) => {}
+                state => return Err(A::FreeListPageState { page, state }.into()),
+            }
+        }
         if free != t.free_len() {
             return Err(A::FreeListLength {
                 listed: free,
@@ -216,8 +246,132 @@ impl FrameAccounting {
             }
             .into());
         }
+        if upp > 1 || t.host_page_shift().is_some() {
+            self.pages(t, base, end, page_shift)?;
+        }
         self.unaccounted(t, base)?;
         self.poisoned(t, base)
+    }
+
+    /// The host pages not on the free list: each carved page's slots agree with its free
+    /// mask and used count, the free slots are marked, and the partial lists hold exactly
+    /// the carved pages with a free slot, once each.
+    fn pages<T: FrameLists>(
+        &mut self,
+        t: &T,
+        base: u64,
+        end: u64,
+        page_shift: u32,
+    ) -> Result<(), Divergence> {
+        let page_size = 1u64 << page_shift;
+        let mut listed = std::collections::BTreeSet::new();
+        let mut pages = 0u64;
+        for (class, count, list) in t.partial_lists() {
+            let mut slots = 0u64;
+            for page in list {
+                let info = t.host_page(page);
+                match info {
+                    Some(p)
+                        if p.state == PageState::Carved
+                            && u32::from(p.class) == class
+                            && p.free_mask != 0 =>
+                    {
+                        slots += u64::from(p.free_mask.count_ones())
+                    }
+                    _ => {
+                        return Err(A::PartialListPage {
+                            bytes: 1u64 << class,
+                            page,
+                            state: info.map(|p| p.state),
+                            class: info.map(|p| p.class),
+                            free_mask: info.map(|p| p.free_mask),
+                        }
+                        .into())
+                    }
+                }
+                if !listed.insert(page) {
+                    return Err(A::PartialListTwice { page }.into());
+                }
+            }
+            if slots != count {
+                return Err(A::PartialSlots {
+                    bytes: 1u64 << class,
+                    slots,
+                    counted: count,
+                }
+                .into());
+            }
+        }
+        let mut page = base;
+        while page < end {
+            let info = t.host_page(page).expect("backed page");
+            match info.state {
+                PageState::Free => {
+                    let i = ((page - base) >> self.frame_shift) as usize;
+                    if Found::of(self.marks[i]) != Found::FreeList {
+                        return Err(A::HostPageLost { page }.into());
+                    }
+                }
+                PageState::Tail => pages += 1,
+                PageState::Carved => {
+                    pages += 1;
+                    let class = u32::from(info.class);
+                    let slot_shift = class.min(page_shift);
+                    let slots = 1u64 << (page_shift - slot_shift);
+                    let mut used = 0u64;
+                    for k in 0..slots {
+                        let pa = page + (k << slot_shift);
+                        let i = ((pa - base) >> self.frame_shift) as usize;
+                        let found = Found::of(self.marks[i]);
+                        if info.free_mask >> k & 1 == 1 {
+                            // A free slot: its units are Free and nowhere else.
+                            let units = 1u64 << (slot_shift - self.frame_shift);
+                            for u in 0..units {
+                                let f = pa + (u << self.frame_shift);
+                                self.list(
+                                    t,
+                                    std::iter::once(f),
+                                    Found::FreeSlot,
+                                    FrameState::Free,
+                                )?;
+                            }
+                        } else if found == Found::Nowhere {
+                            return Err(A::SlotLost { slot: k, pa, page }.into());
+                        } else {
+                            used += 1;
+                        }
+                    }
+                    if used == 0 {
+                        return Err(A::CarvedEmpty { page }.into());
+                    }
+                    if used != u64::from(info.used) {
+                        return Err(A::PageUsedCount {
+                            page,
+                            used,
+                            meta: info.used,
+                        }
+                        .into());
+                    }
+                    if (info.free_mask != 0) != listed.contains(&page) {
+                        return Err(A::PartialMembership {
+                            page,
+                            free_mask: info.free_mask,
+                            listed: listed.contains(&page),
+                        }
+                        .into());
+                    }
+                }
+            }
+            page += page_size;
+        }
+        if pages != t.counters().pages {
+            return Err(A::HostPageCount {
+                pages,
+                counter: t.counters().pages,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Walks one list, checking each frame's state and that no frame is met twice (in this
@@ -297,7 +451,7 @@ impl FrameAccounting {
         let words = 1u64 << (self.frame_shift - 3);
         for i in 0..self.marks.len() {
             let m = self.marks[i];
-            let free = Found::of(m) == Found::FreeList;
+            let free = matches!(Found::of(m), Found::FreeList | Found::FreeSlot);
             if free && m & WAS_FREE == 0 {
                 let pa = base + ((i as u64) << self.frame_shift);
                 self.stats.poison_checked += 1;

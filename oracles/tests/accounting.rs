@@ -200,6 +200,7 @@ impl Fake {
                 freed: 1,
                 failed: 0,
                 pooled: 1,
+                ..Counters::default()
             },
         };
         f.poison(3);

@@ -14,6 +14,7 @@ fn choice(format: u8) -> ConfigChoice {
         coherent: true,
         custom_alloc: false,
         window: 0,
+        host_page: 0,
     }
 }
 

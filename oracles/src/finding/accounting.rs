@@ -1,12 +1,12 @@
 //! The frame-accounting oracle's findings: a frame in no state, in two, or in the wrong one.
 
-use ptfuzz_engine::alloc::FrameState;
+use ptfuzz_engine::alloc::{FrameState, PageState};
 
 finding_enum! {
     /// Where the allocator's lists, pools and reachable tables disagree with its metadata.
     pub enum AccountingFinding: "accounting" {
         FreeListLength { listed: u64, counted: u64 } = "free-list-length" (
-            "the free list holds {listed} frames, the allocator counts {counted}"
+            "the free list holds {listed} frames (host pages), the allocator counts {counted}"
         ),
         DeferredListLength { listed: u64, counter: u64 } = "deferred-list-length" (
             "the deferred list holds {listed} tables, the counter says {counter}"
@@ -40,6 +40,38 @@ finding_enum! {
         ),
         FreedWithoutPoison { frame: u64, pa: u64, word: u64 } = "freed-without-poison" (
             "frame {frame:#x} reached the free list without poison: word at pa {pa:#x} is {word:#018x}"
+        ),
+        FreeListPageState { page: u64, state: Option<PageState> } = "free-list-page-state" (
+            "the free list holds host page {page:#x}, whose state is {state:?}"
+        ),
+        /// A page on a partial list that is not carved for that size or has no free slot.
+        PartialListPage { bytes: u64, page: u64, state: Option<PageState>, class: Option<u8>, free_mask: Option<u64> } = "partial-list-page" (
+            "the partial list of {bytes}-byte tables holds host page {page:#x} (state {state:?}, size class {class:?}, free mask {free_mask:#x?})"
+        ),
+        PartialListTwice { page: u64 } = "partial-list-twice" (
+            "host page {page:#x} is on a partial list twice"
+        ),
+        PartialSlots { bytes: u64, slots: u64, counted: u64 } = "partial-slots" (
+            "the partial pages of {bytes}-byte tables have {slots} free slots, the allocator counts {counted}"
+        ),
+        HostPageLost { page: u64 } = "host-page-lost" (
+            "host page {page:#x} is Free but not on the free list: the page is lost"
+        ),
+        SlotLost { slot: u64, pa: u64, page: u64 } = "slot-lost" (
+            "slot {slot} ({pa:#x}) of host page {page:#x} is in use in its mask, but no table, deferred table or pool holds it: the slot is lost"
+        ),
+        CarvedEmpty { page: u64 } = "carved-empty" (
+            "host page {page:#x} is carved but holds no table: it should be back on the free list"
+        ),
+        PageUsedCount { page: u64, used: u64, meta: u8 } = "page-used-count" (
+            "host page {page:#x} holds {used} tables, its metadata counts {meta}"
+        ),
+        PartialMembership { page: u64, free_mask: u64, listed: bool } = "partial-membership" (
+            "host page {page:#x} (free mask {free_mask:#x}) is {}on its partial list",
+            if *.listed { "" } else { "not " }
+        ),
+        HostPageCount { pages: u64, counter: u64 } = "host-page-count" (
+            "{pages} host pages hold tables, the counter says {counter}"
         ),
     }
 }

@@ -77,7 +77,7 @@ finding_enum! {
     /// Custom allocator hooks against the counters.
     pub enum AllocHooksFinding: "alloc-hooks" {
         Calls { allocs: u64, frees: u64, allocated: u64, freed: u64 } = "calls-differ-from-counters" (
-            "custom hooks saw {allocs} allocations and {frees} frees, counters say {allocated} and {freed}"
+            "custom hooks saw {allocs} host pages taken and {frees} released, counters say {allocated} and {freed}"
         ),
     }
 }

@@ -1,6 +1,8 @@
 //! The structure walk's findings: the shape of the tables against the allocator's metadata,
 //! its counters, and the poison of freed frames.
 
+use ptfuzz_engine::alloc::PageState;
+
 use crate::walker::{FaultKind, FrameInfo};
 
 finding_enum! {
@@ -65,6 +67,13 @@ finding_enum! {
         FreeFrameWritten { frame: u64, pa: u64, word: u64, poison: u64 } = "free-frame-written" (
             "free frame {frame:#x}: word at pa {pa:#x} is {word:#018x}, expected poison \
              {poison:#x} (written after free)"
+        ),
+        /// A table in use (reachable or deferred) in a host page on the page free list.
+        TableInFreePage { what: &'static str, pa: u64, page: u64, state: Option<PageState> } = "table-in-free-host-page" (
+            "{what} table {pa:#x} lies in host page {page:#x}, which is {state:?}"
+        ),
+        TablesOverlap { first: u64, first_end: u64, first_what: &'static str, second: u64, second_what: &'static str, page: u64 } = "tables-overlap" (
+            "{second_what} table {second:#x} overlaps {first_what} table {first:#x}..{first_end:#x} in host page {page:#x}"
         ),
     }
 }

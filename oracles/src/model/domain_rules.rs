@@ -114,11 +114,17 @@ impl DomainRules {
             oas: cfg.oas,
             start_level,
         };
-        // The root sits at phys_base and must be reachable: it has to end below 2^OAS.
+        // Tables are carved from host pages at least a granule large.
+        let page = cfg.host_page().size();
+        if page < cfg.granule.size() {
+            return Err(ErrorKind::Inval);
+        }
+        // The root sits at phys_base and must be reachable: it, and the host page(s) it
+        // takes, have to end below 2^OAS.
         let root_bytes = rules.root_tables() * cfg.granule.size();
         if cfg
             .phys_base
-            .checked_add(root_bytes)
+            .checked_add(root_bytes.max(page))
             .is_none_or(|end| end > 1u64 << cfg.oas)
         {
             return Err(ErrorKind::Inval);

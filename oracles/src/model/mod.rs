@@ -24,7 +24,7 @@ use ptfuzz_engine::prot::Prot;
 pub use domain_rules::DomainRules;
 pub use prealloc::ModelJob;
 pub use tables::ModelCounters;
-use tables::Tables;
+use tables::{Placement, Tables};
 
 /// A removed leaf: (iova, pa, size, prot).
 pub type RemovedLeaf = (u64, u64, u64, Prot);
@@ -58,6 +58,8 @@ impl Run {
 #[derive(Clone, Debug)]
 pub struct Model {
     rules: DomainRules,
+    /// Host pages the root takes.
+    root_pages: u64,
     sizes: Vec<u64>,
     /// Runs by start iova; disjoint.
     runs: BTreeMap<u64, Run>,
@@ -77,14 +79,33 @@ impl Model {
     /// `Err(Inval)` for every configuration docs/SEMANTICS.md refuses.
     pub fn new(cfg: &DomainConfig) -> Result<Model, ErrorKind> {
         let rules = DomainRules::new(cfg)?;
-        // Table frames follow the root from phys_base; one that would end above 2^OAS is an
-        // allocation failure. DomainRules::new checked the root itself fits.
+        // Host pages follow the root's from phys_base; one that would end above 2^OAS is an
+        // allocation failure. DomainRules::new checked the root's page(s) fit. Non-root
+        // tables are one granule, `per_page` to a host page; a root of one granule shares
+        // its page with `per_page - 1` of them, a larger root has its page(s) to itself.
         let granule = cfg.granule.size();
-        let frames_below_oas = ((1u64 << rules.oas) - cfg.phys_base) / granule;
-        let frame_cap = frames_below_oas - rules.root_tables();
-        let tables = Tables::new(rules.start_level, |l| rules.level_shift(l), frame_cap);
+        let page = cfg.host_page().size();
+        let per_page = page / granule;
+        let root_bytes = rules.root_tables() * granule;
+        let root_pages = root_bytes.div_ceil(page);
+        let root_spare = if rules.root_tables() == 1 {
+            per_page - 1
+        } else {
+            0
+        };
+        let pages_below_oas = ((1u64 << rules.oas) - cfg.phys_base) / page;
+        let tables = Tables::new(
+            rules.start_level,
+            |l| rules.level_shift(l),
+            Placement {
+                page_cap: pages_below_oas - root_pages,
+                per_page,
+                root_spare,
+            },
+        );
         Ok(Model {
             sizes: rules.page_sizes(),
+            root_pages,
             rules,
             runs: BTreeMap::new(),
             leaf_count: 0,
@@ -107,11 +128,11 @@ impl Model {
         self.tables.counters()
     }
 
-    /// Frames the allocator must have carved from memory so far: the root's, plus every
-    /// non-root frame ever needed when none released could be reused. An allocator that
-    /// carves a fresh frame while a released one waits on its free list has more.
+    /// Host pages the allocator must have carved from memory so far: the root's, plus
+    /// every page ever needed when no free table slot could be reused. An allocator that
+    /// carves a fresh page while a released slot or page waits has more.
     pub fn backed_frames(&self) -> u64 {
-        self.rules.root_tables() + self.tables.frames_backed()
+        self.root_pages + self.tables.frames_backed()
     }
 
     /// The grace period: tables freed so far are released.

@@ -31,6 +31,15 @@ pub struct ModelCounters {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AllocFailed;
 
+/// Where tables can go: how many host pages fit below 2^OAS after the root's, how many
+/// non-root tables one page holds, and how many the root's page has room for beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Placement {
+    pub(crate) page_cap: u64,
+    pub(crate) per_page: u64,
+    pub(crate) root_spare: u64,
+}
+
 /// The set of nodes and the accounting around it.
 #[derive(Clone, Debug)]
 pub(crate) struct Tables {
@@ -43,9 +52,9 @@ pub(crate) struct Tables {
     counters: ModelCounters,
     /// Attempts left until the one that fails (1 = the next one); None = disarmed.
     fail_nth: Option<u64>,
-    /// Frames for non-root tables that fit below 2^OAS after the root.
-    frame_cap: u64,
-    /// Non-root frames ever carved from memory (released ones are reused first).
+    /// Host pages and slots for non-root tables.
+    place: Placement,
+    /// Host pages ever carved from memory beside the root's (free slots are reused first).
     frames_backed: u64,
     /// Nodes freed since the last `take_freed`: (level, base, span).
     freed_log: Vec<(u32, u64, u64)>,
@@ -61,9 +70,13 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
-    /// `level_shift(l)`: log2 of one entry's span at level `l`; `frame_cap`: single-frame
-    /// tables that fit between the root's end and 2^OAS.
-    pub(crate) fn new(start_level: u32, level_shift: impl Fn(u32) -> u32, frame_cap: u64) -> Self {
+    /// `level_shift(l)`: log2 of one entry's span at level `l`; `place`: where non-root
+    /// tables fit.
+    pub(crate) fn new(
+        start_level: u32,
+        level_shift: impl Fn(u32) -> u32,
+        place: Placement,
+    ) -> Self {
         let mut span_shift = [0; 4];
         for (l, s) in span_shift
             .iter_mut()
@@ -84,7 +97,7 @@ impl Tables {
                 ..ModelCounters::default()
             },
             fail_nth: None,
-            frame_cap,
+            place,
             frames_backed: 0,
             freed_log: Vec::new(),
             log_on: true,
@@ -143,6 +156,17 @@ impl Tables {
         self.count
     }
 
+    /// Table slots free now: every slot of the pages carved beside the root's, and the
+    /// root page's spare ones, that no table (live or deferred) and no pool holds. Which
+    /// page a free slot is in does not matter: the allocator takes a free slot or a free
+    /// page before fresh memory.
+    fn reusable(&self) -> u64 {
+        self.frames_backed * self.place.per_page + self.place.root_spare
+            - self.count
+            - self.counters.deferred
+            - self.pooled
+    }
+
     /// One allocation attempt, in the allocator's order: the 2^OAS limit (when no released
     /// frame can be reused) refuses before the injected failure is consulted; then
     /// `fail_nth` counts the attempt down.
@@ -158,8 +182,8 @@ impl Tables {
             self.insert_node(level, base);
             return Ok(());
         }
-        let reusable = self.frames_backed - self.count - self.counters.deferred - self.pooled;
-        if reusable == 0 && self.frames_backed >= self.frame_cap {
+        let reusable = self.reusable();
+        if reusable == 0 && self.frames_backed >= self.place.page_cap {
             self.counters.failed += 1;
             return Err(AllocFailed);
         }
@@ -193,8 +217,9 @@ impl Tables {
         if n == 0 {
             return Ok(());
         }
-        let reusable = self.frames_backed - self.count - self.counters.deferred - self.pooled;
-        if n > reusable + (self.frame_cap - self.frames_backed) {
+        let reusable = self.reusable();
+        let fresh = (self.place.page_cap - self.frames_backed) * self.place.per_page;
+        if n > reusable + fresh {
             self.counters.failed += 1;
             return Err(AllocFailed);
         }
@@ -206,7 +231,7 @@ impl Tables {
             }
             self.fail_nth = Some(k - 1);
         }
-        self.frames_backed += n.saturating_sub(reusable);
+        self.frames_backed += n.saturating_sub(reusable).div_ceil(self.place.per_page);
         self.pooled += n;
         Ok(())
     }

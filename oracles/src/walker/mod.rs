@@ -36,7 +36,7 @@ pub use logged::{check_domain_logged, check_range_logged};
 pub use params::WalkParams;
 pub use structure::StructureStats;
 pub use translate::{translate, Fault, Translation};
-pub use view::{FrameInfo, TableView};
+pub use view::{FrameInfo, PageInfo, TableView};
 
 /// The walk parameters of `dom`, after checking the model describes the same domain.
 fn params<F: FlushOps>(dom: &Domain<F>, model: &Model) -> Result<WalkParams, Divergence> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use ptfuzz_engine::alloc::{FrameState, POISON};
+use ptfuzz_engine::alloc::{FrameState, PageState, POISON};
 use ptfuzz_engine::prot::Prot;
 
 use super::params::WalkParams;
@@ -242,6 +242,7 @@ fn check_allocator<T: TableView>(
         .into());
     }
     let granule = 1u64 << p.g;
+    check_placement(t, granule, seen)?;
     let (mut frame, _) = t.mem_range();
     while let Some(m) = t.frame(frame) {
         if m.state == FrameState::Free {
@@ -257,6 +258,58 @@ fn check_allocator<T: TableView>(
             }
         }
         frame += granule;
+    }
+    Ok(())
+}
+
+/// Host pages (`hostpage=`) hold several tables: no two tables in use (reachable, or
+/// waiting for their grace period) overlap, and no host page holding one is Free (on the
+/// page free list, where the next allocation of any size may take it whole).
+fn check_placement<T: TableView>(
+    t: &T,
+    granule: u64,
+    seen: &HashSet<u64, crate::FixedState>,
+) -> Result<(), Divergence> {
+    let Some(page_shift) = t.host_page_shift() else {
+        return Ok(());
+    };
+    let mut spans: Vec<(u64, u64, &'static str)> = Vec::with_capacity(seen.len());
+    let reached = seen.iter().map(|&pa| (pa, "reachable"));
+    for (pa, what) in reached.chain(t.deferred_tables().map(|pa| (pa, "deferred"))) {
+        let units = t.frame(pa).map_or(1, |m| u64::from(m.frames.max(1)));
+        let end = pa + units * granule;
+        let mut page = pa >> page_shift << page_shift;
+        while page < end {
+            match t.host_page(page) {
+                Some(i) if i.state != PageState::Free => {}
+                i => {
+                    return Err(S::TableInFreePage {
+                        what,
+                        pa,
+                        page,
+                        state: i.map(|i| i.state),
+                    }
+                    .into())
+                }
+            }
+            page += 1 << page_shift;
+        }
+        spans.push((pa, end, what));
+    }
+    spans.sort_unstable();
+    for w in spans.windows(2) {
+        let ((a, a_end, a_what), (b, _, b_what)) = (w[0], w[1]);
+        if b < a_end {
+            return Err(S::TablesOverlap {
+                first: a,
+                first_end: a_end,
+                first_what: a_what,
+                second: b,
+                second_what: b_what,
+                page: b >> page_shift << page_shift,
+            }
+            .into());
+        }
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! and the allocator's per-frame metadata and counters. `Domain` provides it through its
 //! public accessors; tests provide hand-built states.
 
-use ptfuzz_engine::alloc::{Counters, FrameState};
+use ptfuzz_engine::alloc::{Counters, FrameState, PageState};
 use ptfuzz_engine::{Domain, FlushOps};
 
 /// The metadata fields of one frame the walker checks.
@@ -15,6 +15,18 @@ pub struct FrameInfo {
     pub frames: u8,
     /// Valid entries directly in the table, as the allocator counts them.
     pub live: u32,
+}
+
+/// The metadata fields of one host page the oracles check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageInfo {
+    pub state: PageState,
+    /// log2 of the size of the tables carved from it.
+    pub class: u8,
+    /// Slots holding a live, deferred or pooled table, as the allocator counts them.
+    pub used: u8,
+    /// Free slots, bit k for slot k.
+    pub free_mask: u64,
 }
 
 /// The engine state a structure walk needs.
@@ -32,6 +44,40 @@ pub trait TableView {
     /// Tables on the deferred-free list.
     fn deferred_count(&self) -> u64;
     fn counters(&self) -> Counters;
+    /// log2 of the host page tables are carved from; `None`: every frame is its own page
+    /// (one table per page, as before host pages were a setting).
+    fn host_page_shift(&self) -> Option<u32> {
+        None
+    }
+    /// Metadata of the host page holding `pa`. The default reads a frame as a page of one
+    /// slot, for views whose host page is the frame.
+    fn host_page(&self, pa: u64) -> Option<PageInfo> {
+        let m = self.frame(pa)?;
+        Some(match m.state {
+            FrameState::Free => PageInfo {
+                state: PageState::Free,
+                class: 0,
+                used: 0,
+                free_mask: 0,
+            },
+            FrameState::Tail => PageInfo {
+                state: PageState::Tail,
+                class: 0,
+                used: 0,
+                free_mask: 0,
+            },
+            _ => PageInfo {
+                state: PageState::Carved,
+                class: 0,
+                used: 1,
+                free_mask: 0,
+            },
+        })
+    }
+    /// Tables on the deferred-free list, by address (the default: none known).
+    fn deferred_tables(&self) -> impl Iterator<Item = u64> + '_ {
+        std::iter::empty()
+    }
 }
 
 impl<F: FlushOps> TableView for Domain<F> {
@@ -66,6 +112,23 @@ impl<F: FlushOps> TableView for Domain<F> {
 
     fn deferred_count(&self) -> u64 {
         self.tables().deferred().count() as u64
+    }
+
+    fn host_page_shift(&self) -> Option<u32> {
+        Some(self.tables().host_page_size().trailing_zeros())
+    }
+
+    fn host_page(&self, pa: u64) -> Option<PageInfo> {
+        self.tables().page(pa).map(|m| PageInfo {
+            state: m.state,
+            class: m.class,
+            used: m.used,
+            free_mask: m.free_mask,
+        })
+    }
+
+    fn deferred_tables(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tables().deferred()
     }
 
     fn counters(&self) -> Counters {

@@ -55,6 +55,7 @@ impl Swarm {
             coherent: r.random(),
             custom_alloc: r.random(),
             window: r.random_range(0..8),
+            host_page: r.random(),
         };
         let n = self.rng.random_range(1..=MAX_OPS);
         let ops = (0..n).map(|_| self.op()).collect();

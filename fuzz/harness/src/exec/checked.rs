@@ -16,7 +16,7 @@ use crate::outcome::Outcome;
 use crate::replay::FailureKind;
 use crate::trace::Command;
 
-/// Calls seen by the custom allocator hooks: (allocations granted, frees).
+/// Host pages seen by the custom allocator hooks: (pages granted, pages freed).
 type HookCounts = Rc<Cell<(u64, u64)>>;
 
 /// The engine and the model of one domain, checked after every command.
@@ -45,17 +45,18 @@ pub enum Created {
     },
 }
 
-fn custom_hooks(counts: &HookCounts) -> CustomAllocator {
+/// Hooks that grant every request and count host pages of `page` bytes.
+fn custom_hooks(counts: &HookCounts, page: u64) -> CustomAllocator {
     let (a, f) = (counts.clone(), counts.clone());
     CustomAllocator {
-        alloc: Some(Box::new(move |_cookie, _size| {
+        alloc: Some(Box::new(move |_cookie, size| {
             let (n, m) = a.get();
-            a.set((n + 1, m));
+            a.set((n + size / page, m));
             true
         })),
-        free: Some(Box::new(move |_cookie, _pa, _size| {
+        free: Some(Box::new(move |_cookie, _pa, size| {
             let (n, m) = f.get();
-            f.set((n, m + 1));
+            f.set((n, m + size / page));
         })),
         cookie: 0xc00c1e,
     }
@@ -67,7 +68,9 @@ impl CheckedDomain {
         let engine = Domain::with_flush(
             *cfg,
             OrderedFlushLog::default(),
-            hooks.as_ref().map(custom_hooks),
+            hooks
+                .as_ref()
+                .map(|h| custom_hooks(h, cfg.host_page().size())),
         );
         let model = Model::new(cfg);
         match (engine, model) {
@@ -347,12 +350,12 @@ impl CheckedDomain {
         if let Some(h) = &self.hooks {
             let c = self.engine.counters();
             let (allocs, frees) = h.get();
-            if allocs != c.allocated || frees != c.freed {
+            if allocs != c.pages_taken || frees != c.pages_released {
                 return Err(AllocHooksFinding::Calls {
                     allocs,
                     frees,
-                    allocated: c.allocated,
-                    freed: c.freed,
+                    allocated: c.pages_taken,
+                    freed: c.pages_released,
                 }
                 .into());
             }

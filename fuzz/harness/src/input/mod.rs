@@ -61,14 +61,18 @@ pub struct ConfigChoice {
     /// to spare; from it, in the last 16 (or 32) frames below 2^OAS, where frames run out
     /// and freed ones must be reused (issue 13: memory pressure).
     pub window: u8,
+    /// The host allocation page (`hostpage=`): 0 and 1 the granule, 2 16K, 3 64K (modulo
+    /// 4; a page smaller than the granule is the granule). Tables smaller than the page
+    /// are packed into it.
+    pub host_page: u8,
 }
 
 /// [`ConfigChoice::window`] values from this one on place the tables in a tight window.
 pub const TIGHT_WINDOW: u8 = 6;
 
 /// Six bytes, as a derived impl of the first six fields would read them (so corpora stay
-/// valid), except that the window comes from the coherent byte's bits 1-3, which a `bool`
-/// ignores.
+/// valid), except that the window comes from the coherent byte's bits 1-3 and the host page
+/// from the custom byte's bits 1-2, which a `bool` ignores.
 impl<'a> Arbitrary<'a> for ConfigChoice {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let [format, granule, ias, oas, memory, custom] = u.arbitrary::<[u8; 6]>()?;
@@ -80,6 +84,7 @@ impl<'a> Arbitrary<'a> for ConfigChoice {
             coherent: memory & 1 != 0,
             custom_alloc: custom & 1 != 0,
             window: (memory >> 1) & 7,
+            host_page: (custom >> 1) & 3,
         })
     }
 

@@ -58,6 +58,14 @@ pub fn resolve_config(c: &ConfigChoice) -> (DomainConfig, bool) {
     if DomainRules::new(&cfg).is_err() {
         cfg = DomainConfig::new(FormatKind::Arm64S1, Granule::G4K, 48, 48);
     }
+    let host = match c.host_page % 4 {
+        2 => Granule::G16K,
+        3 => Granule::G64K,
+        _ => cfg.granule,
+    };
+    if host.size() > cfg.granule.size() {
+        cfg.host_page = Some(host);
+    }
     if c.window >= TIGHT_WINDOW {
         // The last 16 or 32 frames below 2^OAS (the base stays aligned to 16 granules,
         // the largest concatenated root): a root of up to 16 frames and few tables more.

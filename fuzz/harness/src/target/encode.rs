@@ -89,7 +89,7 @@ fn choice_bytes(c: &ConfigChoice) -> [u8; 6] {
         c.ias,
         c.oas,
         u8::from(c.coherent) | (c.window << 1),
-        u8::from(c.custom_alloc),
+        u8::from(c.custom_alloc) | (c.host_page << 1),
     ]
 }
 
@@ -114,6 +114,12 @@ fn find_choice<T: PartialEq>(
         .iter()
         .position(|g| *g == cfg.granule)
         .unwrap_or(0) as u8;
+    // Host page bytes: 0 is the granule; 2 and 3 are 16K and 64K where larger than it.
+    let host_page = match cfg.host_page.map(|g| g.size()) {
+        Some(s) if s == 16 << 10 => 2,
+        Some(s) if s == 64 << 10 => 3,
+        _ => 0,
+    };
     for format in (0..formats)
         .filter(|f| kinds(FormatKind::ALL[usize::from(*f)]))
         .flat_map(|f| [f, f | crate::input::CONCAT_MAX_BIT])
@@ -129,6 +135,7 @@ fn find_choice<T: PartialEq>(
                         coherent: cfg.coherent,
                         custom_alloc: custom,
                         window,
+                        host_page,
                     };
                     if resolve(&c) == *want {
                         return Some(c);
@@ -411,6 +418,7 @@ mod tests {
                     coherent: true,
                     custom_alloc: false,
                     window: 0,
+                    host_page: 0,
                 };
                 let mut trace = Trace::default();
                 let nested = crate::qemu::nested_configs(&c);

@@ -47,6 +47,8 @@ pub enum ParseErrorKind {
     UnknownFormat(String),
     #[error("granule must be 4k, 16k or 64k, not '{0}'")]
     BadGranule(String),
+    #[error("hostpage must be 4k, 16k or 64k, not '{0}'")]
+    BadHostPage(String),
     #[error("coherent must be yes or no, not '{0}'")]
     BadCoherent(String),
     #[error("concat must be required or max, not '{0}'")]
@@ -164,7 +166,7 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
             let a = Args::new(
                 rest,
                 &["fmt", "granule", "ias", "oas"],
-                &["coherent", "base", "alloc", "concat"],
+                &["coherent", "base", "alloc", "concat", "hostpage"],
             )?;
             let fmt = a.req("fmt")?;
             let format = FormatKind::from_name(fmt)
@@ -184,6 +186,12 @@ fn parse_command(word: &str, toks: &[&str], declared: &mut HashSet<String>) -> R
                 .map(num)
                 .transpose()?
                 .unwrap_or(DEFAULT_PHYS_BASE);
+            if let Some(v) = a.opt("hostpage") {
+                let page = parse_number(v)
+                    .and_then(Granule::from_size)
+                    .ok_or_else(|| ParseErrorKind::BadHostPage(v.into()))?;
+                cfg.host_page = Some(page);
+            }
             if let Some(v) = a.opt("concat") {
                 cfg.concat =
                     Concat::from_name(v).ok_or_else(|| ParseErrorKind::BadConcat(v.into()))?;

@@ -1,6 +1,7 @@
 //! [`Trace`] → text, the inverse of [`parse`](super::parse). Addresses and byte counts are
 //! printed in hex (they are read against descriptor dumps), `count`, `ias` and `oas` in
-//! decimal; `coherent`, `base` and `concat` only when they differ from the defaults.
+//! decimal; `coherent`, `base`, `concat` and `hostpage` only when they differ from the
+//! defaults (`hostpage` whenever it was set).
 
 use std::fmt;
 
@@ -35,6 +36,9 @@ impl fmt::Display for Command {
                 )?;
                 if cfg.concat != Concat::Required {
                     write!(f, " concat={}", cfg.concat)?;
+                }
+                if let Some(page) = cfg.host_page {
+                    write!(f, " hostpage={page}")?;
                 }
                 if !cfg.coherent {
                     f.write_str(" coherent=no")?;
