@@ -111,7 +111,7 @@ struct Peer<R: TranslationRegime> {
 
 /// Our leaf attributes at a block level (the peer adds TABLE_OR_PAGE at level 3 itself).
 fn our_attrs(kind: FormatKind) -> usize {
-    Lpae::new(kind).leaf_attrs(Prot::RW, 2) as usize
+    Lpae::new(kind).leaf_attrs(Prot::RW, 2, 21) as usize
 }
 
 fn peer_s1() -> Peer<El1And0> {
@@ -241,12 +241,12 @@ fn check_same_descriptors() {
         };
         assert_eq!(
             leaf(IOVA),
-            Some((PA | f.leaf_attrs(Prot::RW, 3), 3)),
+            Some((PA | f.leaf_attrs(Prot::RW, 3, 12), 3)),
             "{kind} page"
         );
         assert_eq!(
             leaf(IOVA + (1 << 30)),
-            Some(((PA + M2) | f.leaf_attrs(Prot::RW, 2), 2)),
+            Some(((PA + M2) | f.leaf_attrs(Prot::RW, 2, 21), 2)),
             "{kind} block"
         );
     }

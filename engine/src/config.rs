@@ -9,6 +9,8 @@ pub enum FormatKind {
     Arm64S2,
     Arm32LpaeS1,
     Arm32LpaeS2,
+    /// Armv7 short descriptor (io-pgtable-arm-v7s).
+    Armv7s,
 }
 
 impl FormatKind {
@@ -25,6 +27,7 @@ impl FormatKind {
             FormatKind::Arm64S2 => "arm64-s2",
             FormatKind::Arm32LpaeS1 => "arm32-lpae-s1",
             FormatKind::Arm32LpaeS2 => "arm32-lpae-s2",
+            FormatKind::Armv7s => "armv7s",
         }
     }
 
