@@ -38,7 +38,11 @@ fn refuses_what_the_format_lacks() {
         (Granule::G4K, 31, 32),
     ] {
         let e = Domain::new(DomainConfig::new(FormatKind::Armv7s, g, ias, oas));
-        assert_eq!(e.err().map(|e| e.kind()), Some(ErrorKind::Inval), "{g} {ias} {oas}");
+        assert_eq!(
+            e.err().map(|e| e.kind()),
+            Some(ErrorKind::Inval),
+            "{g} {ias} {oas}"
+        );
     }
     let d = domain();
     assert_eq!(d.page_sizes(), vec![K4, K64, M1, M16]);
@@ -58,14 +62,19 @@ fn sections_and_supersections_are_level_one_leaves() {
     let first = l1(&d, 0x0100_0000);
     assert_ne!(first & (1 << 18), 0, "supersection bit");
     for i in 0..16 {
-        assert_eq!(l1(&d, 0x0100_0000 + i * M1), first, "slot {i} repeats the descriptor");
+        assert_eq!(
+            l1(&d, 0x0100_0000 + i * M1),
+            first,
+            "slot {i} repeats the descriptor"
+        );
     }
     assert_eq!(l1(&d, 0x0200_0000), 0, "nothing past the 16 slots");
     assert_eq!(d.lookup(0x01ab_cdef), Some(0x81ab_cdef));
     assert_eq!(d.lookup(0x0012_3456), Some(0x8012_3456));
     // A section inside the supersection exists; a 1M unmap there stops (no splitting).
     assert_eq!(
-        d.map(0x0150_0000, 0x9000_0000, M1, 1, Prot::RW).map_err(|e| e.kind),
+        d.map(0x0150_0000, 0x9000_0000, M1, 1, Prot::RW)
+            .map_err(|e| e.kind),
         Err(ErrorKind::Exists)
     );
     assert_eq!(d.unmap(0x0150_0000, M1, 1), Ok(0));
@@ -78,7 +87,10 @@ fn sections_and_supersections_are_level_one_leaves() {
 #[test]
 fn large_pages_repeat_over_sixteen_level_two_slots() {
     let mut d = domain();
-    assert_eq!(d.map(0x0031_0000, 0x8031_0000, K64, 2, Prot::RW), Ok(2 * K64));
+    assert_eq!(
+        d.map(0x0031_0000, 0x8031_0000, K64, 2, Prot::RW),
+        Ok(2 * K64)
+    );
     let lp = l2(&d, 0x0031_0000);
     assert_eq!(lp & 3, 0b01, "large page type");
     assert_eq!(lp & 0xffff_0000, 0x8031_0000);
@@ -90,7 +102,8 @@ fn large_pages_repeat_over_sixteen_level_two_slots() {
     // A small unmap hitting a large page stops; a small map into it exists.
     assert_eq!(d.unmap(0x0031_3000, K4, 1), Ok(0));
     assert_eq!(
-        d.map(0x0031_3000, 0x9000_0000, K4, 1, Prot::RW).map_err(|e| e.kind),
+        d.map(0x0031_3000, 0x9000_0000, K4, 1, Prot::RW)
+            .map_err(|e| e.kind),
         Err(ErrorKind::Exists)
     );
     // A 64K unmap removes one large page; the second one stays.
@@ -107,7 +120,10 @@ fn small_pages_sit_in_second_level_tables_across_the_boundary() {
     let mut d = domain();
     // Two pages either side of a 1M boundary: two level-2 tables.
     let before = d.counters().live;
-    assert_eq!(d.map(0x000f_f000, 0x8000_0000, K4, 2, Prot::READ), Ok(2 * K4));
+    assert_eq!(
+        d.map(0x000f_f000, 0x8000_0000, K4, 2, Prot::READ),
+        Ok(2 * K4)
+    );
     assert_eq!(d.counters().live, before + 2);
     let p = l2(&d, 0x000f_f000);
     assert_eq!(p & 3, 0b11, "small page, XN (no x)");
@@ -117,7 +133,8 @@ fn small_pages_sit_in_second_level_tables_across_the_boundary() {
     // A section over a table with a page: exists; unmapping the page empties it, a
     // 1M unmap over the table's whole span frees it.
     assert_eq!(
-        d.map(0x0010_0000, 0x9000_0000, M1, 1, Prot::RW).map_err(|e| e.kind),
+        d.map(0x0010_0000, 0x9000_0000, M1, 1, Prot::RW)
+            .map_err(|e| e.kind),
         Err(ErrorKind::Exists)
     );
     assert_eq!(d.unmap(0x000f_f000, K4, 2), Ok(2 * K4));
