@@ -57,7 +57,7 @@ const NESTED_S2_IAS: [u32; 5] = [36, 39, 40, 42, 44];
 /// nested stage 1 does not use. 64K is left out: its smallest block (512 MiB) cannot swap
 /// the halves of the data window. Decoding is unchanged.
 pub fn nested_configs(c: &ConfigChoice) -> Option<(DomainConfig, DomainConfig)> {
-    if FormatKind::ALL[c.format as usize % FormatKind::ALL.len()] != FormatKind::Arm32LpaeS2 {
+    if crate::input::resolve::format_of(c) != FormatKind::Arm32LpaeS2 {
         return None;
     }
     let (base, _) = resolve_config(c);
