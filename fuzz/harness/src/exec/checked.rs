@@ -247,8 +247,9 @@ impl CheckedDomain {
     fn check_after(&mut self, cmd: &Command, out: &Outcome) -> Result<(), Divergence> {
         // Every write, flush and free of this op, in order: nothing stale may survive it.
         let Some(tlb) = &mut self.tlb else {
-            // armv7s: engine against model and counters only.
-            return self.check_counters();
+            // armv7s: counters, and the short-descriptor walk of the op's range.
+            self.check_counters()?;
+            return self.check_short(cmd);
         };
         tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
         self.frames.check(&self.engine, tlb.reachable_tables())?;
@@ -316,6 +317,47 @@ impl CheckedDomain {
         // through the full translation.
         let samples = [lo.wrapping_sub(g), hi, lo + (hi - lo) / 2];
         check_range_logged(&self.engine, &self.model, lo, hi, &samples)
+    }
+
+    /// armv7s: the first, middle and last byte of the op's range and the bytes just outside
+    /// it, walked through the short descriptors and compared with the model.
+    fn check_short(&self, cmd: &Command) -> Result<(), Divergence> {
+        let (iova, len) = match *cmd {
+            Command::Map {
+                iova,
+                pgsize,
+                count,
+                ..
+            }
+            | Command::Unmap {
+                iova,
+                pgsize,
+                count,
+                ..
+            }
+            | Command::JobRun {
+                iova,
+                pgsize,
+                count,
+                ..
+            } => (iova, pgsize.saturating_mul(count)),
+            Command::Reserve { iova, size, .. } | Command::Unreserve { iova, size, .. } => {
+                (iova, size)
+            }
+            Command::Lookup { iova, .. } => (iova, 1),
+            _ => return Ok(()),
+        };
+        let end = iova.saturating_add(len.max(1)).min(1 << 32);
+        let lo = iova.min(1 << 32);
+        let samples = [
+            lo,
+            lo + (end.saturating_sub(lo)) / 2,
+            end.saturating_sub(1),
+            lo.wrapping_sub(1),
+            end,
+        ];
+        let samples: Vec<u64> = samples.into_iter().filter(|&a| a < 1 << 32).collect();
+        ptfuzz_oracles::walker::short::check_short(&self.engine, &self.model, &samples)
     }
 
     /// The allocator's counters against the model's prediction of every table.
