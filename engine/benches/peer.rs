@@ -118,7 +118,7 @@ struct Peer<R: TranslationRegime> {
 
 /// Our leaf attributes at a block level (the peer adds TABLE_OR_PAGE at level 3 itself).
 fn our_attrs(kind: FormatKind) -> usize {
-    Lpae::new(kind).leaf_attrs(Prot::RW, 2) as usize
+    Lpae::new(kind).leaf_attrs(Prot::RW, 2, 21) as usize
 }
 
 fn peer_s1() -> Peer<El1And0> {
@@ -248,12 +248,12 @@ fn check_same_descriptors() {
         };
         assert_eq!(
             leaf(IOVA),
-            Some((PA | f.leaf_attrs(Prot::RW, 3), 3)),
+            Some((PA | f.leaf_attrs(Prot::RW, 3, 12), 3)),
             "{kind} page"
         );
         assert_eq!(
             leaf(IOVA + (1 << 30)),
-            Some(((PA + M2) | f.leaf_attrs(Prot::RW, 2), 2)),
+            Some(((PA + M2) | f.leaf_attrs(Prot::RW, 2, 21), 2)),
             "{kind} block"
         );
     }
@@ -718,6 +718,42 @@ fn w13(c: &Cfg) -> Vec<Row> {
     rows
 }
 
+/// W16 (ours only): armv7s (short descriptors, 4-byte entries, 1 KiB level-2 tables): a
+/// 256 MiB range mapped in one call at each page size (64K and 16M leaves are 16 repeated
+/// entries), then unmapped in one call; ns per page for the map.
+fn w16(c: &Cfg) -> Vec<Row> {
+    const V7S_IOVA: u64 = 0x1000_0000;
+    const V7S_PA: u64 = 0x8000_0000;
+    let mut rows = Vec::new();
+    for pg in [K4, 1 << 16, 1 << 20, 1 << 24] {
+        let n = ((256u64 << 20) / pg / c.div).max(1);
+        let total = measure(c.reps, || {
+            let cfg = DomainConfig::new(FormatKind::Armv7s, Granule::G4K, 32, 32);
+            let mut d = Domain::new(cfg).expect("armv7s domain");
+            let (t, res) = time(|| d.map(V7S_IOVA, V7S_PA, pg, n, Prot::RW));
+            assert_eq!(res, Ok(n * pg));
+            assert_eq!(d.lookup(V7S_IOVA + n * pg - 1), Some(V7S_PA + n * pg - 1));
+            assert_eq!(d.unmap(V7S_IOVA, pg, n), Ok(n * pg));
+            t
+        });
+        let per = |v: &[f64]| v.iter().map(|t| t / n as f64).collect::<Vec<_>>();
+        rows.push(Row {
+            id: "W16",
+            name: format!(
+                "W16 armv7s map {} KiB pages, {} MiB",
+                pg >> 10,
+                (n * pg) >> 20
+            ),
+            unit: "ns/page",
+            ours: per(&total),
+            peer: None,
+            target: None,
+            note: format!("{n} pages; call {:.0} ns median", median(&total)),
+        });
+    }
+    rows
+}
+
 /// W14: random lookups over 16M mapped 4K pages (128 MiB of last-level tables).
 fn w14(c: &Cfg) -> Row {
     let n = (16 << 20) / c.div;
@@ -837,6 +873,9 @@ fn main() {
     }
     if want("W14") {
         emit(vec![w14(&c)]);
+    }
+    if want("W16") {
+        emit(w16(&c));
     }
 
     let missed: Vec<&str> = rows

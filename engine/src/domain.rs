@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::alloc::{Counters, CustomAllocator, TableAllocator};
 use crate::config::DomainConfig;
 use crate::flush::{FlushOps, Gather, NullFlush};
-use crate::format::{Entry, Format, Lpae};
-use crate::geometry::{ConfigError, Geometry, LAST_LEVEL};
+use crate::format::{AnyFormat, Entry, Format, MAX_LEVELS};
+use crate::geometry::{ConfigError, Geometry};
 use crate::physmem::PhysMem;
 use crate::prealloc::Job;
 use crate::prot::Prot;
@@ -18,17 +18,19 @@ use crate::{noalloc, ErrorKind, MapError};
 pub struct Domain<F: FlushOps = NullFlush> {
     cfg: DomainConfig,
     pub(crate) geo: Geometry,
-    pub(crate) fmt: Lpae,
+    pub(crate) fmt: AnyFormat,
     pub(crate) mem: PhysMem,
     pub(crate) tables: TableAllocator,
     flush: F,
     pub(crate) root: u64,
-    /// Leaf attribute bits by [prot bits][level], computed once.
-    attrs: Box<[[u64; 4]; 64]>,
+    /// Attribute bits of one-entry leaves by [prot bits][level], computed once.
+    attrs: Box<[[u64; MAX_LEVELS]; 64]>,
+    /// What an empty entry holds.
+    empty: u64,
     /// Software walk cache: per level, the table last walked to and the tag
     /// (`iova >> shift(level - 1)`) of the span it covers. Tables only disappear by being
     /// unlinked, which clears it, so a hit is always a linked table.
-    path: [Cell<(u64, u64)>; 4],
+    path: [Cell<(u64, u64)>; MAX_LEVELS],
     /// Prepared jobs (preallocation), by id.
     pub(crate) jobs: BTreeMap<u32, Job>,
     /// VA reservations held: (iova, size) → nesting count.
@@ -41,6 +43,8 @@ const NO_TAG: (u64, u64) = (u64::MAX, 0);
 struct UnmapWalk {
     /// Level whose entries are pages of the unmap's pgsize.
     page_level: u32,
+    /// log2 of the entries one page of the unmap's pgsize spans.
+    page_repeat: u32,
     stopped: bool,
     gather: Gather,
 }
@@ -59,8 +63,8 @@ impl<F: FlushOps> Domain<F> {
         flush: F,
         custom: Option<CustomAllocator>,
     ) -> Result<Self, ConfigError> {
-        let geo = Geometry::new(&cfg)?;
-        let fmt = Lpae::new(cfg.format);
+        let fmt = AnyFormat::for_kind(cfg.format);
+        let geo = Geometry::with_format(&cfg, &fmt)?;
         if let Some(c) = &custom {
             if c.alloc.is_some() != c.free.is_some() {
                 return Err(ConfigError(
@@ -97,15 +101,17 @@ impl<F: FlushOps> Domain<F> {
         let root = tables
             .alloc(&mut mem, geo.start_level, root_bytes)
             .map_err(|e| ConfigError(format!("cannot allocate the root table: {e}")))?;
-        let mut attrs = Box::new([[0u64; 4]; 64]);
+        let mut attrs = Box::new([[0u64; MAX_LEVELS]; 64]);
         for (bits, row) in attrs.iter_mut().enumerate() {
-            for (level, a) in row.iter_mut().enumerate() {
-                *a = fmt.leaf_attrs(Prot::from_bits_truncate(bits as u8), level as u32);
+            for level in geo.start_level..=geo.last_level {
+                let prot = Prot::from_bits_truncate(bits as u8);
+                row[level as usize] = fmt.leaf_attrs(prot, level, geo.shift(level));
             }
         }
         Ok(Domain {
-            path: [const { Cell::new(NO_TAG) }; 4],
+            path: [const { Cell::new(NO_TAG) }; MAX_LEVELS],
             attrs,
+            empty: fmt.empty(),
             cfg,
             geo,
             fmt,
@@ -186,14 +192,14 @@ impl<F: FlushOps> Domain<F> {
             if seen == live {
                 break;
             }
-            let slot = self.root + 8 * i;
-            match self.fmt.decode(self.mem.read(slot), level) {
+            let slot = self.entry_pa(self.root, i);
+            match self.fmt.decode(self.rd(slot), level) {
                 Entry::Invalid => continue,
                 Entry::Table(child) => children.push(child),
                 Entry::Leaf(_) => {}
             }
             seen += 1;
-            self.mem.write_sync(slot, 0);
+            self.wr(slot, self.empty);
         }
         self.tables.add_live(self.root, -(live as i32));
         self.forget_paths();
@@ -219,14 +225,46 @@ impl<F: FlushOps> Domain<F> {
         self.tables.grace_period(&mut self.mem);
     }
 
+    /// The descriptor at `pa`, of the format's entry size (CPU view).
+    #[inline(always)]
+    pub(crate) fn rd(&self, pa: u64) -> u64 {
+        if self.geo.entry_bytes == 8 {
+            self.mem.read(pa)
+        } else {
+            self.mem.read32(pa) as u64
+        }
+    }
+
+    /// Writes the descriptor at `pa` and makes it visible to the walker at once.
+    #[inline(always)]
+    pub(crate) fn wr(&mut self, pa: u64, value: u64) {
+        if self.geo.entry_bytes == 8 {
+            self.mem.write_sync(pa, value)
+        } else {
+            self.mem.write32_sync(pa, value as u32)
+        }
+    }
+
+    /// Address of entry `i` of `table`.
+    #[inline(always)]
+    fn entry_pa(&self, table: u64, i: u64) -> u64 {
+        table + self.geo.entry_bytes as u64 * i
+    }
+
     #[inline(always)]
     pub(crate) fn slot(&self, table: u64, iova: u64, level: u32) -> u64 {
-        table + 8 * self.geo.index(iova, level) as u64
+        self.entry_pa(table, self.geo.index(iova, level) as u64)
     }
 
     #[inline(always)]
     fn entries(&self, level: u32) -> u64 {
         1 << self.geo.table_bits(level)
+    }
+
+    /// log2 of the bytes the leaf `pte` at `level` maps.
+    #[inline(always)]
+    fn leaf_shift(&self, pte: u64, level: u32) -> u32 {
+        self.geo.shift(level) + self.fmt.leaf_repeat_log2(pte, level)
     }
 
     /// Maps `count` pages of `pgsize` from `iova` to `pa`.
@@ -239,7 +277,7 @@ impl<F: FlushOps> Domain<F> {
         prot: Prot,
     ) -> Result<u64, MapError> {
         let err = |kind| Err(MapError::new(kind, 0));
-        let level = match self.geo.level_of_pgsize(pgsize) {
+        let (level, repeat) = match self.geo.leaf_of_pgsize(pgsize) {
             Some(l) if count != 0 && iova & (pgsize - 1) == 0 && pa & (pgsize - 1) == 0 => l,
             _ => return err(ErrorKind::Inval),
         };
@@ -257,13 +295,16 @@ impl<F: FlushOps> Domain<F> {
         let _section = (!self.reservations.is_empty()
             && self.inside_reservation(iova, iova + size))
         .then(noalloc::Section::enter);
+        if repeat != 0 {
+            return self.map_repeated(iova, pa, pgsize, count, prot, level, repeat);
+        }
         let attrs = self.attrs[prot.bits() as usize][level as usize];
         if count == 1 {
             // One page into a cached table: the common per-page call.
             if let Some(table) = self.cached(iova, level) {
                 let slot = self.slot(table, iova, level);
-                if self.mem.read(slot) == 0 {
-                    self.mem.write_sync(slot, pa | attrs);
+                if self.rd(slot) == self.empty {
+                    self.wr(slot, self.fmt.leaf(pa, attrs));
                     self.tables.add_live(table, 1);
                     return Ok(size);
                 }
@@ -278,32 +319,115 @@ impl<F: FlushOps> Domain<F> {
             };
             let idx = self.geo.index(va, level) as u64;
             let run = (count - done).min(self.entries(level) - idx);
-            let first = table + 8 * idx;
+            let first = self.entry_pa(table, idx);
             let out = pa + done * pgsize;
             // Fast path: a run of empty slots.
-            let slots = self.mem.words_mut(first, run as usize);
-            let mut written = 0u64;
-            for (i, e) in slots.iter_mut().enumerate() {
-                if *e != 0 {
-                    break;
-                }
-                *e = (out + i as u64 * pgsize) | attrs;
-                written += 1;
-            }
+            let written = self.write_run(first, run, out, pgsize, attrs);
             if written > 0 {
                 self.tables.add_live(table, written as i32);
-                self.mem.sync(first, 8 * written);
                 done += written;
             }
             if written < run {
-                let slot = first + 8 * written;
-                let leaf = (pa + done * pgsize) | attrs;
+                let slot = self.entry_pa(first, written);
+                let leaf = self.fmt.leaf(pa + done * pgsize, attrs);
                 self.map_over_occupied(table, slot, level, iova + done * pgsize, leaf)
                     .map_err(|kind| MapError::new(kind, done * pgsize))?;
                 done += 1;
             }
         }
         Ok(size)
+    }
+
+    /// Writes leaves for `run` one-entry pages from `first` while the slots are empty,
+    /// syncing what it wrote; returns how many it wrote.
+    #[inline(always)]
+    fn write_run(&mut self, first: u64, run: u64, out: u64, pgsize: u64, attrs: u64) -> u64 {
+        if self.geo.entry_bytes == 8 && self.empty == 0 {
+            let fmt = self.fmt;
+            let slots = self.mem.words_mut(first, run as usize);
+            let mut written = 0u64;
+            for (i, e) in slots.iter_mut().enumerate() {
+                if *e != 0 {
+                    break;
+                }
+                *e = fmt.leaf(out + i as u64 * pgsize, attrs);
+                written += 1;
+            }
+            if written > 0 {
+                self.mem.sync(first, 8 * written);
+            }
+            return written;
+        }
+        let mut written = 0u64;
+        while written < run {
+            let slot = self.entry_pa(first, written);
+            if self.rd(slot) != self.empty {
+                break;
+            }
+            self.wr(slot, self.fmt.leaf(out + written * pgsize, attrs));
+            written += 1;
+        }
+        written
+    }
+
+    /// Maps pages whose leaves repeat over `2^repeat` entries (v7s large pages and
+    /// supersections), page by page: every slot of a page is checked (`busy` for a pinned
+    /// table, then `exists` for a leaf or a table with leaves) before any is written; empty
+    /// tables in the way are unlinked first.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn map_repeated(
+        &mut self,
+        iova: u64,
+        pa: u64,
+        pgsize: u64,
+        count: u64,
+        prot: Prot,
+        level: u32,
+        repeat: u32,
+    ) -> Result<u64, MapError> {
+        let n = 1u64 << repeat;
+        let attrs = self.fmt.leaf_attrs(prot, level, pgsize.trailing_zeros());
+        let span = 1u64 << self.geo.shift(level);
+        for k in 0..count {
+            let va = iova + k * pgsize;
+            let stop = |kind| MapError::new(kind, k * pgsize);
+            let table = self.walk_alloc(va, level).map_err(stop)?;
+            let first = self.slot(table, va, level);
+            let mut empty_tables = 0;
+            for busy_pass in [true, false] {
+                for i in 0..n {
+                    let e = self.fmt.decode(self.rd(self.entry_pa(first, i)), level);
+                    match e {
+                        Entry::Table(child) if self.tables.pins(child) > 0 => {
+                            return Err(stop(ErrorKind::Busy))
+                        }
+                        _ if busy_pass => {}
+                        Entry::Invalid => {}
+                        Entry::Table(child) if !self.subtree_has_leaf(child, level + 1) => {
+                            empty_tables += 1
+                        }
+                        _ => return Err(stop(ErrorKind::Exists)),
+                    }
+                }
+            }
+            if empty_tables > 0 {
+                for i in 0..n {
+                    let slot = self.entry_pa(first, i);
+                    if let Entry::Table(child) = self.fmt.decode(self.rd(slot), level) {
+                        let at = va + i * span;
+                        self.unlink_table(table, slot, child, level + 1, at, span);
+                    }
+                }
+            }
+            let leaf = self.fmt.leaf(pa + k * pgsize, attrs);
+            for i in 0..n {
+                self.wr(self.entry_pa(first, i), leaf);
+            }
+            self.tables.add_live(table, n as i32);
+        }
+        Ok(count * pgsize)
     }
 
     /// The slot holds something: a leaf (`exists`), a table with leaves (`exists`), or an
@@ -318,13 +442,13 @@ impl<F: FlushOps> Domain<F> {
         va: u64,
         leaf: u64,
     ) -> Result<(), ErrorKind> {
-        match self.fmt.decode(self.mem.read(slot), level) {
+        match self.fmt.decode(self.rd(slot), level) {
             // A pinned table (a reservation) is never replaced by a leaf.
             Entry::Table(child) if self.tables.pins(child) > 0 => Err(ErrorKind::Busy),
             Entry::Table(child) if !self.subtree_has_leaf(child, level + 1) => {
                 let span = 1u64 << self.geo.shift(level);
                 self.unlink_table(table, slot, child, level + 1, va, span);
-                self.mem.write_sync(slot, leaf);
+                self.wr(slot, leaf);
                 self.tables.add_live(table, 1);
                 Ok(())
             }
@@ -359,7 +483,7 @@ impl<F: FlushOps> Domain<F> {
         let mut table = self.root;
         for l in self.geo.start_level..level {
             let slot = self.slot(table, iova, l);
-            table = match self.fmt.decode(self.mem.read(slot), l) {
+            table = match self.fmt.decode(self.rd(slot), l) {
                 Entry::Table(next) => next,
                 Entry::Leaf(_) => return Err(ErrorKind::Exists),
                 Entry::Invalid => self.link_new_table(table, slot, l + 1)?,
@@ -377,8 +501,9 @@ impl<F: FlushOps> Domain<F> {
         slot: u64,
         level: u32,
     ) -> Result<u64, ErrorKind> {
-        let next = self.tables.alloc(&mut self.mem, level, 1 << self.geo.g)?;
-        self.mem.write_sync(slot, self.fmt.table(next));
+        let bytes = self.geo.table_frames(level) << self.geo.g;
+        let next = self.tables.alloc(&mut self.mem, level, bytes)?;
+        self.wr(slot, self.fmt.table(next));
         self.tables.add_live(parent, 1);
         Ok(next)
     }
@@ -389,13 +514,13 @@ impl<F: FlushOps> Domain<F> {
         if live == 0 {
             return false;
         }
-        if level == LAST_LEVEL {
+        if level == self.geo.last_level {
             return true;
         }
-        let n = self.entries(level) as usize;
+        let n = self.entries(level);
         let mut seen = 0;
-        for &pte in self.mem.words(table, n) {
-            match self.fmt.decode(pte, level) {
+        for i in 0..n {
+            match self.fmt.decode(self.rd(self.entry_pa(table, i)), level) {
                 Entry::Invalid => continue,
                 Entry::Leaf(_) => return true,
                 Entry::Table(child) => {
@@ -423,7 +548,7 @@ impl<F: FlushOps> Domain<F> {
         va: u64,
         span: u64,
     ) {
-        self.mem.write_sync(slot, 0);
+        self.wr(slot, self.empty);
         self.tables.add_live(parent, -1);
         self.forget_paths();
         self.flush.flush_walk(va, span, self.geo.granule.size());
@@ -432,13 +557,13 @@ impl<F: FlushOps> Domain<F> {
 
     /// Defers the free of `table` and of every table below it.
     fn free_subtree(&mut self, table: u64, level: u32) {
-        if level < LAST_LEVEL {
+        if level < self.geo.last_level {
             let live = self.tables.live_entries(table);
-            let n = self.entries(level) as usize;
+            let n = self.entries(level);
             let mut seen = 0;
             let mut i = 0;
             while seen < live && i < n {
-                let pte = self.mem.read(table + 8 * i as u64);
+                let pte = self.rd(self.entry_pa(table, i));
                 match self.fmt.decode(pte, level) {
                     Entry::Invalid => {}
                     Entry::Leaf(_) => seen += 1,
@@ -455,7 +580,7 @@ impl<F: FlushOps> Domain<F> {
 
     /// Unmaps `count` pages of `pgsize` from `iova`; returns the bytes unmapped.
     pub fn unmap(&mut self, iova: u64, pgsize: u64, count: u64) -> Result<u64, ErrorKind> {
-        let page_level = match self.geo.level_of_pgsize(pgsize) {
+        let (page_level, page_repeat) = match self.geo.leaf_of_pgsize(pgsize) {
             Some(l) if count != 0 && iova & (pgsize - 1) == 0 => l,
             _ => return Err(ErrorKind::Inval),
         };
@@ -468,6 +593,7 @@ impl<F: FlushOps> Domain<F> {
             .then(noalloc::Section::enter);
         let mut walk = UnmapWalk {
             page_level,
+            page_repeat,
             stopped: false,
             gather: Gather::new(),
         };
@@ -499,7 +625,7 @@ impl<F: FlushOps> Domain<F> {
         }
         let mut table = self.root;
         for l in self.geo.start_level..level {
-            match self.fmt.decode(self.mem.read(self.slot(table, iova, l)), l) {
+            match self.fmt.decode(self.rd(self.slot(table, iova, l)), l) {
                 Entry::Table(next) => table = next,
                 _ => return None,
             }
@@ -518,6 +644,9 @@ impl<F: FlushOps> Domain<F> {
         hi: u64,
         walk: &mut UnmapWalk,
     ) -> u64 {
+        if walk.page_repeat != 0 {
+            return self.unmap_repeated(table, level, va, hi, walk);
+        }
         let shift = self.geo.shift(level);
         let span = 1u64 << shift;
         let first = self.geo.index(va, level) as u64;
@@ -525,12 +654,16 @@ impl<F: FlushOps> Domain<F> {
         let mut bytes = 0;
         let mut removed = 0;
         for i in 0..n {
-            let slot = table + 8 * (first + i);
+            let slot = self.entry_pa(table, first + i);
             let page = va + (i << shift);
-            match self.fmt.decode(self.mem.read(slot), level) {
+            let pte = self.rd(slot);
+            match self.fmt.decode(pte, level) {
                 Entry::Invalid => walk.stopped = true,
+                // A leaf larger than the page (a v7s large page or supersection): no
+                // splitting.
+                Entry::Leaf(_) if self.leaf_shift(pte, level) > shift => walk.stopped = true,
                 Entry::Leaf(_) => {
-                    self.mem.write_sync(slot, 0);
+                    self.wr(slot, self.empty);
                     removed += 1;
                     self.flush.add_page(&mut walk.gather, page, span);
                     bytes += span;
@@ -557,17 +690,83 @@ impl<F: FlushOps> Domain<F> {
         bytes
     }
 
+    /// [`Self::unmap_pages`] for pages of several entries each: a page counts when a leaf
+    /// (or a table with leaves) is in one of its slots and no leaf there is larger than the
+    /// page; then every slot is emptied (tables unlinked, pinned ones stripped).
+    #[cold]
+    #[inline(never)]
+    fn unmap_repeated(
+        &mut self,
+        table: u64,
+        level: u32,
+        va: u64,
+        hi: u64,
+        walk: &mut UnmapWalk,
+    ) -> u64 {
+        let shift = self.geo.shift(level);
+        let span = 1u64 << shift;
+        let n = 1u64 << walk.page_repeat;
+        let pgsize = span << walk.page_repeat;
+        let mut bytes = 0;
+        let mut page = va;
+        while page < hi {
+            let first = self.slot(table, page, level);
+            let mut any = false;
+            for i in 0..n {
+                let pte = self.rd(self.entry_pa(first, i));
+                match self.fmt.decode(pte, level) {
+                    Entry::Invalid => {}
+                    Entry::Leaf(_) if self.leaf_shift(pte, level) > pgsize.trailing_zeros() => {
+                        walk.stopped = true;
+                    }
+                    Entry::Leaf(_) => any = true,
+                    Entry::Table(child) => any |= self.subtree_has_leaf(child, level + 1),
+                }
+            }
+            if walk.stopped || !any {
+                walk.stopped = true;
+                break;
+            }
+            let mut removed = 0;
+            for i in 0..n {
+                let slot = self.entry_pa(first, i);
+                let at = page + i * span;
+                match self.fmt.decode(self.rd(slot), level) {
+                    Entry::Invalid => {}
+                    Entry::Leaf(_) => {
+                        self.wr(slot, self.empty);
+                        removed += 1;
+                    }
+                    Entry::Table(child) if self.tables.pins(child) > 0 => {
+                        self.strip_pinned(child, level + 1, at);
+                        self.flush.flush_walk(at, span, self.geo.granule.size());
+                    }
+                    Entry::Table(child) => {
+                        self.unlink_table(table, slot, child, level + 1, at, span)
+                    }
+                }
+            }
+            if removed > 0 {
+                self.tables.add_live(table, -removed);
+                self.flush.add_page(&mut walk.gather, page, pgsize);
+            }
+            bytes += pgsize;
+            page += pgsize;
+        }
+        bytes
+    }
+
     /// Removes every leaf below the pinned `table` (at `level`, spanning from `va`), keeping
     /// pinned tables and freeing unpinned ones; the caller flushes the walk of its span.
     fn strip_pinned(&mut self, table: u64, level: u32, va: u64) {
         let shift = self.geo.shift(level);
         for i in 0..self.entries(level) {
-            let slot = table + 8 * i;
+            let slot = self.entry_pa(table, i);
             let page = va + (i << shift);
-            match self.fmt.decode(self.mem.read(slot), level) {
+            match self.fmt.decode(self.rd(slot), level) {
                 Entry::Invalid => {}
                 Entry::Leaf(_) => {
-                    self.mem.write_sync(slot, 0);
+                    self.wr(slot, self.empty);
                     self.tables.add_live(table, -1);
                 }
                 Entry::Table(child) if self.tables.pins(child) > 0 => {
@@ -592,14 +791,14 @@ impl<F: FlushOps> Domain<F> {
         while va < hi && !walk.stopped {
             let slot = self.slot(table, va, level);
             let next = (va & !(span - 1)) + span;
-            let Entry::Table(child) = self.fmt.decode(self.mem.read(slot), level) else {
+            let Entry::Table(child) = self.fmt.decode(self.rd(slot), level) else {
                 // A hole, or a leaf larger than the pages being unmapped.
                 walk.stopped = true;
                 break;
             };
             let covered = va + span == next && hi >= next;
             if covered
-                && child_level == LAST_LEVEL
+                && child_level == self.geo.last_level
                 && self.tables.live_entries(child) as u64 == self.entries(child_level)
                 && self.tables.pins(child) == 0
             {
@@ -640,18 +839,18 @@ impl<F: FlushOps> Domain<F> {
             return None;
         }
         let (mut level, mut table) = (self.geo.start_level, self.root);
-        for l in (self.geo.start_level + 1..=LAST_LEVEL).rev() {
+        for l in (self.geo.start_level + 1..=self.geo.last_level).rev() {
             if let Some(t) = self.cached(iova, l) {
                 (level, table) = (l, t);
                 break;
             }
         }
         loop {
-            let pte = self.mem.read(self.slot(table, iova, level));
+            let pte = self.rd(self.slot(table, iova, level));
             match self.fmt.decode(pte, level) {
                 Entry::Invalid => return None,
                 Entry::Leaf(oa) => {
-                    let mask = (1u64 << self.geo.shift(level)) - 1;
+                    let mask = (1u64 << self.leaf_shift(pte, level)) - 1;
                     return Some((oa & !mask) | (iova & mask));
                 }
                 Entry::Table(next) => {

@@ -1,32 +1,34 @@
-//! Level layout derived from a domain's configuration: start level, root size, concatenation,
-//! leaf sizes. Everything the walker needs as plain numbers, computed once per domain.
+//! The level layout of one domain as plain numbers the walker needs, computed once from the
+//! [`Layout`] its format gives: shifts and index masks per level, table sizes, leaf sizes.
+//! Nothing here knows a format.
 
-use crate::config::{Concat, DomainConfig, FormatKind, Granule};
-
-/// Arm lookup levels are 0..=3; the last level is always 3.
-pub const LAST_LEVEL: u32 = 3;
+use crate::config::{DomainConfig, Granule};
+use crate::format::{AnyFormat, Format, Layout, MAX_LEVELS};
 
 /// The per-domain level layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     pub granule: Granule,
-    /// log2(granule).
+    /// log2 of the unit tables are allocated in (a [`crate::PhysMem`] frame).
     pub g: u32,
-    /// Index bits per full table (g - 3).
-    pub s: u32,
     pub ias: u32,
     pub oas: u32,
     pub start_level: u32,
+    /// The deepest level (whose entries are the smallest leaves).
+    pub last_level: u32,
+    /// Bytes of one descriptor.
+    pub entry_bytes: u32,
     /// log2 of the number of entries in the root (concatenated roots included).
     pub root_bits: u32,
-    /// Bit mask of levels (bit L) at which a leaf is allowed in this domain.
-    pub leaf_levels: u8,
     /// Per level: log2 of one entry's span.
-    shifts: [u32; 4],
+    shifts: [u32; MAX_LEVELS],
+    /// Per level: log2 of the entries of its tables.
+    bits: [u32; MAX_LEVELS],
     /// Per level: index mask (entries - 1).
-    masks: [u64; 4],
-    /// Per log2(size): the level whose leaves have that size, or `NO_LEVEL`.
-    level_by_log2: [u8; 64],
+    masks: [u64; MAX_LEVELS],
+    /// Per log2(size): the level a leaf of that size lives at and log2 of the entries it
+    /// repeats over, or `NO_LEVEL`.
+    leaf_by_log2: [(u8, u8); 64],
 }
 
 const NO_LEVEL: u8 = u8::MAX;
@@ -42,113 +44,62 @@ impl ConfigError {
     }
 }
 
-fn bad<T>(msg: String) -> Result<T, ConfigError> {
-    Err(ConfigError(msg))
-}
-
-/// Stage-2 start level. Only `va_start` (whose root resolves 1..=s bits) and `va_start + 1`
-/// (s+1..=2s bits, i.e. 2..2^s concatenated tables) can resolve the 1..=s+4 bits the
-/// architecture allows at the start level (AArch64.S2InconsistentSL); of those, a level must
-/// also be encodable in SL0 and meet the PA-size rule (R_SRKBC). `Required` prefers
-/// `va_start` (Linux io-pgtable-arm), `Max` prefers the deeper one.
-fn stage2_start(cfg: &DomainConfig, g: u32, va_start: u32) -> Result<u32, ConfigError> {
-    let s = g - 3;
-    let shift = |l: u32| g + s * (3 - l);
-    let encodable: &[u32] = match (cfg.format, cfg.granule) {
-        (FormatKind::Arm32LpaeS2, _) => &[1, 2],
-        (_, Granule::G4K) => &[0, 1, 2],
-        _ => &[1, 2, 3],
-    };
-    let pa_ok = |l: u32| match (cfg.granule, l) {
-        (Granule::G4K, 0) => cfg.oas >= 44,
-        (Granule::G16K, 1) => cfg.oas >= 42,
-        (Granule::G64K, 1) => cfg.oas >= 44,
-        _ => true,
-    };
-    let legal = |l: u32| {
-        l <= LAST_LEVEL
-            && encodable.contains(&l)
-            && cfg.ias > shift(l)
-            && cfg.ias - shift(l) <= s + 4
-            && pa_ok(l)
-    };
-    let order = match cfg.concat {
-        Concat::Required => [va_start, va_start + 1],
-        Concat::Max => [va_start + 1, va_start],
-    };
-    order.into_iter().find(|&l| legal(l)).ok_or_else(|| {
-        ConfigError(format!(
-            "no legal stage-2 start level for {} granule, IAS {}, OAS {}",
-            cfg.granule, cfg.ias, cfg.oas
-        ))
-    })
-}
-
 impl Geometry {
+    /// The geometry of `cfg` under its own format.
     pub fn new(cfg: &DomainConfig) -> Result<Geometry, ConfigError> {
-        let fmt = cfg.format;
-        let (ias_range, oas_range, granules): (_, _, &[Granule]) = match fmt {
-            FormatKind::Arm64S1 | FormatKind::Arm64S2 => (32..=48, 32..=48, &Granule::ALL),
-            FormatKind::Arm32LpaeS1 => (32..=32, 32..=40, &[Granule::G4K]),
-            FormatKind::Arm32LpaeS2 => (32..=40, 32..=40, &[Granule::G4K]),
-        };
-        if !granules.contains(&cfg.granule) {
-            return bad(format!("{fmt} has no {} granule", cfg.granule));
-        }
-        if !ias_range.contains(&cfg.ias) {
-            return bad(format!("{fmt} takes IAS {ias_range:?}, not {}", cfg.ias));
-        }
-        if !oas_range.contains(&cfg.oas) {
-            return bad(format!("{fmt} takes OAS {oas_range:?}, not {}", cfg.oas));
-        }
-        if fmt.is_stage2() && cfg.ias > cfg.oas {
-            return bad(format!("stage 2 IAS {} exceeds OAS {}", cfg.ias, cfg.oas));
-        }
-        if !cfg.phys_base.is_multiple_of(16 * cfg.granule.size()) {
-            return bad(format!(
-                "phys_base {:#x} is not aligned to 16 granules",
+        Geometry::with_format(cfg, &AnyFormat::for_kind(cfg.format))
+    }
+
+    /// The geometry `fmt` lays out for `cfg`, after the checks every format shares.
+    pub fn with_format(cfg: &DomainConfig, fmt: &impl Format) -> Result<Geometry, ConfigError> {
+        let layout = fmt.layout(cfg)?;
+        let unit = 1u64 << layout.frame_shift;
+        // Tables are placed from phys_base; a root of up to 16 frames (a concatenated LPAE
+        // root, the 16 KiB v7s first level) must be aligned to its size, so phys_base too.
+        if !cfg.phys_base.is_multiple_of(16 * unit) {
+            return Err(ConfigError(format!(
+                "phys_base {:#x} is not aligned to 16 frames of {unit:#x}",
                 cfg.phys_base
-            ));
+            )));
         }
-        let g = cfg.granule.shift();
-        let s = g - 3;
-        let shift = |l: u32| g + s * (3 - l);
-        // Stage 1 (and Linux's first choice at stage 2): the fewest levels that resolve IAS.
-        let va_start = 4 - (cfg.ias - g).div_ceil(s);
-        let start_level = if fmt.is_stage2() {
-            stage2_start(cfg, g, va_start)?
-        } else if cfg.concat != Concat::Required {
-            return bad(format!("concat={} applies to stage 2 only", cfg.concat));
-        } else {
-            va_start
-        };
-        let block_levels: u8 = match cfg.granule {
-            Granule::G4K => 0b1110,
-            Granule::G16K | Granule::G64K => 0b1100,
-        };
-        let at_or_below_start = !((1u8 << start_level) - 1) & 0xf;
-        let root_bits = cfg.ias - shift(start_level);
-        let leaf_levels = block_levels & at_or_below_start;
-        let mut level_by_log2 = [NO_LEVEL; 64];
-        for l in start_level..=LAST_LEVEL {
-            if leaf_levels & (1 << l) != 0 {
-                level_by_log2[shift(l) as usize] = l as u8;
+        Ok(Geometry::from_layout(cfg, &layout))
+    }
+
+    fn from_layout(cfg: &DomainConfig, l: &Layout) -> Geometry {
+        let (start, last) = (l.start_level, l.last_level);
+        assert!(
+            start <= last && (last as usize) < MAX_LEVELS,
+            "levels {start}..={last}"
+        );
+        let mut leaf_by_log2 = [(NO_LEVEL, 0); 64];
+        for (k, slot) in leaf_by_log2.iter_mut().enumerate() {
+            if l.leaf_sizes & (1 << k) == 0 {
+                continue;
             }
+            // The shallowest level whose entries are no larger than the leaf.
+            let level = (start..=last)
+                .find(|&lv| l.shifts[lv as usize] <= k as u32)
+                .expect("a leaf size at least one entry of the last level");
+            *slot = (level as u8, (k as u32 - l.shifts[level as usize]) as u8);
         }
-        let bits = |l: u32| if l == start_level { root_bits } else { s };
-        Ok(Geometry {
+        let mut masks = [0; MAX_LEVELS];
+        for lv in start..=last {
+            masks[lv as usize] = (1u64 << l.table_bits[lv as usize]) - 1;
+        }
+        Geometry {
             granule: cfg.granule,
-            g,
-            s,
+            g: l.frame_shift,
             ias: cfg.ias,
             oas: cfg.oas,
-            start_level,
-            root_bits,
-            leaf_levels,
-            shifts: [shift(0), shift(1), shift(2), shift(3)],
-            masks: [0, 1, 2, 3].map(|l| (1u64 << bits(l)) - 1),
-            level_by_log2,
-        })
+            start_level: start,
+            last_level: last,
+            entry_bytes: l.entry_bytes,
+            root_bits: l.table_bits[start as usize],
+            shifts: l.shifts,
+            bits: l.table_bits,
+            masks,
+            leaf_by_log2,
+        }
     }
 
     /// log2 of the span of one entry at `level`.
@@ -160,11 +111,19 @@ impl Geometry {
     /// log2 of the entries of a table at `level`.
     #[inline(always)]
     pub fn table_bits(&self, level: u32) -> u32 {
-        if level == self.start_level {
-            self.root_bits
-        } else {
-            self.s
-        }
+        self.bits[level as usize]
+    }
+
+    /// Bytes of a table at `level`.
+    pub fn table_bytes(&self, level: u32) -> u64 {
+        (self.entry_bytes as u64) << self.table_bits(level)
+    }
+
+    /// Frames a table at `level` is allocated in: its size in frames, at least one.
+    // SUBPAGE: a table smaller than a frame (a 1 KiB v7s second level, a short LPAE root)
+    // takes a whole frame until the allocator packs sub-frame tables (issue 16 item 4).
+    pub fn table_frames(&self, level: u32) -> u64 {
+        (self.table_bytes(level) >> self.g).max(1)
     }
 
     /// Index of `iova` in the table at `level`.
@@ -173,33 +132,40 @@ impl Geometry {
         ((iova >> self.shifts[level as usize]) & self.masks[level as usize]) as usize
     }
 
-    /// Number of granule frames the root occupies (1, or 2..=16 when concatenated).
+    /// Number of frames the root occupies (1, or 2..=16 when concatenated or larger).
     pub fn root_frames(&self) -> u64 {
-        1u64 << self.root_bits.saturating_sub(self.s)
+        self.table_frames(self.start_level)
     }
 
+    /// Whether some leaf lives at `level`.
     pub fn leaf_allowed(&self, level: u32) -> bool {
-        self.leaf_levels & (1 << level) != 0
+        self.leaf_by_log2.iter().any(|&(l, _)| l as u32 == level)
+    }
+
+    /// The level whose entries map `pgsize`, and log2 of the entries one leaf of that size
+    /// occupies, if this domain supports it as a leaf.
+    #[inline(always)]
+    pub fn leaf_of_pgsize(&self, pgsize: u64) -> Option<(u32, u32)> {
+        if !pgsize.is_power_of_two() {
+            return None;
+        }
+        match self.leaf_by_log2[pgsize.trailing_zeros() as usize] {
+            (NO_LEVEL, _) => None,
+            (l, r) => Some((l as u32, r as u32)),
+        }
     }
 
     /// The level whose entries map `pgsize`, if this domain supports it as a leaf.
     #[inline(always)]
     pub fn level_of_pgsize(&self, pgsize: u64) -> Option<u32> {
-        if !pgsize.is_power_of_two() {
-            return None;
-        }
-        match self.level_by_log2[pgsize.trailing_zeros() as usize] {
-            NO_LEVEL => None,
-            l => Some(l as u32),
-        }
+        self.leaf_of_pgsize(pgsize).map(|(l, _)| l)
     }
 
     /// Supported leaf sizes, ascending.
     pub fn page_sizes(&self) -> Vec<u64> {
-        (self.start_level..=LAST_LEVEL)
-            .rev()
-            .filter(|&l| self.leaf_allowed(l))
-            .map(|l| 1u64 << self.shift(l))
+        (0..64)
+            .filter(|&k| self.leaf_by_log2[k].0 != NO_LEVEL)
+            .map(|k| 1u64 << k)
             .collect()
     }
 

@@ -234,6 +234,29 @@ impl PhysMem {
         }
     }
 
+    /// The CPU view of the 4-byte word at `pa` (little-endian, as a 32-bit descriptor sits
+    /// in memory: the low half of an 8-byte word at `pa % 8 == 0`).
+    #[inline(always)]
+    pub fn read32(&self, pa: u64) -> u32 {
+        (self.cpu[self.word(pa & !7)] >> (8 * (pa & 4))) as u32
+    }
+
+    /// Writes the 4-byte word at `pa` in the CPU view and makes it visible to the device
+    /// at once (the containing 8-byte word is what the device log records).
+    #[inline(always)]
+    pub fn write32_sync(&mut self, pa: u64, value: u32) {
+        debug_assert!(pa.is_multiple_of(4));
+        let w = self.word(pa & !7);
+        let sh = 8 * (pa & 4);
+        self.cpu[w] = (self.cpu[w] & !(0xffff_ffff << sh)) | ((value as u64) << sh);
+        if self.log.is_some() {
+            self.log_range(w, 1);
+        }
+        if let Some(d) = &mut self.dev {
+            d[w] = self.cpu[w];
+        }
+    }
+
     /// CPU view of `n` words from `pa`.
     #[inline(always)]
     pub fn words(&self, pa: u64, n: usize) -> &[u64] {

@@ -7,8 +7,7 @@
 use crate::domain::Domain;
 use crate::events::PoolId;
 use crate::flush::FlushOps;
-use crate::format::{Entry, Format};
-use crate::geometry::LAST_LEVEL;
+use crate::format::{Entry, Format, MAX_LEVELS};
 use crate::ErrorKind;
 
 impl<F: FlushOps> Domain<F> {
@@ -21,7 +20,7 @@ impl<F: FlushOps> Domain<F> {
         self.tables
             .reserve_pool(&mut self.mem, PoolId::Reserve, need)?;
         self.tables.set_source(Some(PoolId::Reserve));
-        let mut seen = [u64::MAX; 4];
+        let mut seen = [u64::MAX; MAX_LEVELS];
         let step = self.last_table_span();
         let mut va = iova & !(step - 1);
         while va < end {
@@ -47,7 +46,7 @@ impl<F: FlushOps> Domain<F> {
             None => return Err(ErrorKind::Inval),
         }
         let end = iova + size;
-        let mut seen = [u64::MAX; 4];
+        let mut seen = [u64::MAX; MAX_LEVELS];
         let step = self.last_table_span();
         let mut va = iova & !(step - 1);
         while va < end {
@@ -55,13 +54,13 @@ impl<F: FlushOps> Domain<F> {
             va += step;
         }
         let mut freed = 0;
-        for level in (self.geo.start_level + 1..=LAST_LEVEL).rev() {
+        for level in (self.geo.start_level + 1..=self.geo.last_level).rev() {
             let span = 1u64 << self.geo.shift(level - 1);
             let mut va = iova & !(span - 1);
             while va < end {
                 if let Some(parent) = self.find_table(va, level - 1) {
                     let slot = self.slot(parent, va, level - 1);
-                    if let Entry::Table(child) = self.fmt.decode(self.mem.read(slot), level - 1) {
+                    if let Entry::Table(child) = self.fmt.decode(self.rd(slot), level - 1) {
                         if self.tables.pins(child) == 0 && self.tables.live_entries(child) == 0 {
                             self.unlink_table(parent, slot, child, level, va, span);
                             freed += 1;
@@ -88,21 +87,21 @@ impl<F: FlushOps> Domain<F> {
 
     /// Span of one last-level table.
     fn last_table_span(&self) -> u64 {
-        1u64 << self.geo.shift(LAST_LEVEL - 1)
+        1u64 << self.geo.shift(self.geo.last_level - 1)
     }
 
     /// Tables missing on the paths to every last-level table of `[iova, end)`, each counted
     /// once; `exists` if a block leaf is in the way.
     fn missing_tables(&self, iova: u64, end: u64) -> Result<u64, ErrorKind> {
         let step = self.last_table_span();
-        let mut seen = [u64::MAX; 4];
+        let mut seen = [u64::MAX; MAX_LEVELS];
         let mut n = 0;
         let mut va = iova & !(step - 1);
         while va < end {
             let mut table = Some(self.root);
-            for l in self.geo.start_level..LAST_LEVEL {
+            for l in self.geo.start_level..self.geo.last_level {
                 let next = match table {
-                    Some(t) => match self.fmt.decode(self.mem.read(self.slot(t, va, l)), l) {
+                    Some(t) => match self.fmt.decode(self.rd(self.slot(t, va, l)), l) {
                         Entry::Table(c) => Some(c),
                         Entry::Invalid => None,
                         Entry::Leaf(_) => return Err(ErrorKind::Exists),
@@ -123,11 +122,11 @@ impl<F: FlushOps> Domain<F> {
 
     /// Walks to the last-level table for `va`, linking missing tables (from the current
     /// source), and pins (or unpins) each table on the way once per walk sequence.
-    fn pin_path(&mut self, va: u64, seen: &mut [u64; 4], pin: bool) {
+    fn pin_path(&mut self, va: u64, seen: &mut [u64; MAX_LEVELS], pin: bool) {
         let mut table = self.root;
-        for l in self.geo.start_level..LAST_LEVEL {
+        for l in self.geo.start_level..self.geo.last_level {
             let slot = self.slot(table, va, l);
-            table = match self.fmt.decode(self.mem.read(slot), l) {
+            table = match self.fmt.decode(self.rd(slot), l) {
                 Entry::Table(next) => next,
                 Entry::Invalid if pin => self
                     .link_new_table(table, slot, l + 1)

@@ -17,12 +17,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MISTAKES = {
     "concat-root-index": (
         "engine/src/geometry.rs",
-        "masks: [0, 1, 2, 3].map(|l| (1u64 << bits(l)) - 1),",
-        "masks: [0, 1, 2, 3].map(|l| (1u64 << bits(l).min(s)) - 1),",
+        "masks[lv as usize] = (1u64 << l.table_bits[lv as usize]) - 1;",
+        "masks[lv as usize] = (1u64 << l.table_bits[lv as usize].min(l.table_bits[last as usize])) - 1;",
         "wrong index shift at the start level of a concatenated stage-2 root",
     ),
+    "v7s-supersection-one-entry": (
+        "engine/src/domain.rs",
+        "            for i in 0..n {\n                self.wr(self.entry_pa(first, i), leaf);\n            }",
+        "            self.wr(first, leaf);",
+        "an armv7s supersection (or large page) written as one entry instead of sixteen",
+    ),
     "s2-start-deepest": (
-        "engine/src/geometry.rs",
+        "engine/src/format/lpae/layout.rs",
         "Concat::Required => [va_start, va_start + 1],",
         "Concat::Required => [va_start + 1, va_start],",
         "stage-2 default start level one deeper than Linux's where both are legal (no 1G/512M leaf)",
@@ -35,14 +41,14 @@ MISTAKES = {
     ),
     "no-table-sync": (
         "engine/src/domain.rs",
-        "self.mem.write_sync(slot, self.fmt.table(next));",
+        "self.wr(slot, self.fmt.table(next));",
         "self.mem.write(slot, self.fmt.table(next));",
         "missing device-view sync after installing a table",
     ),
     "free-while-linked": (
         "engine/src/domain.rs",
-        "        self.mem.write_sync(slot, 0);\n        self.tables.add_live(parent, -1);\n        self.forget_paths();",
-        "        self.free_subtree(child, child_level);\n        self.mem.write_sync(slot, 0);\n        self.tables.add_live(parent, -1);\n        self.forget_paths();",
+        "        self.wr(slot, self.empty);\n        self.tables.add_live(parent, -1);\n        self.forget_paths();",
+        "        self.free_subtree(child, child_level);\n        self.wr(slot, self.empty);\n        self.tables.add_live(parent, -1);\n        self.forget_paths();",
         "a table freed while still linked (before its parent entry is cleared)",
     ),
     "ias-off-by-one": (
@@ -128,8 +134,8 @@ MISTAKES = {
     # Issue 5: preallocation and reservation (fuzzed with the `prealloc` target).
     "count-forgets-top": (
         "engine/src/prealloc/count.rs",
-        "(geo.start_level..LAST_LEVEL)",
-        "(geo.start_level + 1..LAST_LEVEL)",
+        "(geo.start_level..geo.last_level)",
+        "(geo.start_level + 1..geo.last_level)",
         "a worst-case count that forgets the top-level table",
     ),
     "job-global-page": (
@@ -146,8 +152,8 @@ MISTAKES = {
     ),
     "cleanup-forgets-leftovers": (
         "engine/src/prealloc/jobs.rs",
-        "Ok(self.tables.return_pool(&mut self.mem, PoolId::Job(job)).unwrap_or(0))",
-        "Ok(0)",
+        ".return_pool(&mut self.mem, PoolId::Job(job))\n            .unwrap_or(0))",
+        ".return_pool(&mut self.mem, PoolId::Job(job))\n            .map(|_| 0)\n            .unwrap_or(0))",
         "a cleanup that forgets the leftover pages",
     ),
     "unmap-frees-reserved": (

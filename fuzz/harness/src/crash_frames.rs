@@ -54,6 +54,8 @@ macro_rules! with_kinds {
             "walker/leaf-not-in-model" => kind_walker_leaf_not_in_model,
             "walker/model-leaf-missing" => kind_walker_model_leaf_missing,
             "walker/leaf-count" => kind_walker_leaf_count,
+            "walker/short-malformed" => kind_walker_short_malformed,
+            "walker/short-leaf-differs" => kind_walker_short_leaf_differs,
             "structure/table-outside-memory" => kind_structure_table_outside_memory,
             "structure/table-target-not-live" => kind_structure_table_target_not_live,
             "structure/poison-reachable" => kind_structure_poison_reachable,

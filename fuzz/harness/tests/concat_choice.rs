@@ -27,6 +27,8 @@ fn format_bit_6_selects_concat_max_at_stage_2_only() {
         (1 | CONCAT_MAX_BIT, FormatKind::Arm64S2, Concat::Max),
         (3, FormatKind::Arm32LpaeS2, Concat::Required),
         (3 | CONCAT_MAX_BIT, FormatKind::Arm32LpaeS2, Concat::Max),
+        (4, FormatKind::Armv7s, Concat::Required),
+        (4 | CONCAT_MAX_BIT, FormatKind::Armv7s, Concat::Required),
     ];
     for (byte, format, concat) in cases {
         let (cfg, _) = resolve_config(&choice(byte));

@@ -75,7 +75,10 @@ fn the_report_page_renders_its_tables_and_plots() {
             t.samples.len()
         );
     }
-    assert!(report.oracles.ops > 0 && report.oracles.frame_checks == report.oracles.ops);
+    // Every LPAE op has its frames accounted; armv7s ops (no frame accounting yet,
+    // docs/SEMANTICS.md) are the difference.
+    let o = &report.oracles;
+    assert!(o.ops > 0 && o.frame_checks > 0 && o.frame_checks <= o.ops);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
             .expect("report.json parses");

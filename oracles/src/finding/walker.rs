@@ -123,5 +123,14 @@ finding_enum! {
         LeafCount { tables: u64, model: u64 } = "leaf-count" (
             "tables hold {tables} leaves, model has {model}"
         ),
+        /// Armv7 short descriptors: an encoding the architecture's walk cannot use (a
+        /// 16-slot group that differs, PA bits above 31, a read outside memory).
+        ShortMalformed { iova: u64, why: String } = "short-malformed" (
+            "walking {iova:#x}: {why}"
+        ),
+        /// Armv7 short descriptors: (output address, leaf size) of the walk against the model's.
+        ShortLeafDiffers { iova: u64, tables: Option<(u64, u64)>, model: Option<(u64, u64)> } = "short-leaf-differs" (
+            "iova {iova:#x}: tables give (pa, size) {tables:x?}, model {model:x?}"
+        ),
     }
 }

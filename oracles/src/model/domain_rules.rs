@@ -75,11 +75,41 @@ pub struct DomainRules {
     pub ias: u32,
     pub oas: u32,
     pub start_level: u32,
+    /// The deepest level: 3 (LPAE), 2 (armv7s).
+    pub last_level: u32,
+    /// Armv7 short descriptor (SEMANTICS.md "Armv7 short descriptor"): levels 1 (4096
+    /// entries of 4 bytes, 1M each) and 2 (256 entries, 4K each); 64K and 16M leaves.
+    pub short: bool,
 }
+
+/// armv7s: the span of one entry at level 1 and 2, and its leaf sizes.
+const SHORT_SHIFTS: [u32; 2] = [20, 12];
+const SHORT_SIZES: [u64; 4] = [1 << 12, 1 << 16, 1 << 20, 1 << 24];
 
 impl DomainRules {
     /// Validates `cfg`; every refusal is `Inval`.
     pub fn new(cfg: &DomainConfig) -> Result<Self, ErrorKind> {
+        if cfg.format == FormatKind::Armv7s {
+            let ok = cfg.granule == Granule::G4K
+                && cfg.ias == 32
+                && cfg.oas == 32
+                && cfg.concat == Concat::Required
+                && cfg.phys_base.is_multiple_of(16 * 4096)
+                // The 16 KiB first level must end below 2^32.
+                && cfg.phys_base.checked_add(16 << 10).is_some_and(|e| e <= 1 << 32);
+            return if ok {
+                Ok(DomainRules {
+                    granule: Granule::G4K,
+                    ias: 32,
+                    oas: 32,
+                    start_level: 1,
+                    last_level: 2,
+                    short: true,
+                })
+            } else {
+                Err(ErrorKind::Inval)
+            };
+        }
         let row = FORMATS
             .iter()
             .find(|r| r.format == cfg.format)
@@ -113,6 +143,8 @@ impl DomainRules {
             ias: cfg.ias,
             oas: cfg.oas,
             start_level,
+            last_level: 3,
+            short: false,
         };
         // Tables are carved from host pages at least a granule large.
         let page = cfg.host_page().size();
@@ -139,7 +171,11 @@ impl DomainRules {
 
     /// log2 of the span one entry at `level` maps.
     pub fn level_shift(&self, level: u32) -> u32 {
-        shift(self.granule, level)
+        if self.short {
+            SHORT_SHIFTS[level as usize - 1]
+        } else {
+            shift(self.granule, level)
+        }
     }
 
     /// Entries in the root (more than 2^s means concatenated tables).
@@ -149,11 +185,18 @@ impl DomainRules {
 
     /// Number of concatenated root tables (1 for a root of at most one table).
     pub fn root_tables(&self) -> u64 {
+        if self.short {
+            // 4096 entries of 4 bytes: four 4K frames.
+            return 4;
+        }
         (self.root_entries() >> self.stride()).max(1)
     }
 
     /// Leaf sizes at or below the start level, ascending.
     pub fn page_sizes(&self) -> Vec<u64> {
+        if self.short {
+            return SHORT_SIZES.to_vec();
+        }
         let mut v: Vec<u64> = leaf_levels(self.granule)
             .iter()
             .filter(|&&l| l >= self.start_level)

@@ -96,6 +96,7 @@ impl Model {
         let pages_below_oas = ((1u64 << rules.oas) - cfg.phys_base) / page;
         let tables = Tables::new(
             rules.start_level,
+            rules.last_level,
             |l| rules.level_shift(l),
             Placement {
                 page_cap: pages_below_oas - root_pages,
@@ -152,7 +153,9 @@ impl Model {
 
     /// Whether the table node `(level, base)` exists.
     pub fn has_table(&self, level: u32, base: u64) -> bool {
-        level > self.rules.start_level && level <= 3 && self.tables.contains(level, base)
+        level > self.rules.start_level
+            && level <= self.rules.last_level
+            && self.tables.contains(level, base)
     }
 
     /// Bytes of input address space a table at `level` (> start level) spans.
@@ -182,11 +185,13 @@ impl Model {
         self.tables.set_logging(on);
     }
 
-    /// Lookup level whose entry maps `pgsize` bytes (pgsize is a supported page size).
+    /// Lookup level whose entries hold a `pgsize` leaf (pgsize is a supported page size):
+    /// the shallowest level whose entry is no larger (an armv7s 64K or 16M leaf covers 16
+    /// entries of level 2 or 1).
     fn leaf_level(&self, pgsize: u64) -> u32 {
         let shift = pgsize.trailing_zeros();
-        (self.rules.start_level..=3)
-            .find(|&l| self.rules.level_shift(l) == shift)
+        (self.rules.start_level..=self.rules.last_level)
+            .find(|&l| self.rules.level_shift(l) <= shift)
             .expect("supported page size has a level")
     }
 
@@ -263,7 +268,7 @@ impl Model {
         // A table pinned by a reservation where a leaf would go: `busy`, before anything
         // else at that page (its path exists, so nothing would be allocated). Such a table
         // spans exactly one page, so its base is the page.
-        if level < 3 {
+        if level < self.rules.last_level {
             if let Some(b) = self.tables.first_pinned(level + 1, iova, iova + size) {
                 stop = (b - iova) / pgsize;
                 kind = Some(ErrorKind::Busy);
@@ -303,7 +308,7 @@ impl Model {
         let done = stop * pgsize;
         // An empty table at a mapped page's slot (no leaf overlaps) is replaced: it and its
         // subtree go, logged page by page as the walk meets them.
-        if level < 3 && done > 0 {
+        if level < self.rules.last_level && done > 0 {
             self.tables.free_slots(iova, iova + done, level + 1);
         }
         if stop > 0 {

@@ -35,7 +35,7 @@ impl Model {
     /// Worst case: for every node level, the node spans the range meets.
     pub fn worst_case(&self, iova: u64, size: u64) -> Result<u64, ErrorKind> {
         let end = self.va_range(iova, size)?;
-        Ok((self.rules.start_level + 1..=3)
+        Ok((self.rules.start_level + 1..=self.rules.last_level)
             .map(|l| {
                 let span = self.table_span(l);
                 end.div_ceil(span) - iova / span
@@ -128,7 +128,7 @@ impl Model {
         if self.leaf_larger_meeting(iova, end, g) {
             return Err(ErrorKind::Exists);
         }
-        let levels = self.rules.start_level + 1..=3;
+        let levels = self.rules.start_level + 1..=self.rules.last_level;
         let mut missing = Vec::new();
         for l in levels.clone() {
             for b in self.tables.bases_meeting(l, iova, end) {
@@ -163,7 +163,7 @@ impl Model {
         }
         let end = iova + size;
         let mut freed = 0;
-        for l in (self.rules.start_level + 1..=3).rev() {
+        for l in (self.rules.start_level + 1..=self.rules.last_level).rev() {
             let bases: Vec<u64> = self.tables.bases_meeting(l, iova, end).collect();
             for b in bases {
                 match self.tables.pins.get_mut(&(l, b)) {
@@ -189,7 +189,8 @@ impl Model {
     /// A node with no child node and no leaf in its span.
     fn node_empty(&self, level: u32, base: u64) -> bool {
         let span = self.table_span(level);
-        let child = level < 3 && self.tables.any_node_in(level + 1, base, base + span);
+        let child =
+            level < self.rules.last_level && self.tables.any_node_in(level + 1, base, base + span);
         !child && !self.any_leaf_meeting(base, base + span)
     }
 }

@@ -44,6 +44,8 @@ pub(crate) struct Placement {
 #[derive(Clone, Debug)]
 pub(crate) struct Tables {
     start_level: u32,
+    /// The deepest level (3 for LPAE, 2 for armv7s).
+    last_level: u32,
     /// `span_shift[l]`: log2 of the span of a node at level `l` (valid for l > start).
     span_shift: [u32; 4],
     /// `nodes[l]`: bases of the nodes at level `l`.
@@ -74,6 +76,7 @@ impl Tables {
     /// tables fit.
     pub(crate) fn new(
         start_level: u32,
+        last_level: u32,
         level_shift: impl Fn(u32) -> u32,
         place: Placement,
     ) -> Self {
@@ -81,12 +84,14 @@ impl Tables {
         for (l, s) in span_shift
             .iter_mut()
             .enumerate()
+            .take(last_level as usize + 1)
             .skip(start_level as usize + 1)
         {
             *s = level_shift(l as u32 - 1);
         }
         Tables {
             start_level,
+            last_level,
             span_shift,
             nodes: Default::default(),
             count: 0,
@@ -108,9 +113,9 @@ impl Tables {
         }
     }
 
-    /// Node levels: start_level + 1 ..= 3.
+    /// Node levels: start_level + 1 ..= last level.
     fn levels(&self) -> std::ops::RangeInclusive<u32> {
-        self.start_level + 1..=3
+        self.start_level + 1..=self.last_level
     }
 
     /// Span in bytes of a node at `level` (> start level).
@@ -310,7 +315,7 @@ impl Tables {
     /// `[lo, hi)`; returns how many. One range query per level.
     pub(crate) fn free_inside(&mut self, lo: u64, hi: u64, min_level: u32) -> u64 {
         let mut n = 0;
-        for l in min_level.max(self.start_level + 1)..=3 {
+        for l in min_level.max(self.start_level + 1)..=self.last_level {
             let span = self.span(l);
             if hi.saturating_sub(lo) < span {
                 continue;

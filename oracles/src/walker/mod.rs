@@ -16,6 +16,7 @@ mod leaves;
 mod logged;
 pub mod params;
 pub(crate) mod range;
+pub mod short;
 pub mod structure;
 #[cfg(test)]
 mod structure_tests;

@@ -5,7 +5,7 @@
 
 mod pools;
 pub mod prealloc;
-mod resolve;
+pub(crate) mod resolve;
 
 use arbitrary::{Arbitrary, Unstructured};
 

@@ -20,7 +20,7 @@ impl Pools {
         let ia = 1u64 << r.ias;
         let oa = 1u64 << r.oas;
         let mut iovas = Values::of(&[0, ia / 2]);
-        for level in r.start_level..=3 {
+        for level in r.start_level..=r.last_level {
             let span = 1u64 << r.level_shift(level);
             iovas.extend([span, 2 * span, ia - span, ia - 2 * span]);
             if level > r.start_level {
@@ -39,7 +39,7 @@ impl Pools {
             iovas,
             pas,
             page_sizes: Values::of(model.page_sizes()),
-            table_entries: 1 << (r.granule.shift() - 3),
+            table_entries: 1 << (r.level_shift(r.last_level - 1) - r.level_shift(r.last_level)),
             ia_size: ia,
         }
     }

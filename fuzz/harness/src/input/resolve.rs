@@ -15,16 +15,32 @@ const IAS_POOL: [u32; 8] = [32, 36, 39, 40, 42, 44, 47, 48];
 /// The bit of `ConfigChoice::format` that asks a stage-2 domain for `concat=max`.
 pub const CONCAT_MAX_BIT: u8 = 0x40;
 
+/// Formats a fuzz input can pick: the LPAE ones, then armv7s.
+pub const FUZZED_FORMATS: [FormatKind; 5] = [
+    FormatKind::Arm64S1,
+    FormatKind::Arm64S2,
+    FormatKind::Arm32LpaeS1,
+    FormatKind::Arm32LpaeS2,
+    FormatKind::Armv7s,
+];
+
+/// The format a choice picks, from the low three bits of its format byte (bit 6 is the
+/// concatenation policy, independent of the format).
+pub fn format_of(c: &ConfigChoice) -> FormatKind {
+    FUZZED_FORMATS[(c.format & 7) as usize % FUZZED_FORMATS.len()]
+}
+
 /// A configuration the engine must accept, derived from any choice.
 pub fn resolve_config(c: &ConfigChoice) -> (DomainConfig, bool) {
-    let format = FormatKind::ALL[c.format as usize % FormatKind::ALL.len()];
+    let format = format_of(c);
     let granule = match format {
-        FormatKind::Arm32LpaeS1 | FormatKind::Arm32LpaeS2 => Granule::G4K,
+        FormatKind::Arm32LpaeS1 | FormatKind::Arm32LpaeS2 | FormatKind::Armv7s => Granule::G4K,
         _ => Granule::ALL[c.granule as usize % 3],
     };
     let (lo, hi) = match format {
         FormatKind::Arm32LpaeS1 => (32, 32),
         FormatKind::Arm32LpaeS2 => (32, 40),
+        FormatKind::Armv7s => (32, 32),
         _ => (32, 48),
     };
     let pick = |v: u8| {

@@ -17,12 +17,14 @@ use crate::run::{decode, Crash};
 use crate::trace::{Command, Trace, TraceLine};
 
 /// A configuration QEMU translates, derived from any choice: AArch32 formats become their
-/// AArch64 counterparts, a stage-2 IPA is at most QEMU's 44 bits, tables start at RAM base.
+/// AArch64 counterparts (armv7s, whose short descriptors the SMMUv3 cannot walk, becomes
+/// arm64-s1: the QEMU target never runs an armv7s domain), a stage-2 IPA is at most QEMU's 44 bits, tables start at RAM base.
 pub fn resolve_qemu_config(c: &ConfigChoice) -> (DomainConfig, bool) {
     let (mut cfg, custom) = resolve_config(c);
     cfg.format = match cfg.format {
         FormatKind::Arm32LpaeS1 => FormatKind::Arm64S1,
         FormatKind::Arm32LpaeS2 => FormatKind::Arm64S2,
+        FormatKind::Armv7s => FormatKind::Arm64S1,
         f => f,
     };
     if cfg.format.is_stage2() {
@@ -55,7 +57,7 @@ const NESTED_S2_IAS: [u32; 5] = [36, 39, 40, 42, 44];
 /// nested stage 1 does not use. 64K is left out: its smallest block (512 MiB) cannot swap
 /// the halves of the data window. Decoding is unchanged.
 pub fn nested_configs(c: &ConfigChoice) -> Option<(DomainConfig, DomainConfig)> {
-    if FormatKind::ALL[c.format as usize % FormatKind::ALL.len()] != FormatKind::Arm32LpaeS2 {
+    if crate::input::resolve::format_of(c) != FormatKind::Arm32LpaeS2 {
         return None;
     }
     let (base, _) = resolve_config(c);

@@ -1,9 +1,10 @@
-//! VMSAv8-64 / VMSAv8-32 long-descriptor (LPAE) formats, stage 1 and stage 2, encoded as
-//! Linux io-pgtable-arm does (see docs/SEMANTICS.md, "Descriptors").
+//! LPAE descriptors, stage 1 and stage 2, encoded as Linux io-pgtable-arm does (see
+//! docs/SEMANTICS.md, "Descriptors").
 
-use super::{Entry, Format};
-use crate::config::FormatKind;
-use crate::geometry::LAST_LEVEL;
+use super::layout::LAST_LEVEL;
+use crate::config::{DomainConfig, FormatKind};
+use crate::format::{Entry, Format, Layout};
+use crate::geometry::ConfigError;
 use crate::prot::Prot;
 
 const VALID: u64 = 1 << 0;
@@ -33,6 +34,7 @@ pub const MAIR: u64 = 0x0000_0000_f404_ff44;
 /// Arm LPAE descriptors for one stage.
 #[derive(Clone, Copy, Debug)]
 pub struct Lpae {
+    pub(super) kind: FormatKind,
     stage2: bool,
     arm64: bool,
 }
@@ -40,6 +42,7 @@ pub struct Lpae {
 impl Lpae {
     pub fn new(kind: FormatKind) -> Lpae {
         Lpae {
+            kind,
             stage2: kind.is_stage2(),
             arm64: matches!(kind, FormatKind::Arm64S1 | FormatKind::Arm64S2),
         }
@@ -47,8 +50,12 @@ impl Lpae {
 }
 
 impl Format for Lpae {
+    fn layout(&self, cfg: &DomainConfig) -> Result<Layout, ConfigError> {
+        super::layout::layout(self.kind, cfg)
+    }
+
     #[inline]
-    fn leaf_attrs(&self, prot: Prot, level: u32) -> u64 {
+    fn leaf_attrs(&self, prot: Prot, level: u32, _size_log2: u32) -> u64 {
         let mut pte = VALID | AF;
         if level == LAST_LEVEL {
             pte |= TYPE_TABLE_OR_PAGE;
@@ -127,27 +134,27 @@ mod tests {
     fn stage1_attributes_match_io_pgtable_arm() {
         let f = Lpae::new(FormatKind::Arm64S1);
         // rw, not cacheable, not privileged: page, AF, nG, AP[1], SH outer, XN.
-        let pte = f.leaf_attrs(Prot::RW, 3);
+        let pte = f.leaf_attrs(Prot::RW, 3, 0);
         assert_eq!(pte, 0b11 | AF | NG | AP_UNPRIV | SH_OS | XN);
         // read-only, cacheable, privileged, exec, block.
-        let pte = f.leaf_attrs(Prot::READ | Prot::CACHE | Prot::PRIV | Prot::EXEC, 2);
+        let pte = f.leaf_attrs(Prot::READ | Prot::CACHE | Prot::PRIV | Prot::EXEC, 2, 0);
         assert_eq!(pte, 0b01 | AF | NG | AP_RDONLY | ATTRINDX_CACHE | SH_IS);
-        let pte = f.leaf_attrs(Prot::RW | Prot::MMIO, 3);
+        let pte = f.leaf_attrs(Prot::RW | Prot::MMIO, 3, 0);
         assert_eq!(pte & (7 << 2), ATTRINDX_DEV);
     }
 
     #[test]
     fn stage2_attributes_match_io_pgtable_arm() {
         let f = Lpae::new(FormatKind::Arm64S2);
-        let pte = f.leaf_attrs(Prot::READ, 3);
+        let pte = f.leaf_attrs(Prot::READ, 3, 0);
         assert_eq!(pte, 0b11 | AF | S2AP_READ | MEMATTR_NC | SH_OS | XN);
-        let pte = f.leaf_attrs(Prot::RW | Prot::CACHE | Prot::EXEC, 1);
+        let pte = f.leaf_attrs(Prot::RW | Prot::CACHE | Prot::EXEC, 1, 0);
         assert_eq!(
             pte,
             0b01 | AF | S2AP_READ | S2AP_WRITE | MEMATTR_OIWB | SH_IS
         );
         assert_eq!(
-            f.leaf_attrs(Prot::WRITE | Prot::MMIO, 2) & (0xf << 2),
+            f.leaf_attrs(Prot::WRITE | Prot::MMIO, 2, 0) & (0xf << 2),
             MEMATTR_DEV
         );
     }
