@@ -123,9 +123,11 @@ impl Model {
 
     pub fn reserve_va(&mut self, iova: u64, size: u64) -> Result<u64, ErrorKind> {
         let end = self.va_range(iova, size)?;
-        // A block leaf (larger than the last level's pages) in the range: no last level.
-        let g = self.sizes[0];
-        if self.leaf_larger_meeting(iova, end, g) {
+        // A block leaf (above the last level) in the range: no last level. An armv7s 64K
+        // large page lives in a last-level table, like its 4K pages.
+        let last = self.rules.last_level;
+        let largest_last = self.sizes.iter().copied().filter(|&s| self.leaf_level(s) == last);
+        if self.leaf_larger_meeting(iova, end, largest_last.max().unwrap_or(self.sizes[0])) {
             return Err(ErrorKind::Exists);
         }
         let levels = self.rules.start_level + 1..=self.rules.last_level;
