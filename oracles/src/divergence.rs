@@ -29,6 +29,15 @@ impl Divergence {
         self
     }
 
+    /// The same with a TLB finding's event numbers counted from `base` (other findings
+    /// carry none).
+    pub fn rebased(mut self, base: u64) -> Divergence {
+        if let Finding::Tlb(t) = self.finding {
+            self.finding = Finding::Tlb(t.rebased(base));
+        }
+        self
+    }
+
     /// The op index: the finding's own, or the one the executor gave.
     pub fn op(&self) -> Option<usize> {
         self.finding.op().or(self.op)

@@ -324,6 +324,23 @@ fn ops_free_table(d: &mut Domain<OrderedFlushLog>, s: &[u64]) {
     d.unmap(s[1], s[1], 1).unwrap();
 }
 
+/// The same input gives the same finding, message included, however many events the thread
+/// numbered before it (a campaign's worker runs many inputs; `ptfuzz repro` runs one twice).
+#[test]
+fn findings_do_not_depend_on_what_the_thread_ran_before() {
+    let no_walk: fn(&mut Vec<(u64, FlushEvent)>, &mut Vec<AllocEvent>) =
+        |f, _| f.retain(|e| !matches!(e.1, FlushEvent::Walk { .. }));
+    for c in tamper_configs() {
+        let first = tampered_run(c, no_walk, ops_replace).expect_err("no walk flush is caught");
+        // Other work numbers more events in between.
+        exercise(c, 3, 50);
+        let second = tampered_run(c, no_walk, ops_replace).expect_err("caught again");
+        assert!(first.what().contains("seq"), "{}", first.what());
+        assert_eq!(first, second);
+        assert_eq!(first.what(), second.what());
+    }
+}
+
 #[test]
 fn engine_logs_without_their_maintenance_are_caught() {
     let untouched: fn(&mut Vec<(u64, FlushEvent)>, &mut Vec<AllocEvent>) = |_, _| {};

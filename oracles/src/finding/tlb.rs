@@ -78,3 +78,34 @@ impl TlbFinding {
         }
     }
 }
+
+impl TlbFinding {
+    /// The same with every event number counted from `base`.
+    pub fn rebased(mut self, base: u64) -> TlbFinding {
+        let at = |n: &mut u64| *n = n.saturating_sub(base);
+        match &mut self {
+            TlbFinding::TableLinkedTwice { seq, .. }
+            | TlbFinding::BbmInPlace { seq, .. }
+            | TlbFinding::RootDeferred { seq, .. }
+            | TlbFinding::FreedWhileLinked { seq, .. }
+            | TlbFinding::StaleTranslation { seq, .. } => at(seq),
+            TlbFinding::BbmNotInvalidated { broken_at, seq, .. } => {
+                at(broken_at);
+                at(seq);
+            }
+            TlbFinding::ReusedBeforeGrace {
+                seq, deferred_at, ..
+            } => {
+                at(seq);
+                at(deferred_at);
+            }
+            TlbFinding::FreedBeforeWalkInvalidation {
+                unlinked_at, seq, ..
+            } => {
+                at(unlinked_at);
+                at(seq);
+            }
+        }
+        self
+    }
+}

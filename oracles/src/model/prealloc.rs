@@ -126,7 +126,11 @@ impl Model {
         // A block leaf (above the last level) in the range: no last level. An armv7s 64K
         // large page lives in a last-level table, like its 4K pages.
         let last = self.rules.last_level;
-        let largest_last = self.sizes.iter().copied().filter(|&s| self.leaf_level(s) == last);
+        let largest_last = self
+            .sizes
+            .iter()
+            .copied()
+            .filter(|&s| self.leaf_level(s) == last);
         if self.leaf_larger_meeting(iova, end, largest_last.max().unwrap_or(self.sizes[0])) {
             return Err(ErrorKind::Exists);
         }

@@ -86,6 +86,9 @@ pub struct TlbOracle {
     /// The engine's logs of the op being checked; their storage goes back to the engine
     /// after each op, so draining them allocates nothing once warm.
     logs: Logs,
+    /// The thread's event number when this oracle was made: findings give numbers from it,
+    /// so the same input gives the same message however many inputs the thread ran before.
+    seq_base: u64,
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +128,7 @@ impl TlbOracle {
             pending,
             stats: TlbStats::default(),
             logs: Logs::default(),
+            seq_base: ptfuzz_engine::events::next_seq(),
         };
         o.reset(root_pa);
         o
@@ -221,7 +225,7 @@ impl TlbOracle {
         }
         let end = self.end_op(op_index);
         match (first, end) {
-            (Some(d), _) | (None, Err(d)) => Err(d),
+            (Some(d), _) | (None, Err(d)) => Err(d.rebased(self.seq_base)),
             (None, Ok(())) => Ok(()),
         }
     }
