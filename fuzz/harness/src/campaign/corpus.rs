@@ -281,8 +281,10 @@ fn import_with(
                 .clone()
                 .ok_or_else(|| format!("no trace: {}", finding.message));
             let found_by = format!("{t} crash file {}", f.display());
+            // `None`: the trace sits beside its signature's folder of raw files.
             let rec = super::triage::save(
                 into,
+                None,
                 &found_by,
                 &finding.signature,
                 || trace,

@@ -159,7 +159,15 @@ impl Crashes<'_> {
         }
         let dir = self.cfg.out.join("crashes");
         let found_by = format!("ptfuzz fuzz --seed {}, input #{k}", self.cfg.seed);
-        let mut record = triage::save(&dir, &found_by, &sig, trace, msg, self.cfg.minimize)?;
+        let mut record = triage::save(
+            &dir,
+            Some(crate::target::TargetName::Pagetable),
+            &found_by,
+            &sig,
+            trace,
+            msg,
+            self.cfg.minimize,
+        )?;
         record.first_input = k;
         progress.note(&format!(
             "new crash: {sig} -> {}",

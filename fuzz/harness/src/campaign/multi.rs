@@ -698,6 +698,7 @@ impl<'a> Main<'a> {
         });
         let record = triage::save(
             &dir,
+            Some(t),
             &found_by,
             &f.signature,
             || trace,

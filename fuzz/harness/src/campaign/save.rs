@@ -5,7 +5,7 @@
 use std::io;
 use std::path::Path;
 
-use super::signature::{quietly, short_hash};
+use super::signature::quietly;
 use crate::exec::{CheckedDomain, Created};
 use crate::outcome::Outcome;
 use crate::replay::FailureKind;
@@ -66,12 +66,12 @@ pub struct Header<'a> {
     pub failure: &'a str,
 }
 
-/// Writes `<dir>/<hash of signature>.trace` and returns its file name.
-pub fn write_crash(dir: &Path, h: &Header, trace: &Trace) -> io::Result<String> {
-    std::fs::create_dir_all(dir)?;
-    let name = format!("{}.trace", short_hash(h.signature));
-    std::fs::write(dir.join(&name), crash_text(h, trace))?;
-    Ok(name)
+/// Writes the crash file `path` (its folder made when missing).
+pub fn write_crash(path: &Path, h: &Header, trace: &Trace) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, crash_text(h, trace))
 }
 
 /// The text of a crash file: the header as comments, then the trace.
