@@ -833,7 +833,8 @@ impl CampaignReport {
 }
 
 /// Counts a trace's commands and outcomes, and the configuration of its first domain as
-/// `format/granule[/noncoherent][/custom][/tight]` (the configuration-coverage table).
+/// `format/granule[/host-<page>][/concat-max][/noncoherent][/custom][/tight]` (the
+/// configuration-coverage table).
 fn record(stats: &mut Stats, trace: &Trace) {
     stats.record(trace);
     if let Some(Command::Domain {
@@ -841,6 +842,12 @@ fn record(stats: &mut Stats, trace: &Trace) {
     }) = trace.lines.first().map(|l| &l.command)
     {
         let mut key = format!("{}/{}", cfg.format, cfg.granule);
+        if let Some(host) = cfg.host_page {
+            key += &format!("/host-{host}");
+        }
+        if cfg.concat == ptfuzz_engine::Concat::Max {
+            key += "/concat-max";
+        }
         if !cfg.coherent {
             key += "/noncoherent";
         }
