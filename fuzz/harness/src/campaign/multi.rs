@@ -1,6 +1,6 @@
 //! `ptfuzz campaign`: every target on every core for a given time, with the built-in
-//! engine (no fuzzing tool needed): the page-table target gets swarm inputs, the targets
-//! that take raw bytes get edited seeds (`mutate`). Each worker thread takes the targets in
+//! engine (no fuzzing tool needed): the page-table and prealloc targets get swarm inputs
+//! (`swarm`, `swarm_prealloc`), the others edited seeds (`mutate`). Each worker thread takes the targets in
 //! turn, a quarter second at a time, so each target gets about an equal share of every
 //! core. The main thread shows progress per target, triages each new crash (signature,
 //! minimised trace, replayed twice) and samples the counters once a second for the report.
@@ -22,6 +22,7 @@ use super::mutate::{read_seeds, Mutator};
 use super::report::{CrashRecord, Stats};
 use super::signature::{quietly, short_hash};
 use super::swarm::Swarm;
+use super::swarm_prealloc::PreallocSwarm;
 use super::triage;
 use crate::exec::totals::{self, OracleTotals};
 use crate::target::{run_bytes, Finding, TargetName, Verdict};
@@ -36,7 +37,8 @@ const SLICE: Duration = Duration::from_millis(250);
 pub enum Engine {
     /// libFuzzer when cargo-fuzz is installed, else AFL++ when cargo-afl is, else the swarm.
     Auto,
-    /// Built in: swarm inputs for pagetable, edited seeds for the others; needs nothing.
+    /// Built in: swarm inputs for pagetable and prealloc, edited seeds for the others;
+    /// needs nothing.
     Swarm,
     /// cargo-fuzz's libFuzzer, coverage-guided, fork mode (built by `.ci/fuzz.sh`).
     Libfuzzer,
@@ -226,7 +228,8 @@ pub fn run_campaign(cfg: &CampaignConfig) -> std::io::Result<CampaignReport> {
             Built::Afl(super::afl::build(&cfg.root)?),
         ),
         _ => (
-            "swarm (swarm inputs for pagetable, edited seeds for the others)".to_string(),
+            "swarm (swarm inputs for pagetable and prealloc, edited seeds for the others)"
+                .to_string(),
             Built::Nothing,
         ),
     };
@@ -438,6 +441,7 @@ fn worker(
         .enumerate()
         .map(|(i, &t)| match t {
             TargetName::Pagetable => Generator::Swarm(Box::new(Swarm::new(mix(i)))),
+            TargetName::Prealloc => Generator::Prealloc(Box::new(PreallocSwarm::new(mix(i)))),
             t => Generator::Bytes(Box::new(Mutator::new(mix(i), seeds[&t].clone()))),
         })
         .collect();
@@ -487,6 +491,7 @@ fn worker(
 /// Where a worker's inputs for one target come from.
 enum Generator {
     Swarm(Box<Swarm>),
+    Prealloc(Box<PreallocSwarm>),
     Bytes(Box<Mutator>),
 }
 
@@ -505,6 +510,15 @@ impl Generator {
                         trace: super::panic_trace(&input).ok(),
                         message: msg,
                     }),
+                };
+                (v, None)
+            }
+            Generator::Prealloc(s) => {
+                let input = s.next_input();
+                let v = match quietly(|| crate::prealloc_run::execute_prealloc(&input)) {
+                    Ok(Ok((trace, _))) => Verdict::Pass(Some(trace)),
+                    Ok(Err(c)) => Verdict::Crash(Finding::from_crash(*c)),
+                    Err(msg) => Verdict::Crash(Finding::from_panic(msg)),
                 };
                 (v, None)
             }
@@ -739,7 +753,9 @@ impl<'a> Main<'a> {
                         target: t,
                         engine: match self.engine {
                             Engine::Libfuzzer | Engine::Afl => self.engine_name.clone(),
-                            _ if t == TargetName::Pagetable => "swarm".into(),
+                            _ if matches!(t, TargetName::Pagetable | TargetName::Prealloc) => {
+                                "swarm".into()
+                            }
                             _ => "swarm (edited seeds)".into(),
                         },
                         skipped: None,

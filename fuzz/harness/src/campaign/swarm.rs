@@ -21,80 +21,106 @@ pub const KINDS: [&str; 7] = [
 /// A deterministic stream of inputs for one seed.
 pub struct Swarm {
     rng: StdRng,
-    weights: [u32; KINDS.len()],
+    weights: KindWeights<{ KINDS.len() }>,
+}
+
+/// Op-kind weights redrawn every [`BATCH`] inputs: each kind off with probability 1/4,
+/// else weighted 1..=its cap; never all off.
+pub struct KindWeights<const N: usize> {
+    weights: [u32; N],
+    caps: [u32; N],
     left: usize,
 }
 
-impl Swarm {
-    pub fn new(seed: u64) -> Swarm {
-        Swarm {
-            rng: StdRng::seed_from_u64(seed),
-            weights: [0; KINDS.len()],
+impl<const N: usize> KindWeights<N> {
+    pub fn new(caps: [u32; N]) -> Self {
+        KindWeights {
+            weights: [0; N],
+            caps,
             left: 0,
         }
     }
 
-    /// The current op-kind weights (for the progress display and tests).
-    pub fn weights(&self) -> [u32; KINDS.len()] {
+    pub fn get(&self) -> [u32; N] {
         self.weights
     }
 
-    /// The next input: one random domain configuration and 1..=MAX_OPS ops.
-    pub fn next_input(&mut self) -> Input {
+    /// Called once per input: draws new weights at the start of each batch (then true).
+    pub fn next_input(&mut self, rng: &mut StdRng) -> bool {
         if self.left == 0 {
-            self.draw_weights();
+            for (w, &cap) in self.weights.iter_mut().zip(&self.caps) {
+                *w = if rng.random_ratio(1, 4) {
+                    0
+                } else {
+                    rng.random_range(1..=cap)
+                };
+            }
+            if self.weights.iter().all(|&w| w == 0) {
+                self.weights[0] = 1;
+            }
             self.left = BATCH;
+            self.left -= 1;
+            return true;
         }
         self.left -= 1;
-        let r = &mut self.rng;
-        let config = ConfigChoice {
-            format: r.random(),
-            granule: r.random(),
-            ias: r.random(),
-            oas: r.random(),
-            coherent: r.random(),
-            custom_alloc: r.random(),
-            window: r.random_range(0..8),
-            host_page: r.random(),
-        };
-        let n = self.rng.random_range(1..=MAX_OPS);
-        let ops = (0..n).map(|_| self.op()).collect();
-        Input { config, ops }
+        false
     }
 
-    /// Each kind is off with probability 1/4, else weighted 1..=16; never all off. `clear`
-    /// and `fail_nth` weigh at most 2: at 1..=16 one op in seven freed the whole domain, so
-    /// few inputs grew past a handful of tables.
-    fn draw_weights(&mut self) {
-        for (w, kind) in self.weights.iter_mut().zip(KINDS) {
-            let max = if matches!(kind, "clear" | "fail_nth") {
-                2
-            } else {
-                16
-            };
-            *w = if self.rng.random_ratio(1, 4) {
-                0
-            } else {
-                self.rng.random_range(1..=max)
-            };
-        }
-        if self.weights.iter().all(|&w| w == 0) {
-            self.weights[0] = 1;
-        }
+    /// Weighs kind `needed` at least as much as each kind of `by` (a job run without a job
+    /// prepared before it only ever fails).
+    pub fn require(&mut self, needed: usize, by: &[usize]) {
+        let most = by.iter().map(|&k| self.weights[k]).max().unwrap_or(0);
+        self.weights[needed] = self.weights[needed].max(most);
     }
 
-    fn op(&mut self) -> Op {
+    /// A kind, by the current weights.
+    pub fn pick(&self, rng: &mut StdRng) -> usize {
         let total: u32 = self.weights.iter().sum();
-        let mut pick = self.rng.random_range(0..total);
-        let kind = self
-            .weights
+        let mut pick = rng.random_range(0..total);
+        self.weights
             .iter()
             .position(|&w| {
                 let hit = pick < w;
                 pick = pick.saturating_sub(w);
                 hit
             })
-            .expect("pick < total");
+            .expect("pick < total")
+    }
+}
+
+impl Swarm {
+    pub fn new(seed: u64) -> Swarm {
+        // `clear` and `fail_nth` weigh at most 2: at 1..=16 one op in seven freed the whole
+        // domain, so few inputs grew past a handful of tables.
+        let caps = KINDS.map(|k| {
+            if matches!(k, "clear" | "fail_nth") {
+                2
+            } else {
+                16
+            }
+        });
+        Swarm {
+            rng: StdRng::seed_from_u64(seed),
+            weights: KindWeights::new(caps),
+        }
+    }
+
+    /// The current op-kind weights (for the progress display and tests).
+    pub fn weights(&self) -> [u32; KINDS.len()] {
+        self.weights.get()
+    }
+
+    /// The next input: one random domain configuration and 1..=MAX_OPS ops.
+    pub fn next_input(&mut self) -> Input {
+        let _ = self.weights.next_input(&mut self.rng);
+        let config = config(&mut self.rng);
+        let n = self.rng.random_range(1..=MAX_OPS);
+        let ops = (0..n).map(|_| self.op()).collect();
+        Input { config, ops }
+    }
+
+    fn op(&mut self) -> Op {
+        let kind = self.weights.pick(&mut self.rng);
         let r = &mut self.rng;
         match KINDS[kind] {
             "map" => Op::Map {
@@ -120,6 +146,20 @@ impl Swarm {
             "fail_nth" => Op::FailNth(r.random()),
             _ => Op::Clear,
         }
+    }
+}
+
+/// Any domain configuration the fuzz input can name, the tight window 1 in 4.
+pub fn config(r: &mut StdRng) -> ConfigChoice {
+    ConfigChoice {
+        format: r.random(),
+        granule: r.random(),
+        ias: r.random(),
+        oas: r.random(),
+        coherent: r.random(),
+        custom_alloc: r.random(),
+        window: r.random_range(0..8),
+        host_page: r.random(),
     }
 }
 
