@@ -46,7 +46,11 @@ fn refuses_what_the_format_lacks() {
     }
     let d = domain();
     assert_eq!(d.page_sizes(), vec![K4, K64, M1, M16]);
-    assert_eq!(d.geometry().root_frames(), 16, "16 KiB first level in 1 KiB units");
+    assert_eq!(
+        d.geometry().root_frames(),
+        16,
+        "16 KiB first level in 1 KiB units"
+    );
     assert_eq!(d.root() % (16 << 10), 0, "first level aligned to 16 KiB");
 }
 
@@ -158,7 +162,11 @@ fn level_two_tables_pack_four_to_a_host_page() {
         .collect();
     assert_eq!(d.mem().frames(), 5, "four level-2 tables in one page");
     for (i, t) in tables.iter().enumerate() {
-        assert_eq!(t & !0xfff, tables[0] & !0xfff, "table {i} in the first page");
+        assert_eq!(
+            t & !0xfff,
+            tables[0] & !0xfff,
+            "table {i} in the first page"
+        );
     }
     let mut sorted = tables.clone();
     sorted.sort();

@@ -90,11 +90,7 @@ impl Model {
         let per_page = page / table;
         let root_bytes = rules.root_bytes();
         let root_pages = root_bytes.div_ceil(page);
-        let root_spare = if root_bytes == table {
-            per_page - 1
-        } else {
-            0
-        };
+        let root_spare = if root_bytes == table { per_page - 1 } else { 0 };
         let pages_below_oas = ((1u64 << rules.oas) - cfg.phys_base) / page;
         let tables = Tables::new(
             rules.start_level,

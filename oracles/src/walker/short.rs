@@ -100,10 +100,7 @@ pub fn translate_short(
 /// level-2 table a page-table descriptor (type `01`, address [31:10]) names, in index
 /// order, as the walk reaches them. `read` as for [`translate_short`]; a word it cannot read
 /// names no table (the frame accounting then finds that table unreached).
-pub fn short_tables(
-    ttb: u64,
-    read: impl Fn(u64) -> Option<u64>,
-) -> impl Iterator<Item = u64> {
+pub fn short_tables(ttb: u64, read: impl Fn(u64) -> Option<u64>) -> impl Iterator<Item = u64> {
     // 4096 four-byte descriptors: 2048 words.
     let l2 = (0..2048u64)
         .flat_map(move |k| {
