@@ -9,7 +9,8 @@ use crate::format::{AnyFormat, Format, Layout, MAX_LEVELS};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     pub granule: Granule,
-    /// log2 of the unit tables are allocated in (a [`crate::PhysMem`] frame).
+    /// log2 of the unit tables are allocated in: the smallest table size (the granule for
+    /// LPAE, 1 KiB for armv7s); host pages ([`crate::PhysMem`] frames) hold one or more.
     pub g: u32,
     pub ias: u32,
     pub oas: u32,
@@ -53,9 +54,10 @@ impl Geometry {
     /// The geometry `fmt` lays out for `cfg`, after the checks every format shares.
     pub fn with_format(cfg: &DomainConfig, fmt: &impl Format) -> Result<Geometry, ConfigError> {
         let layout = fmt.layout(cfg)?;
-        let unit = 1u64 << layout.frame_shift;
-        // Tables are placed from phys_base; a root of up to 16 frames (a concatenated LPAE
-        // root, the 16 KiB v7s first level) must be aligned to its size, so phys_base too.
+        let unit = cfg.granule.size();
+        // Tables are placed from phys_base; a root of up to 16 granules (a concatenated LPAE
+        // root) must be aligned to its size, so phys_base too. Counted in granules, not
+        // allocation units, so a format with sub-granule units (armv7s) refuses the same.
         if !cfg.phys_base.is_multiple_of(16 * unit) {
             return Err(ConfigError(format!(
                 "phys_base {:#x} is not aligned to 16 frames of {unit:#x}",
@@ -119,9 +121,9 @@ impl Geometry {
         (self.entry_bytes as u64) << self.table_bits(level)
     }
 
-    /// Frames a table at `level` is allocated in: its size in frames, at least one.
-    // SUBPAGE: a table smaller than a frame (a 1 KiB v7s second level, a short LPAE root)
-    // takes a whole frame until the allocator packs sub-frame tables (issue 16 item 4).
+    /// Allocation units a table at `level` spans: its size in units, at least one. The
+    /// unit is the format's smallest table (the granule for LPAE, 1 KiB for armv7s), so
+    /// only a short LPAE root (fewer entries than a granule holds) is rounded up.
     pub fn table_frames(&self, level: u32) -> u64 {
         (self.table_bytes(level) >> self.g).max(1)
     }
@@ -132,7 +134,8 @@ impl Geometry {
         ((iova >> self.shifts[level as usize]) & self.masks[level as usize]) as usize
     }
 
-    /// Number of frames the root occupies (1, or 2..=16 when concatenated or larger).
+    /// Number of units the root occupies (1, or 2..=16 when concatenated or larger: the
+    /// 16 KiB armv7s first level is 16 units of 1 KiB).
     pub fn root_frames(&self) -> u64 {
         self.table_frames(self.start_level)
     }

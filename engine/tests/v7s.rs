@@ -46,7 +46,11 @@ fn refuses_what_the_format_lacks() {
     }
     let d = domain();
     assert_eq!(d.page_sizes(), vec![K4, K64, M1, M16]);
-    assert_eq!(d.geometry().root_frames(), 4, "16 KiB first level");
+    assert_eq!(
+        d.geometry().root_frames(),
+        16,
+        "16 KiB first level in 1 KiB units"
+    );
     assert_eq!(d.root() % (16 << 10), 0, "first level aligned to 16 KiB");
 }
 
@@ -142,4 +146,43 @@ fn small_pages_sit_in_second_level_tables_across_the_boundary() {
     assert_eq!(d.map(0x0010_0000, 0x9000_0000, M1, 1, Prot::RW), Ok(M1));
     assert_eq!(d.counters().deferred, 1);
     assert_eq!(l1(&d, 0x0010_0000) & 3, 0b10);
+}
+
+/// Four 1 KiB level-2 tables share one 4K host page (the root takes four); a fifth starts a
+/// second page; a slot freed by the grace period is the next one reused.
+#[test]
+fn level_two_tables_pack_four_to_a_host_page() {
+    let mut d = domain();
+    assert_eq!(d.mem().frames(), 4, "the 16 KiB first level");
+    let tables: Vec<u64> = (0..4)
+        .map(|i| {
+            assert_eq!(d.map(i * M1, 0x8000_0000, K4, 1, Prot::RW), Ok(K4));
+            (l1(&d, i * M1) & 0xffff_fc00) as u64
+        })
+        .collect();
+    assert_eq!(d.mem().frames(), 5, "four level-2 tables in one page");
+    for (i, t) in tables.iter().enumerate() {
+        assert_eq!(
+            t & !0xfff,
+            tables[0] & !0xfff,
+            "table {i} in the first page"
+        );
+    }
+    let mut sorted = tables.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 4, "four distinct slots: {tables:x?}");
+    assert_eq!(d.map(4 * M1, 0x8000_0000, K4, 1, Prot::RW), Ok(K4));
+    assert_eq!(d.mem().frames(), 6, "a fifth table takes a second page");
+    // Unmapping table 1's whole 1M span frees it after the grace period.
+    assert_eq!(d.unmap(M1, M1, 1), Ok(M1));
+    d.grace_period();
+    assert_eq!(d.counters().freed, 1);
+    assert_eq!(d.map(7 * M1, 0x8000_0000, K4, 1, Prot::RW), Ok(K4));
+    assert_eq!(
+        (l1(&d, 7 * M1) & 0xffff_fc00) as u64,
+        tables[1],
+        "the freed slot is reused"
+    );
+    assert_eq!(d.mem().frames(), 6);
 }

@@ -71,6 +71,15 @@ MISTAKES = {
         "        let k = m.free_mask.trailing_zeros().saturating_sub(1);\n        m.free_mask &= !(1u64 << k);",
         "a table placed over a live sibling in the same host page (the slot before the free one)",
     ),
+    "v7s-packed-overlap-sibling": (
+        "engine/src/alloc.rs",
+        "        let k = m.free_mask.trailing_zeros();\n        m.free_mask &= !(1u64 << k);",
+        "        let k = m.free_mask.trailing_zeros();\n"
+        "        let k = if class == 10 { k.saturating_sub(1) } else { k };\n"
+        "        m.free_mask &= !(1u64 << k);",
+        "a 1 KiB armv7s level-2 table placed over a live sibling in the same host page (the "
+        "slot before the free one; LPAE tables are never 1 KiB, so only packing shows it)",
+    ),
     "subpage-page-freed-while-deferred": (
         "engine/src/alloc.rs",
         "        self.counters.live -= 1;\n        self.counters.deferred += 1;\n        self.record(|seq| AllocEvent::Defer { seq, pa });",

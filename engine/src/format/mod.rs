@@ -36,7 +36,8 @@ pub enum Entry {
 /// `last_level`); at most [`MAX_LEVELS`] of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
-    /// log2 of the unit tables are allocated in (the granule, a host page).
+    /// log2 of the unit tables are allocated in: the smallest table the format makes (the
+    /// granule for LPAE, 1 KiB for armv7s), so tables are carved at their real size.
     pub frame_shift: u32,
     /// Bytes of one descriptor: 8 (LPAE), 4 (short descriptor).
     pub entry_bytes: u32,

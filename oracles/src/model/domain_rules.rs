@@ -192,6 +192,20 @@ impl DomainRules {
         (self.root_entries() >> self.stride()).max(1)
     }
 
+    /// Bytes of a table below the root: one granule (LPAE), 256 entries of 4 bytes
+    /// (armv7s level 2, SEMANTICS.md "Armv7 short descriptor").
+    pub fn table_bytes(&self) -> u64 {
+        if self.short {
+            return 1 << 10;
+        }
+        self.granule.size()
+    }
+
+    /// Bytes of the root: 16 KiB for armv7s, else its concatenated granules.
+    pub fn root_bytes(&self) -> u64 {
+        self.root_tables() * self.granule.size()
+    }
+
     /// Leaf sizes at or below the start level, ascending.
     pub fn page_sizes(&self) -> Vec<u64> {
         if self.short {

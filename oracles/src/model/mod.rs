@@ -81,18 +81,16 @@ impl Model {
         let rules = DomainRules::new(cfg)?;
         // Host pages follow the root's from phys_base; one that would end above 2^OAS is an
         // allocation failure. DomainRules::new checked the root's page(s) fit. Non-root
-        // tables are one granule, `per_page` to a host page; a root of one granule shares
-        // its page with `per_page - 1` of them, a larger root has its page(s) to itself.
-        let granule = cfg.granule.size();
+        // tables are `table_bytes` (a granule; 1 KiB for armv7s level 2), `per_page` to a
+        // host page; a root of that same size shares its page with `per_page - 1` of them,
+        // any other root (concatenated, or the 16 KiB armv7s level 1) has its page(s) to
+        // itself (SEMANTICS.md "Sub-page tables").
         let page = cfg.host_page().size();
-        let per_page = page / granule;
-        let root_bytes = rules.root_tables() * granule;
+        let table = rules.table_bytes();
+        let per_page = page / table;
+        let root_bytes = rules.root_bytes();
         let root_pages = root_bytes.div_ceil(page);
-        let root_spare = if rules.root_tables() == 1 {
-            per_page - 1
-        } else {
-            0
-        };
+        let root_spare = if root_bytes == table { per_page - 1 } else { 0 };
         let pages_below_oas = ((1u64 << rules.oas) - cfg.phys_base) / page;
         let tables = Tables::new(
             rules.start_level,

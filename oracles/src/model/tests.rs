@@ -267,3 +267,35 @@ fn larger_granules() {
     assert_eq!(m.map(31 * m512, 0, m512, 1, RW), Ok(m512));
     assert_eq!(m.map(32 * m512, 0, m512, 1, RW), err(ErrorKind::Range, 0));
 }
+
+/// armv7s level-2 tables are 1 KiB, `hostpage / 1 KiB` to a host page; the 16 KiB first
+/// level has its page(s) to itself (SEMANTICS.md "Armv7 short descriptor", table memory).
+/// In a 64 KiB window below 2^32: 48 tables with 4K pages and 16K pages, and with 64K
+/// pages in a 128 KiB window, 64.
+#[test]
+fn armv7s_level_two_tables_pack_into_host_pages() {
+    const M1: u64 = 1 << 20;
+    for (page, base, tables, backed) in [
+        (Granule::G4K, 0xffff_0000, 48, 16),
+        (Granule::G16K, 0xffff_0000, 48, 4),
+        (Granule::G64K, 0xfffe_0000, 64, 2),
+    ] {
+        let cfg = DomainConfig {
+            phys_base: base,
+            host_page: Some(page),
+            ..DomainConfig::new(FormatKind::Armv7s, Granule::G4K, 32, 32)
+        };
+        let mut m = Model::new(&cfg).unwrap();
+        let root = m.backed_frames();
+        for i in 0..tables {
+            assert_eq!(m.map(i * M1, 0, K4, 1, RW), Ok(K4), "{page} table {i}");
+        }
+        assert_eq!(m.backed_frames(), backed, "{page}: root {root} pages");
+        assert_eq!(
+            m.map(tables * M1, 0, K4, 1, RW),
+            err(ErrorKind::Nomem, 0),
+            "{page}: no room for table {tables}"
+        );
+        assert_eq!(m.counters().live, tables + 1, "{page}");
+    }
+}

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
 use ptfuzz_oracles::budget::{BudgetChecker, OpContext};
 use ptfuzz_oracles::finding::{AllocGuardFinding, AllocHooksFinding, Counter, CounterFinding};
+use ptfuzz_oracles::walker::short::short_tables;
 use ptfuzz_oracles::walker::WalkParams;
 use ptfuzz_oracles::{
     check_domain_logged, check_range_logged, Divergence, FrameAccounting, Model, TlbOracle,
@@ -24,8 +25,9 @@ pub struct CheckedDomain {
     engine: Domain<OrderedFlushLog>,
     model: Model,
     hooks: Option<HookCounts>,
-    /// `None` for armv7s: the TLB oracle, frame accounting and walker decode LPAE
-    /// descriptors only (short descriptors are not in them yet, docs/SEMANTICS.md).
+    /// `None` for armv7s: the TLB oracle and the structure walker decode LPAE descriptors
+    /// only (short descriptors are not in them yet, docs/SEMANTICS.md); the frame
+    /// accounting runs for both, fed by `walker::short::short_tables` for armv7s.
     tlb: Option<TlbOracle>,
     /// Every frame in exactly one state, after every op.
     frames: FrameAccounting,
@@ -88,13 +90,15 @@ impl CheckedDomain {
                     cfg.format.is_stage2(),
                 );
                 let lpae = cfg.format != ptfuzz_engine::FormatKind::Armv7s;
+                // Frames are the model's smallest table (1 KiB for armv7s).
+                let frames = FrameAccounting::new(r.table_bytes().trailing_zeros());
                 let tlb = lpae.then(|| TlbOracle::new(cfg, engine.root(), &params));
                 Created::Both(Box::new(CheckedDomain {
                     engine,
                     model,
                     hooks,
                     tlb,
-                    frames: FrameAccounting::new(cfg.granule.size().trailing_zeros()),
+                    frames,
                     ops: 0,
                     budget: BudgetChecker::new(),
                 }))
@@ -255,7 +259,11 @@ impl CheckedDomain {
     fn check_after(&mut self, cmd: &Command, out: &Outcome) -> Result<(), Divergence> {
         // Every write, flush and free of this op, in order: nothing stale may survive it.
         let Some(tlb) = &mut self.tlb else {
-            // armv7s: counters, and the short-descriptor walk of the op's range.
+            // armv7s: frame accounting over the tables the short descriptors reach,
+            // counters, and the short-descriptor walk of the op's range.
+            let mem = self.engine.mem();
+            let reached = short_tables(self.engine.root(), |pa| mem.read_device(pa));
+            self.frames.check(&self.engine, reached)?;
             self.check_counters()?;
             return self.check_short(cmd);
         };
