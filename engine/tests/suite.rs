@@ -76,6 +76,11 @@ fn delta(after: Counters, before: Counters) -> (u64, u64, u64, u64) {
 pub fn configurations_are_domains(f: FormatKind) {
     let list = configs(f);
     assert!(!list.is_empty(), "{f}: no configuration");
+    assert!(list.iter().any(|n| !n.cfg.coherent), "{f}: no non-coherent walker");
+    let mut names: Vec<&str> = list.iter().map(|n| n.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), list.len(), "{f}: configuration names repeat");
     for n in &list {
         assert_eq!(n.cfg.format, f, "{} is listed under {f}", n.name);
         let d = domain(n);

@@ -44,8 +44,8 @@ pub const FORMATS: [(FormatKind, &str); 5] = [
     (FormatKind::Armv7s, "armv7s"),
 ];
 
-/// The valid configurations of `format` the generic suites run over.
-pub fn configs(format: FormatKind) -> Vec<Named> {
+/// The coherent configurations of `format`.
+fn base_configs(format: FormatKind) -> Vec<Named> {
     use Concat::{Max, Required as Req};
     use FormatKind::*;
     use Granule::*;
@@ -159,6 +159,26 @@ pub fn configs(format: FormatKind) -> Vec<Named> {
             ),
         ],
     }
+}
+
+/// The configurations of `format` the generic suites run over: [`base_configs`], and
+/// for each granule the first of them again with a non-coherent walker (which sees CPU
+/// writes only after the engine's syncs: the walker and the TLB oracle read that view).
+pub fn configs(format: FormatKind) -> Vec<Named> {
+    let mut v = base_configs(format);
+    let mut seen = Vec::new();
+    for i in 0..v.len() {
+        let n = v[i];
+        if n.cfg.host_page.is_none() && !seen.contains(&n.cfg.granule) {
+            seen.push(n.cfg.granule);
+            let mut cfg = n.cfg;
+            cfg.coherent = false;
+            // Leaked once per test: names are `&'static str` so a failure prints them.
+            let name: &'static str = Box::leak(format!("{} noncoherent", n.name).into());
+            v.push(Named { name, cfg });
+        }
+    }
+    v
 }
 
 /// Every configuration of every format (for the test that the list itself is sound).
