@@ -4,6 +4,7 @@
 //! "Memory and the allocator", "Preallocation"). Format-specific tests (descriptor bytes,
 //! v7s supersections, ...) stay in their own files.
 
+#[macro_use]
 mod formats;
 
 use formats::{configs, Named};
@@ -76,7 +77,10 @@ fn delta(after: Counters, before: Counters) -> (u64, u64, u64, u64) {
 pub fn configurations_are_domains(f: FormatKind) {
     let list = configs(f);
     assert!(!list.is_empty(), "{f}: no configuration");
-    assert!(list.iter().any(|n| !n.cfg.coherent), "{f}: no non-coherent walker");
+    assert!(
+        list.iter().any(|n| !n.cfg.coherent),
+        "{f}: no non-coherent walker"
+    );
     let mut names: Vec<&str> = list.iter().map(|n| n.name).collect();
     names.sort_unstable();
     names.dedup();
@@ -458,33 +462,16 @@ pub fn prealloc_jobs(f: FormatKind) {
     }
 }
 
-/// Instantiates every generic body for one format, as a test module named for it.
-macro_rules! suite {
-    ($($group:ident => $format:expr;)*) => {$(
-        mod $group {
-            use ptfuzz_engine::FormatKind;
-            const F: FormatKind = $format;
-            suite!(@bodies configurations_are_domains, round_trip_at_every_page_size,
-                table_boundaries_and_freeing, partial_unmaps_and_holes,
-                clear_frees_everything, allocation_failure_injection, va_reservation,
-                prealloc_jobs);
-        }
-    )*};
-    (@bodies $($body:ident),*) => {$(
-        #[test]
-        fn $body() {
-            super::$body(F)
-        }
-    )*};
-}
-
-suite! {
-    arm64_s1 => FormatKind::Arm64S1;
-    arm64_s2 => FormatKind::Arm64S2;
-    arm32_lpae_s1 => FormatKind::Arm32LpaeS1;
-    arm32_lpae_s2 => FormatKind::Arm32LpaeS2;
-    armv7s => FormatKind::Armv7s;
-}
+per_format!(all: [
+    configurations_are_domains,
+    round_trip_at_every_page_size,
+    table_boundaries_and_freeing,
+    partial_unmaps_and_holes,
+    clear_frees_everything,
+    allocation_failure_injection,
+    va_reservation,
+    prealloc_jobs,
+]);
 
 /// The suite instantiates a group for every format there is (`FormatKind::ALL` and the
 /// trace-only armv7s): a new format without a group fails here.

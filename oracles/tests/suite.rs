@@ -7,6 +7,7 @@
 //! property instead of skipping silently.
 
 #[path = "../../engine/tests/formats/mod.rs"]
+#[macro_use]
 mod formats;
 
 use formats::{configs, Named, Rng};
@@ -434,27 +435,10 @@ pub fn model_accepts_the_configurations(f: FormatKind) {
     }
 }
 
-macro_rules! suite {
-    ($($group:ident => $format:expr;)*) => {$(
-        mod $group {
-            use ptfuzz_engine::FormatKind;
-            const F: FormatKind = $format;
-            suite!(@bodies engine_against_model, walker_against_model, tlb_oracle,
-                frame_accounting, model_accepts_the_configurations);
-        }
-    )*};
-    (@bodies $($body:ident),*) => {$(
-        #[test]
-        fn $body() {
-            super::$body(F)
-        }
-    )*};
-}
-
-suite! {
-    arm64_s1 => FormatKind::Arm64S1;
-    arm64_s2 => FormatKind::Arm64S2;
-    arm32_lpae_s1 => FormatKind::Arm32LpaeS1;
-    arm32_lpae_s2 => FormatKind::Arm32LpaeS2;
-    armv7s => FormatKind::Armv7s;
-}
+per_format!(all: [
+    engine_against_model,
+    walker_against_model,
+    tlb_oracle,
+    frame_accounting,
+    model_accepts_the_configurations,
+]);

@@ -35,7 +35,37 @@ fn named(
     Named { name, cfg }
 }
 
-/// Every format the suites instantiate, with its test-group name.
+/// Instantiates generic test bodies once per format, each format a test module named for
+/// it: `per_format!(all: [body, ...]);` for every format, `per_format!(lpae: [...]);` for
+/// the LPAE ones (an oracle that decodes LPAE only). Each `body` is a
+/// `fn body(FormatKind)` in the invoking file. A new format adds one line to `all:`.
+#[allow(unused_macro_rules)]
+macro_rules! per_format {
+    (all: $bodies:tt) => {
+        per_format!(@groups $bodies arm64_s1 Arm64S1, arm64_s2 Arm64S2,
+            arm32_lpae_s1 Arm32LpaeS1, arm32_lpae_s2 Arm32LpaeS2, armv7s Armv7s);
+    };
+    (lpae: $bodies:tt) => {
+        per_format!(@groups $bodies arm64_s1 Arm64S1, arm64_s2 Arm64S2,
+            arm32_lpae_s1 Arm32LpaeS1, arm32_lpae_s2 Arm32LpaeS2);
+    };
+    (@groups $bodies:tt $($group:ident $kind:ident),*) => {
+        $(per_format!(@group $group $kind $bodies);)*
+    };
+    (@group $group:ident $kind:ident [$($body:ident),* $(,)?]) => {
+        mod $group {
+            const F: ptfuzz_engine::FormatKind = ptfuzz_engine::FormatKind::$kind;
+            $(
+                #[test]
+                fn $body() {
+                    super::$body(F)
+                }
+            )*
+        }
+    };
+}
+
+/// Every format the suites instantiate, with its test-group name (as `per_format!`).
 pub const FORMATS: [(FormatKind, &str); 5] = [
     (FormatKind::Arm64S1, "arm64_s1"),
     (FormatKind::Arm64S2, "arm64_s2"),
@@ -54,11 +84,13 @@ fn base_configs(format: FormatKind) -> Vec<Named> {
         Arm64S1 => vec![
             named("4k ias48 oas48", f, G4K, 48, 48, Req, None),
             named("4k ias39 oas40", f, G4K, 39, 40, Req, None),
+            named("4k ias39 oas48", f, G4K, 39, 48, Req, None),
             named("4k ias32 oas32", f, G4K, 32, 32, Req, None),
             named("16k ias48 oas48", f, G16K, 48, 48, Req, None),
             named("16k ias36 oas40", f, G16K, 36, 40, Req, None),
             named("64k ias48 oas48", f, G64K, 48, 48, Req, None),
             named("64k ias42 oas44", f, G64K, 42, 44, Req, None),
+            named("64k ias32 oas36", f, G64K, 32, 36, Req, None),
             named(
                 "4k ias39 oas48 hostpage16k",
                 f,
@@ -96,8 +128,12 @@ fn base_configs(format: FormatKind) -> Vec<Named> {
             named("4k ias32 oas48 concat=max", f, G4K, 32, 48, Max, None),
             named("16k ias40 oas40", f, G16K, 40, 40, Req, None),
             named("16k ias48 oas48", f, G16K, 48, 48, Req, None),
+            // concat=max: L2, 16 concatenated tables.
+            named("16k ias40 oas48 concat=max", f, G16K, 40, 48, Max, None),
             named("64k ias46 oas46", f, G64K, 46, 46, Req, None),
+            named("64k ias48 oas48", f, G64K, 48, 48, Req, None),
             named("64k ias46 oas46 concat=max", f, G64K, 46, 46, Max, None),
+            named("64k ias32 oas48", f, G64K, 32, 48, Req, None),
             // concat=max: L3, 8 concatenated tables, 64K leaves only.
             named("64k ias32 oas48 concat=max", f, G64K, 32, 48, Max, None),
             named(
@@ -136,6 +172,8 @@ fn base_configs(format: FormatKind) -> Vec<Named> {
             named("4k ias40 oas40", f, G4K, 40, 40, Req, None),
             named("4k ias32 oas40", f, G4K, 32, 40, Req, None),
             named("4k ias40 oas40 concat=max", f, G4K, 40, 40, Max, None),
+            named("4k ias33 oas40", f, G4K, 33, 40, Req, None),
+            named("4k ias33 oas40 concat=max", f, G4K, 33, 40, Max, None),
             named(
                 "4k ias33 oas40 hostpage16k",
                 f,
