@@ -39,7 +39,7 @@ fn named(
 /// it: `per_format!(all: [body, ...]);` for every format, `per_format!(lpae: [...]);` for
 /// the LPAE ones (an oracle that decodes LPAE only). Each `body` is a
 /// `fn body(FormatKind)` in the invoking file. A new format adds one line to `all:`.
-#[allow(unused_macro_rules)]
+#[allow(unused_macro_rules, unused_macros)]
 macro_rules! per_format {
     (all: $bodies:tt) => {
         per_format!(@groups $bodies arm64_s1 Arm64S1, arm64_s2 Arm64S2,
