@@ -101,6 +101,35 @@ pub fn configurations_are_domains(f: FormatKind) {
     }
 }
 
+/// Page sizes as docs/SEMANTICS.md "Page sizes" states them: a stage-2 domain under the
+/// default policy has exactly the leaf sizes of a stage-1 domain of the same granule and IAS
+/// (a deeper start with `concat=max` may only drop the largest); armv7s has 4K, 64K, 1M,
+/// 16M.
+pub fn page_sizes_follow_the_documents(f: FormatKind) {
+    use ptfuzz_engine::{Concat, DomainConfig};
+    for n in configs(f) {
+        let got = domain(&n).page_sizes();
+        let c = n.cfg;
+        let want = match f {
+            FormatKind::Armv7s => vec![1 << 12, 1 << 16, 1 << 20, 1 << 24],
+            _ => {
+                let s1 = DomainConfig::new(FormatKind::Arm64S1, c.granule, c.ias, 48);
+                Domain::new(s1).expect("the stage-1 twin").page_sizes()
+            }
+        };
+        if c.concat == Concat::Max {
+            assert!(
+                got.len() < want.len() || got == want,
+                "{}: {got:x?}",
+                n.name
+            );
+            assert_eq!(got[..], want[..got.len()], "{}: {got:x?}", n.name);
+        } else {
+            assert_eq!(got, want, "{}", n.name);
+        }
+    }
+}
+
 /// map → lookup → unmap at every page size, at the first and at the last page below IAS,
 /// on a fresh domain each: the tables a map allocates are exactly the path to its leaf.
 pub fn round_trip_at_every_page_size(f: FormatKind) {
@@ -464,6 +493,7 @@ pub fn prealloc_jobs(f: FormatKind) {
 
 per_format!(all: [
     configurations_are_domains,
+    page_sizes_follow_the_documents,
     round_trip_at_every_page_size,
     table_boundaries_and_freeing,
     partial_unmaps_and_holes,
