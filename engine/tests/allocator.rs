@@ -2,6 +2,7 @@
 //! and the grace period (poisoning, reuse), allocation-failure injection, custom allocator
 //! hooks, the 2^OAS placement limit, and the device view of non-coherent domains.
 
+#[macro_use]
 mod common;
 
 use std::cell::{Cell, RefCell};
@@ -25,9 +26,8 @@ fn counters_tuple(d: &Domain<FlushLog>) -> (u64, u64, u64, u64) {
 
 /// Random map/unmap/grace/fail-nth sequences against the model: after every op the reachable
 /// tables are exactly the model's, every live table is reachable, and the counters add up.
-#[test]
-fn random_ops_keep_tables_and_counters_exact() {
-    for e in drive_configs() {
+fn random_ops_keep_tables_and_counters_exact(f: FormatKind) {
+    for e in drive_configs(f) {
         for seed in [1, 2] {
             drive(&e, true, seed, 70, |d, m, r| {
                 let what = format!("{e:?} seed {seed} op {}: {:?}", r.index, r.op);
@@ -55,9 +55,8 @@ fn random_ops_keep_tables_and_counters_exact() {
 /// Non-coherent domains: after every op the device view of every live table equals the CPU
 /// view (the engine synced every write and every new table), and the device view alone
 /// walks to the model's state.
-#[test]
-fn non_coherent_device_view_is_synced_after_every_op() {
-    for e in drive_configs() {
+fn non_coherent_device_view_is_synced_after_every_op(f: FormatKind) {
+    for e in drive_configs(f) {
         for seed in [3, 4] {
             drive(&e, false, seed, 70, |d, m, r| {
                 let what = format!("{e:?} non-coherent seed {seed} op {}: {:?}", r.index, r.op);
@@ -70,9 +69,8 @@ fn non_coherent_device_view_is_synced_after_every_op() {
 }
 
 /// The same on a fixed sequence that reuses poisoned frames and replaces an empty table.
-#[test]
-fn non_coherent_reuse_of_poisoned_frames() {
-    for e in drive_configs() {
+fn non_coherent_reuse_of_poisoned_frames(f: FormatKind) {
+    for e in drive_configs(f) {
         let sizes = e.page_sizes();
         let small = sizes[0];
         let p = e.level_of(small);
@@ -264,15 +262,14 @@ fn empty_table_replaced_by_a_block_is_freed_after_a_walk_flush() {
 /// The grace period poisons released tables (both views) and puts them on the free list;
 /// nothing deferred is reused before it; a new table after it reuses a released frame,
 /// zeroed.
-#[test]
-fn grace_period_poisons_then_frames_are_reused_zeroed() {
+fn grace_period_poisons_then_frames_are_reused_zeroed(f: FormatKind) {
     assert_eq!(POISON & 0b1, 0, "POISON must be an invalid descriptor");
     assert_eq!(
         POISON, 0x7f7f_7f7f_7f7f_7f7c,
         "SEMANTICS 'Memory and the allocator'"
     );
     for coherent in [true, false] {
-        for e in drive_configs() {
+        for e in drive_configs(f) {
             let small = e.page_sizes()[0];
             let p = e.level_of(small);
             if p == e.start {
@@ -357,9 +354,8 @@ fn grace_period_poisons_then_frames_are_reused_zeroed() {
 /// `fail_nth_alloc(n)` for every n over a map that needs several tables: the n-th
 /// allocation fails with `nomem`, the error carries the bytes mapped before, those pages
 /// stay mapped, and tables allocated before the failure stay (empty, reachable).
-#[test]
-fn fail_nth_for_every_n() {
-    for e in drive_configs() {
+fn fail_nth_for_every_n(f: FormatKind) {
+    for e in drive_configs(f) {
         let small = e.page_sizes()[0];
         let p = e.level_of(small);
         if p == e.start {
@@ -606,3 +602,6 @@ fn concatenated_root_counts_once() {
         assert_eq!(d.tables().live_tables().count(), 1);
     }
 }
+
+// Per LPAE format (`arm64_s1::random_ops_keep_tables_and_counters_exact`, ...): this file's model and walker are LPAE.
+per_format!(lpae: [random_ops_keep_tables_and_counters_exact, non_coherent_device_view_is_synced_after_every_op, non_coherent_reuse_of_poisoned_frames, grace_period_poisons_then_frames_are_reused_zeroed, fail_nth_for_every_n]);

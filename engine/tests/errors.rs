@@ -1,6 +1,7 @@
 //! Every error and stop of map/unmap (DESIGN "Semantics", SEMANTICS map/unmap), each
 //! checked to change nothing it must not change, and the refusal of invalid domains.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -93,9 +94,8 @@ fn unmap_refused(s: &mut Setup, args: (u64, u64, u64), want: Result<u64, ErrorKi
     assert_unchanged(&s.d, &before, &what);
 }
 
-#[test]
-fn map_inval_changes_nothing() {
-    for e in drive_configs() {
+fn map_inval_changes_nothing(f: FormatKind) {
+    for e in drive_configs(f) {
         let mut s = populated(&e);
         let ia = e.ia_size();
         for &pg in &e.page_sizes() {
@@ -296,9 +296,8 @@ fn map_range_uses_oas_for_the_output() {
     );
 }
 
-#[test]
-fn map_without_read_or_write_maps_nothing() {
-    for e in drive_configs() {
+fn map_without_read_or_write_maps_nothing(f: FormatKind) {
+    for e in drive_configs(f) {
         let mut s = populated(&e);
         for bits in 0u8..64 {
             let prot = Prot::from_bits_truncate(bits);
@@ -460,9 +459,8 @@ fn map_stops_midway_and_keeps_earlier_pages() {
     }
 }
 
-#[test]
-fn unmap_inval_and_range_change_nothing() {
-    for e in drive_configs() {
+fn unmap_inval_and_range_change_nothing(f: FormatKind) {
+    for e in drive_configs(f) {
         let mut s = populated(&e);
         let ia = e.ia_size();
         for &pg in &e.page_sizes() {
@@ -739,3 +737,6 @@ fn custom_allocator_needs_both_hooks_and_a_capable_format() {
         refused_with(cfg, hooks(true, false));
     }
 }
+
+// Per LPAE format (`arm64_s1::map_inval_changes_nothing`, ...): this file's model and walker are LPAE.
+per_format!(lpae: [map_inval_changes_nothing, map_without_read_or_write_maps_nothing, unmap_inval_and_range_change_nothing]);

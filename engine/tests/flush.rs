@@ -2,6 +2,7 @@
 //! unmap returns; every unlinked table gets a walk invalidation over its span before it is
 //! freed; nothing is flushed where nothing was removed.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
@@ -78,9 +79,8 @@ fn check_flushes(e: &Expect, r: &OpResult, what: &str) {
     }
 }
 
-#[test]
-fn random_ops_flush_every_removed_leaf_and_unlinked_table() {
-    for e in drive_configs() {
+fn random_ops_flush_every_removed_leaf_and_unlinked_table(f: FormatKind) {
+    for e in drive_configs(f) {
         for seed in [5, 6] {
             drive(&e, true, seed, 120, |_, _, r| {
                 let what = format!("{e:?} seed {seed} op {}: {:?}", r.index, r.op);
@@ -93,9 +93,8 @@ fn random_ops_flush_every_removed_leaf_and_unlinked_table() {
 /// SEMANTICS: "leaves removed as part of a freed table are covered by that walk flush and
 /// are not added to the gather". Checked on its own because it is about redundant
 /// invalidations, not missing ones.
-#[test]
-fn leaves_of_freed_tables_are_not_gathered() {
-    for e in drive_configs() {
+fn leaves_of_freed_tables_are_not_gathered(f: FormatKind) {
+    for e in drive_configs(f) {
         for seed in [5, 6, 7] {
             drive(&e, true, seed, 120, |_, _, r| {
                 let what = format!("{e:?} seed {seed} op {}: {:?}", r.index, r.op);
@@ -289,3 +288,6 @@ fn blocks_of_a_freed_table_are_covered_by_its_walk_flush() {
         );
     }
 }
+
+// Per LPAE format (`arm64_s1::random_ops_flush_every_removed_leaf_and_unlinked_table`, ...): this file's model and walker are LPAE.
+per_format!(lpae: [random_ops_flush_every_removed_leaf_and_unlinked_table, leaves_of_freed_tables_are_not_gathered]);

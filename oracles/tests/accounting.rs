@@ -3,17 +3,17 @@
 //! which a frame has left the bookkeeping.
 
 mod common;
+#[path = "../../engine/tests/formats/mod.rs"]
+#[macro_use]
+mod formats;
 
-use common::{cfg, XorShift as Rng};
+use common::XorShift as Rng;
 use ptfuzz_engine::alloc::{Counters, FrameState, POISON};
-use ptfuzz_engine::{Domain, DomainConfig, FormatKind, Granule, OrderedFlushLog, Prot};
+use ptfuzz_engine::{Domain, DomainConfig, FormatKind, OrderedFlushLog, Prot};
 use ptfuzz_oracles::accounting::FrameLists;
 use ptfuzz_oracles::walker::{FrameInfo, TableView, WalkParams};
 use ptfuzz_oracles::OracleId;
 use ptfuzz_oracles::{Divergence, FrameAccounting, Model, TlbOracle};
-
-use FormatKind::*;
-use Granule::*;
 
 // ---------------------------------------------------------------------------------------
 // The real engine.
@@ -117,36 +117,31 @@ fn exercise(c: DomainConfig, seed: u64, ops: usize) -> (u64, u64) {
     (t.frames.stats().poison_checked, nomem)
 }
 
-#[test]
-fn engine_passes_in_wide_and_tight_windows() {
+// Per format (`arm64_s1::engine_passes_in_wide_and_tight_windows`, ...) over the shared
+// configuration list; armv7s's frame accounting runs in tests/suite.rs
+// (`armv7s::frame_accounting`), with reachable tables from a short-descriptor decode.
+per_format!(lpae: [engine_passes_in_wide_and_tight_windows]);
+
+fn engine_passes_in_wide_and_tight_windows(f: FormatKind) {
     let (mut poisoned, mut nomem) = (0, 0);
-    for (f, g, ias, oas) in [
-        (Arm64S1, G4K, 48, 48),
-        (Arm64S1, G16K, 36, 40),
-        (Arm64S1, G64K, 48, 48),
-        (Arm64S2, G4K, 40, 40),
-        (Arm64S2, G64K, 32, 48),
-        (Arm32LpaeS1, G4K, 32, 40),
-    ] {
-        for coherent in [true, false] {
-            let mut c = cfg(f, g, ias, oas, coherent);
-            exercise(c, 7, 300);
-            // Tables in the last 16 frames below 2^OAS (the base must be aligned to 16
-            // granules): frames run out and are reused.
-            c.phys_base = (1u64 << oas) - 16 * g.size();
-            let (p, n) = exercise(c, 11, 300);
-            poisoned += p;
-            nomem += n;
-        }
+    for n in formats::configs(f) {
+        let mut c = n.cfg;
+        exercise(c, 7, 300);
+        // Tables in the last 16 frames below 2^OAS (the base must be aligned to 16
+        // granules): frames run out and are reused.
+        c.phys_base = (1u64 << c.oas) - 16 * c.granule.size();
+        let (p, n) = exercise(c, 11, 300);
+        poisoned += p;
+        nomem += n;
     }
-    println!("{poisoned} frames freed, {nomem} allocations refused");
+    println!("{f}: {poisoned} frames freed, {nomem} allocations refused");
     assert!(
         poisoned > 100,
-        "only {poisoned} frames were freed: the test exercises too little"
+        "{f}: only {poisoned} frames were freed: the test exercises too little"
     );
     assert!(
         nomem > 20,
-        "tight windows ran out of frames only {nomem} times"
+        "{f}: tight windows ran out of frames only {nomem} times"
     );
 }
 

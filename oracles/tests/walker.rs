@@ -2,11 +2,14 @@
 //! format and granule, and it fails when the model says something else.
 
 mod common;
+#[path = "../../engine/tests/formats/mod.rs"]
+#[macro_use]
+mod formats;
 
 use common::{cfg, XorShiftStar as Rng};
 use std::time::Instant;
 
-use ptfuzz_engine::{Concat, Domain, DomainConfig, ErrorKind, FlushLog, FormatKind, Granule, Prot};
+use ptfuzz_engine::{Domain, DomainConfig, ErrorKind, FlushLog, FormatKind, Granule, Prot};
 use ptfuzz_oracles::walker::{check_domain, check_range, translate_domain, FaultKind};
 use ptfuzz_oracles::Model;
 
@@ -80,47 +83,24 @@ impl Pair {
 }
 
 /// Every format and granule, with start levels L0..L3 and concatenated stage-2 roots.
-fn configs() -> Vec<DomainConfig> {
-    let mut v = Vec::new();
-    for coherent in [true, false] {
-        for (f, g, ias, oas) in [
-            (Arm64S1, G4K, 48, 48),
-            (Arm64S1, G4K, 39, 48),
-            (Arm64S1, G4K, 32, 32),
-            (Arm64S1, G16K, 48, 48),
-            (Arm64S1, G16K, 36, 40),
-            (Arm64S1, G64K, 48, 48),
-            (Arm64S1, G64K, 42, 44),
-            (Arm64S1, G64K, 32, 36),
-            (Arm64S2, G4K, 48, 48),
-            (Arm64S2, G4K, 40, 40),  // L1, 2 tables
-            (Arm64S2, G4K, 32, 48),  // L1, 4 entries
-            (Arm64S2, G16K, 48, 48), // L1, 2 tables
-            (Arm64S2, G16K, 40, 40), // L2, 16 tables (PA 40)
-            (Arm64S2, G64K, 32, 48), // L2, 8 entries
-            (Arm64S2, G64K, 46, 46), // L1, 16 entries
-            (Arm64S2, G64K, 48, 48),
-            (Arm32LpaeS1, G4K, 32, 40),
-            (Arm32LpaeS2, G4K, 40, 40), // L1, 2 tables
-            (Arm32LpaeS2, G4K, 33, 40), // L1, 8 entries
-        ] {
-            v.push(cfg(f, g, ias, oas, coherent));
-        }
-        // concat=max: the deepest start levels, concatenated roots Linux would not build.
-        for (f, g, ias, oas) in [
-            (Arm64S2, G4K, 32, 48),     // L2, 4 tables,
-            (Arm64S2, G16K, 40, 48),    // L2, 16 tables,
-            (Arm64S2, G64K, 32, 48),    // L3, 8 tables,
-            (Arm64S2, G64K, 46, 46),    // L2, 16 tables,
-            (Arm32LpaeS2, G4K, 33, 40), // L2, 8 tables,
-        ] {
-            let mut c = cfg(f, g, ias, oas, coherent);
-            c.concat = Concat::Max;
-            v.push(c);
+/// The shared suite's configurations of `f` (engine/tests/formats/mod.rs), each with a
+/// coherent and a non-coherent walker.
+fn configs(f: FormatKind) -> Vec<DomainConfig> {
+    let mut out: Vec<DomainConfig> = Vec::new();
+    for n in formats::configs(f) {
+        for coherent in [true, false] {
+            let c = DomainConfig { coherent, ..n.cfg };
+            if !out.contains(&c) {
+                out.push(c);
+            }
         }
     }
-    v
+    out
 }
+
+// Per format (`arm64_s1::walker_agrees_with_engine_and_model_on_every_format`, ...); the
+// armv7s walker runs in tests/suite.rs (`armv7s::walker_against_model`).
+per_format!(lpae: [walker_agrees_with_engine_and_model_on_every_format, random_ops_agree]);
 
 const PROTS: [Prot; 3] = [Prot::RW, Prot::READ, Prot::WRITE];
 
@@ -195,9 +175,8 @@ fn exercise(c: DomainConfig) {
     t.check();
 }
 
-#[test]
-fn walker_agrees_with_engine_and_model_on_every_format() {
-    for c in configs() {
+fn walker_agrees_with_engine_and_model_on_every_format(f: FormatKind) {
+    for c in configs(f) {
         exercise(c);
     }
 }
@@ -421,10 +400,9 @@ fn random_ops(c: DomainConfig, seed: u64, ops: usize) {
     t.check();
 }
 
-#[test]
-fn random_ops_agree() {
+fn random_ops_agree(f: FormatKind) {
     let ops = if cfg!(debug_assertions) { 150 } else { 800 };
-    for (i, c) in configs().into_iter().enumerate() {
+    for (i, c) in configs(f).into_iter().enumerate() {
         for seed in 0..3u64 {
             random_ops(c, 0x9e37_79b9_7f4a_7c15 ^ (i as u64 * 1000 + seed), ops);
         }
