@@ -799,11 +799,13 @@ impl<F: FlushOps> Domain<F> {
             let covered = va + span == next && hi >= next;
             if covered
                 && child_level == self.geo.last_level
+                && self.geo.max_repeat(child_level) <= walk.page_repeat
                 && self.tables.live_entries(child) as u64 == self.entries(child_level)
                 && self.tables.pins(child) == 0
             {
                 // A full last-level table unmapped whole: O(1), the walk flush covers
-                // its leaves.
+                // its leaves. Not where a leaf there may be larger than the pages being
+                // unmapped (an armv7s 64K page under a 4K unmap stops the unmap).
                 self.unlink_table(table, slot, child, child_level, va, span);
                 bytes += span;
             } else {

@@ -30,6 +30,9 @@ pub struct Geometry {
     /// Per log2(size): the level a leaf of that size lives at and log2 of the entries it
     /// repeats over, or `NO_LEVEL`.
     leaf_by_log2: [(u8, u8); 64],
+    /// Per level: log2 of the most entries one leaf there repeats over (armv7s 64K pages
+    /// and 16M supersections: 4; 0 where every leaf is one entry).
+    max_repeat: [u32; MAX_LEVELS],
 }
 
 const NO_LEVEL: u8 = u8::MAX;
@@ -84,6 +87,11 @@ impl Geometry {
                 .expect("a leaf size at least one entry of the last level");
             *slot = (level as u8, (k as u32 - l.shifts[level as usize]) as u8);
         }
+        let mut max_repeat = [0; MAX_LEVELS];
+        for &(lv, r) in leaf_by_log2.iter().filter(|(lv, _)| *lv != NO_LEVEL) {
+            let m = &mut max_repeat[lv as usize];
+            *m = (*m).max(u32::from(r));
+        }
         let mut masks = [0; MAX_LEVELS];
         for lv in start..=last {
             masks[lv as usize] = (1u64 << l.table_bits[lv as usize]) - 1;
@@ -101,7 +109,14 @@ impl Geometry {
             bits: l.table_bits,
             masks,
             leaf_by_log2,
+            max_repeat,
         }
+    }
+
+    /// log2 of the most entries a leaf at `level` repeats over.
+    #[inline(always)]
+    pub fn max_repeat(&self, level: u32) -> u32 {
+        self.max_repeat[level as usize]
     }
 
     /// log2 of the span of one entry at `level`.
