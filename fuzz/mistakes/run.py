@@ -149,8 +149,8 @@ MISTAKES = {
     ),
     "job-global-page": (
         "engine/src/alloc.rs",
-        "        if let Some(pool) = self.source {\n            return self.alloc_from_pool(mem, pool, level);\n        }",
-        "        if let Some(pool) = self.source.filter(|p| level < 3 || *p == PoolId::Reserve) {\n            return self.alloc_from_pool(mem, pool, level);\n        }",
+        "        if let Some(pool) = self.source {\n            return self.alloc_from_pool(mem, pool, level, bytes);\n        }",
+        "        if let Some(pool) = self.source.filter(|p| level < 3 || *p == PoolId::Reserve) {\n            return self.alloc_from_pool(mem, pool, level, bytes);\n        }",
         "a job that takes a (last-level) table page from the global allocator",
     ),
     "jobs-share-pool": (
@@ -176,21 +176,17 @@ MISTAKES = {
     # leftover frames, so it has no walk invalidation to get wrong.)
     "grace-loses-frame": (
         "engine/src/alloc.rs",
-        "m.next = self.free_head;\n            self.free_head = f;\n            self.free_len += 1;\n"
-        "            self.counters.deferred -= 1;",
-        "m.next = NIL;\n            self.counters.deferred -= 1;",
-        "a frame released after the grace period that never reaches the free list",
+        "        for q in p..p + n {\n            self.push_free_page(q);\n        }",
+        "        for q in p..p + n {\n            if notify {\n                self.pages[q as usize].state = PageState::Free;\n            } else {\n                self.push_free_page(q);\n            }\n        }",
+        "a host page released after the grace period that never reaches the free list",
     ),
     "free-list-skips-node": (
         "engine/src/alloc.rs",
-        [("let mut next = std::mem::replace(&mut self.deferred_head, NIL);",
-          "let mut next = std::mem::replace(&mut self.deferred_head, NIL);\n        let head0 = self.free_head;"),
-         ("m.next = self.free_head;\n            self.free_head = f;\n            self.free_len += 1;\n"
-          "            self.counters.deferred -= 1;",
-          "m.next = head0;\n            self.free_head = f;\n            self.free_len += 1;\n"
-          "            self.counters.deferred -= 1;")],
-        None,
-        "a free list that loses a node when two frames are released together (each links to the old head)",
+        "        m.next = self.free_head;\n        self.free_head = p;\n        self.free_len += 1;",
+        "        m.next = self.free_head;\n        self.free_head = p;\n        self.free_len += 1;\n"
+        "        if self.free_len % 3 == 0 {\n            let second = self.pages[p as usize].next;\n"
+        "            self.pages[p as usize].next = self.pages[second as usize].next;\n        }",
+        "a free list whose push drops the next node every third page (the count stays right)",
     ),
     "unreserve-partial-walk": (
         "engine/src/reserve.rs",
@@ -236,17 +232,34 @@ def scratch_copy(name, suffix=""):
     return dst
 
 
-def plant(dst, name):
-    """Applies the mistake's edit: one (old, new) pair, or a list of pairs (new is None)."""
+def edited(root, name):
+    """The mistake's file with its edit applied (one (old, new) pair, or a list of pairs when
+    new is None), or an error naming the text that is not in the file exactly once."""
     path, old, new = MISTAKES[name][:3]
     edits = old if new is None else [(old, new)]
-    p = os.path.join(dst, path)
-    text = open(p).read()
+    text = open(os.path.join(root, path)).read()
     for o, n in edits:
         if text.count(o) != 1:
-            sys.exit(f"{name}: the text to change is not in {path} exactly once; update run.py")
+            return None, f"{name}: the text to change is not in {path} exactly once; update run.py"
         text = text.replace(o, n)
-    open(p, "w").write(text)
+    return text, None
+
+
+def plant(dst, name):
+    text, err = edited(dst, name)
+    if err:
+        sys.exit(err)
+    open(os.path.join(dst, MISTAKES[name][0]), "w").write(text)
+
+
+def check(names):
+    """Every mistake still applies to this tree (the engine moves on; a stale mistake would
+    only fail when someone next runs it). Returns the exit status."""
+    bad = [err for err in (edited(ROOT, n)[1] for n in names) if err]
+    for err in bad:
+        print(err, file=sys.stderr)
+    print(f"{len(names) - len(bad)} of {len(names)} planted mistakes apply")
+    return 1 if bad else 0
 
 
 def fuzz(dst, name, seconds, sanitizer, core, seeds, trace_compares=True, scoped=True):
@@ -303,8 +316,12 @@ def main():
     ap.add_argument("--sancov-all", action="store_true",
                     help="coverage feedback from every crate (cargo-fuzz's default) instead of "
                          "the engine and executor only (fuzz/libfuzzer/sancov-scope.sh, as CI)")
+    ap.add_argument("--check", action="store_true",
+                    help="only check that every mistake's edit applies to this tree (CI runs it)")
     ap.add_argument("names", nargs="*")
     a = ap.parse_args()
+    if a.check:
+        sys.exit(check(a.names or list(MISTAKES)))
     for name in a.names or MISTAKES:
         dst = scratch_copy(name, ("-ntc" if a.no_trace_compares else "") + ("-all" if a.sancov_all else ""))
         plant(dst, name)
