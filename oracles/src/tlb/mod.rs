@@ -21,7 +21,8 @@
 //! It learns where each table sits from the writes themselves: a table descriptor written at
 //! slot i of a table at (level l, base b) places the child at (l + 1, b + i * span(l)); the
 //! root (a flat array at the start level, also when concatenated) is known from the start.
-//! Descriptor decoding is the walker's (`crate::walker`), never the engine's. Per op, the
+//! Descriptor decoding is per format (`format.rs`: LPAE with the walker's parameters, or the
+//! Armv7 short descriptor, 4-byte descriptors two to a logged word), never the engine's. Per op, the
 //! cost is O(n log n) in the log sizes, plus the size of any subtree the op unlinks.
 
 mod entry;
