@@ -96,6 +96,14 @@ MISTAKES = {
         "a host page given back when its last table is unlinked, while that table still waits "
         "for its grace period",
     ),
+    # The TLB oracle on armv7s: only its check of repeated-leaf invalidations sees this.
+    "v7s-large-page-partial-tlbi": (
+        "engine/src/domain.rs",
+        "self.flush.add_page(&mut walk.gather, page, pgsize);",
+        "self.flush.add_page(&mut walk.gather, page, span);",
+        "an armv7s 64K or 16M unmap page (a large page or supersection, or the small pages or "
+        "sections in its 16 slots) invalidated over its first slot's span only (4K or 1M)",
+    ),
     # Issue 6 (target `ioasid`).
     "ioasid-custom-out-of-range": (
         "engine/src/ioasid/mod.rs",

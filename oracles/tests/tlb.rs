@@ -195,9 +195,8 @@ fn add(a: &mut TlbStats, b: TlbStats) {
     a.defers_checked += b.defers_checked;
 }
 
-// Per format (`arm64_s1::engine_passes_on_every_geometry`, ...); armv7s is not decoded by
-// the TLB oracle (its group in tests/suite.rs asserts that choice).
-per_format!(lpae: [engine_passes_on_every_geometry, engine_passes_fixed_patterns]);
+// Per format (`arm64_s1::engine_passes_on_every_geometry`, ..., `armv7s::...`).
+per_format!(all: [engine_passes_on_every_geometry, engine_passes_fixed_patterns]);
 
 fn engine_passes_on_every_geometry(f: FormatKind) {
     for (i, c) in configs(f).into_iter().enumerate() {
@@ -878,4 +877,198 @@ fn concatenated_root_is_one_flat_array() {
     h.w(t2 + 8, 0, block(0x8020_0000)).op().unwrap();
     h.w(t2 + 8, block(0x8020_0000), 0);
     expect_err(h.op(), &["stale translation at IOVA 0x9600200000"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Armv7 short descriptors (ARM-FACTS §8): 4-byte descriptors, logged as 8-byte words.
+
+const S_ROOT: u64 = 0x4000_0000; // 16 KiB level-1 table
+const S_L2: u64 = 0x4001_0000; // 1 KiB level-2 table for IOVA [0, 1M)
+const S_L2B: u64 = 0x4001_0400; // its neighbour in the same 4K page, for [1M, 2M)
+
+/// Level-1 page-table pointer: address [31:10] | 0b01.
+fn s_table(pa: u64) -> u32 {
+    pa as u32 | 0b01
+}
+/// Small page: OA | AP[0] | 0b10.
+fn s_small(oa: u64) -> u32 {
+    oa as u32 | 1 << 4 | 0b10
+}
+/// Large page (64K): OA | AP[0] | 0b01.
+fn s_large(oa: u64) -> u32 {
+    oa as u32 | 1 << 4 | 0b01
+}
+/// Supersection (16M): OA | bit 18 | AP[0] | 0b10.
+fn s_super(oa: u64) -> u32 {
+    oa as u32 | 1 << 18 | 1 << 10 | 0b10
+}
+
+/// A short-descriptor `Hand`: 4-byte writes become 8-byte words of a shadow memory.
+struct Short {
+    h: Hand,
+    mem: std::collections::HashMap<u64, u64>,
+}
+
+impl Short {
+    fn new() -> Short {
+        let c = DomainConfig::new(Armv7s, G4K, 32, 32);
+        // The oracle takes the short layout from the config; the LPAE parameters are unused.
+        let p = WalkParams::new(G4K, 32, 32, 1, false);
+        let mut h = Hand::new();
+        h.tlb = TlbOracle::new(&c, S_ROOT, &p);
+        Short {
+            h,
+            mem: Default::default(),
+        }
+    }
+
+    fn w(&mut self, pa: u64, d: u32) -> &mut Self {
+        let word = pa & !7;
+        let sh = 8 * (pa & 4);
+        let old = self.mem.get(&word).copied().unwrap_or(0);
+        let new = (old & !(0xffff_ffff << sh)) | (u64::from(d) << sh);
+        self.mem.insert(word, new);
+        self.h.w(word, old, new);
+        self
+    }
+
+    /// `d` in the 16 slots from `pa` (a large page or supersection).
+    fn w16(&mut self, pa: u64, d: u32) -> &mut Self {
+        for i in 0..16 {
+            self.w(pa + 4 * i, d);
+        }
+        self
+    }
+
+    /// Op 0: root[0] -> S_L2, root[1] -> S_L2B, S_L2[1] small page (IOVA 0x1000), S_L2[16..32]
+    /// a large page (IOVA 0x10000), S_L2B[0] small page (IOVA 0x10_0000), root[16..32] a
+    /// supersection (IOVA 0x100_0000).
+    fn populated() -> Short {
+        let mut s = Short::new();
+        s.h.alloc(S_L2, 2).alloc(S_L2B, 2);
+        s.w(S_ROOT, s_table(S_L2)).w(S_ROOT + 4, s_table(S_L2B));
+        s.w(S_L2 + 4, s_small(0x8000_1000))
+            .w16(S_L2 + 4 * 16, s_large(0x8001_0000))
+            .w(S_L2B, s_small(0x8010_0000))
+            .w16(S_ROOT + 4 * 16, s_super(0x8100_0000));
+        s.h.op().expect("building tables needs no invalidation");
+        s
+    }
+}
+
+#[test]
+fn short_cleared_small_page_without_invalidation_is_stale() {
+    let mut s = Short::populated();
+    s.w(S_L2 + 4, 0);
+    let d = expect_err(
+        s.h.op(),
+        &[
+            "stale translation at IOVA 0x1000 after op 1",
+            "leaf at level 2",
+        ],
+    );
+    println!("{d}");
+    // Its neighbour in the same 8-byte word is untouched: one leaf invalidation suffices.
+    let mut s = Short::populated();
+    s.w(S_L2 + 4, 0).h.leaves(0x1000, 0x1fff, 0x1000);
+    s.h.op().unwrap();
+    // Another range does not.
+    let mut s = Short::populated();
+    s.w(S_L2 + 4, 0).h.leaves(0x2000, 0x2fff, 0x1000);
+    expect_err(s.h.op(), &["stale translation at IOVA 0x1000"]);
+}
+
+#[test]
+fn short_large_page_partly_invalidated_is_stale() {
+    // The 16 slots cleared, only the first 4K of the page invalidated: a fragment of the
+    // page may still be cached for the rest of its range.
+    let mut s = Short::populated();
+    s.w16(S_L2 + 4 * 16, 0).h.leaves(0x1_0000, 0x1_0fff, 0x1000);
+    let d = expect_err(
+        s.h.op(),
+        &[
+            "stale translation at IOVA 0x10000 after op 1",
+            "0x1ffff",
+            "leaf at level 2",
+        ],
+    );
+    println!("{d}");
+    // The whole page: fine.
+    let mut s = Short::populated();
+    s.w16(S_L2 + 4 * 16, 0)
+        .h
+        .leaves(0x1_0000, 0x1_ffff, 0x1_0000);
+    s.h.op().unwrap();
+    // A supersection likewise: its first section's range is not enough, its 16M is.
+    let mut s = Short::populated();
+    s.w16(S_ROOT + 4 * 16, 0)
+        .h
+        .leaves(0x100_0000, 0x10f_ffff, 0x10_0000);
+    expect_err(
+        s.h.op(),
+        &["stale translation at IOVA 0x1000000", "leaf at level 1"],
+    );
+    let mut s = Short::populated();
+    s.w16(S_ROOT + 4 * 16, 0)
+        .h
+        .leaves(0x100_0000, 0x1ff_ffff, 0x100_0000);
+    s.h.op().unwrap();
+}
+
+#[test]
+fn short_level2_table_freed_before_the_walk_invalidation() {
+    let mut s = Short::populated();
+    s.w(S_ROOT, 0).h.defer(S_L2).walk(0, 0x10_0000);
+    let d = expect_err(
+        s.h.op(),
+        &[
+            "table 0x40010000",
+            "[0x0, 0xfffff]",
+            "freed before the walk invalidation that covers it, op 1",
+        ],
+    );
+    println!("{d}");
+    // Clear, walk, defer: fine; its packed neighbour stays linked and may not be freed.
+    let mut s = Short::populated();
+    s.w(S_ROOT, 0).h.walk(0, 0x10_0000).defer(S_L2);
+    s.h.op().unwrap();
+    s.h.defer(S_L2B);
+    expect_err(
+        s.h.op(),
+        &["table 0x40010400", "[0x100000, 0x1fffff]", "still valid"],
+    );
+    // The leaves below an unlinked table need its walk invalidation too.
+    let mut s = Short::populated();
+    s.w(S_ROOT, 0).h.leaves(0, 0xf_ffff, 0x1000);
+    expect_err(s.h.op(), &["stale translation at IOVA 0x0", "table entry"]);
+}
+
+#[test]
+fn short_valid_to_different_valid_breaks_bbm() {
+    let mut s = Short::populated();
+    s.w(S_L2 + 4, s_small(0x9000_1000))
+        .h
+        .leaves(0x1000, 0x1fff, 0x1000);
+    let d = expect_err(
+        s.h.op(),
+        &[
+            "break-before-make violated at IOVA 0x1000 (level 2) in op 1",
+            "old 0x80001012 new 0x90001012",
+        ],
+    );
+    println!("{d}");
+    // A level-2 table replaced by a section in place.
+    let mut s = Short::populated();
+    s.w(S_ROOT + 4, s_small(0x8010_0000))
+        .h
+        .walk(0x10_0000, 0x10_0000);
+    expect_err(
+        s.h.op(),
+        &["break-before-make violated at IOVA 0x100000 (level 1)"],
+    );
+    // Through invalid with its invalidation: fine.
+    let mut s = Short::populated();
+    s.w(S_L2 + 4, 0).h.leaves(0x1000, 0x1fff, 0x1000);
+    s.w(S_L2 + 4, s_small(0x9000_1000));
+    s.h.op().unwrap();
 }

@@ -37,7 +37,7 @@ pub struct Frame {
     /// Lookup level and first IOVA, meaningful once placed (Linked / Unlinked).
     pub level: u32,
     pub base: u64,
-    /// Valid (bit 0 set) words by index, 0 for invalid ones; grown on demand up to the
+    /// Valid descriptors by index, 0 for invalid ones; grown on demand up to the
     /// highest index written (a dense array: tables are small and mostly written in runs).
     words: Vec<u64>,
     /// How many of `words` are valid: an empty table (the usual one to be unlinked) is
@@ -57,10 +57,11 @@ impl Frame {
         }
     }
 
-    /// Records the word at `idx`: kept when valid, forgotten otherwise.
-    pub fn set_word(&mut self, idx: u32, d: u64) {
+    /// Records the descriptor at `idx`: kept when `valid` (a valid descriptor is never 0),
+    /// forgotten otherwise.
+    pub fn set_word(&mut self, idx: u32, d: u64, valid: bool) {
         let i = idx as usize;
-        if d & 1 != 0 {
+        if valid && d != 0 {
             if i >= self.words.len() {
                 // Tables are written in runs from low indices: start with room for a run
                 // instead of growing through every power of two.

@@ -2,7 +2,7 @@
 
 use ptfuzz_engine::{AllocEvent, FlushEvent};
 
-use super::entry::{ttl_level, EntryKind};
+use super::entry::EntryKind;
 use super::frames::{Frame, State};
 use super::pending::{Break, Cover};
 use super::TlbOracle;
@@ -39,9 +39,9 @@ impl TlbOracle {
                     lo: iova,
                     hi: iova.saturating_add(size - 1),
                 };
-                let p = self.p;
+                let layout = self.layout;
                 self.pending
-                    .remove_covered(cover, |l| p.shift(l), invalidated);
+                    .remove_covered(cover, |l| layout.max_shift(l), invalidated);
             }
             FlushEvent::Leaves { start, end, pgsize } => {
                 self.stats.leaves += 1;
@@ -51,11 +51,11 @@ impl TlbOracle {
                 let cover = Cover::Leaves {
                     lo: start,
                     hi: end,
-                    level: ttl_level(&self.p, pgsize),
+                    level: self.layout.ttl_level(pgsize),
                 };
-                let p = self.p;
+                let layout = self.layout;
                 self.pending
-                    .remove_covered(cover, |l| p.shift(l), invalidated);
+                    .remove_covered(cover, |l| layout.max_shift(l), invalidated);
             }
         }
     }
@@ -63,7 +63,7 @@ impl TlbOracle {
     pub(super) fn alloc(&mut self, op: usize, seq: u64, a: &AllocEvent) -> Result<(), Divergence> {
         match *a {
             AllocEvent::Alloc { pa, frames, .. } => {
-                let len = u64::from(frames.max(1)) * self.granule;
+                let len = u64::from(frames.max(1)) * self.unit;
                 let mut err = None;
                 let mut keep_root = false;
                 for (s, f) in self.frames.overlapping(pa, len) {
@@ -102,7 +102,7 @@ impl TlbOracle {
     }
 
     fn defer(&mut self, op: usize, seq: u64, pa: u64) -> Result<(), Divergence> {
-        let granule = self.granule;
+        let granule = self.layout.table_bytes(self.unit);
         let is_root = pa == self.root;
         let span = |s: &Self, f: &Frame| {
             let lo = f.base;

@@ -21,10 +21,12 @@
 //! It learns where each table sits from the writes themselves: a table descriptor written at
 //! slot i of a table at (level l, base b) places the child at (l + 1, b + i * span(l)); the
 //! root (a flat array at the start level, also when concatenated) is known from the start.
-//! Descriptor decoding is the walker's (`crate::walker`), never the engine's. Per op, the
+//! Descriptor decoding is per format (`format.rs`: LPAE with the walker's parameters, or the
+//! Armv7 short descriptor, 4-byte descriptors two to a logged word), never the engine's. Per op, the
 //! cost is O(n log n) in the log sizes, plus the size of any subtree the op unlinks.
 
 mod entry;
+mod format;
 mod frames;
 mod maintenance;
 mod pending;
@@ -37,6 +39,7 @@ use crate::divergence::Divergence;
 use crate::recycle::Spares;
 use crate::walker::WalkParams;
 pub use entry::{classify, ttl_level, EntryKind};
+use format::Layout;
 use frames::{Frame, Frames, State};
 use pending::Pending;
 
@@ -77,8 +80,10 @@ pub struct TlbStats {
 /// Worst-case TLB and walk cache of one domain.
 #[derive(Debug)]
 pub struct TlbOracle {
-    p: WalkParams,
-    granule: u64,
+    layout: Layout,
+    /// Bytes of the allocator's smallest table (its frame unit: a granule, or 1 KiB for
+    /// armv7s).
+    unit: u64,
     root: u64,
     frames: Frames,
     pending: Pending,
@@ -121,8 +126,11 @@ impl TlbOracle {
         // Given back empty; `reset` below clears it anyway.
         let pending = Spares::take(&SPARE_PENDING).unwrap_or_else(Pending::with_room);
         let mut o = TlbOracle {
-            p: *p,
-            granule: cfg.granule.size(),
+            layout: Layout::new(cfg, p),
+            unit: match cfg.format {
+                ptfuzz_engine::FormatKind::Armv7s => 1024,
+                _ => cfg.granule.size(),
+            },
             root: root_pa,
             frames: Frames::default(),
             pending,
@@ -140,10 +148,9 @@ impl TlbOracle {
         self.root = root_pa;
         self.frames = Frames::default();
         self.pending.clear();
-        let bytes = self.p.root_entries() * 8;
-        let len = bytes.div_ceil(self.granule) * self.granule;
+        let len = self.layout.root_bytes(self.unit);
         let mut f = Frame::new(len, State::Linked);
-        f.level = self.p.start_level;
+        f.level = self.layout.start_level();
         f.base = 0;
         self.frames.insert(root_pa, f);
     }

@@ -28,6 +28,9 @@ pub struct Break {
     /// Set when the entry itself was not written but a table above it was unlinked: the
     /// slot of that table's (cleared) parent entry.
     pub under: Option<u64>,
+    /// A leaf only an invalidation of its whole span surely evicts (a short-descriptor
+    /// repeated leaf, `format.rs`).
+    pub whole: bool,
 }
 
 impl Break {
@@ -175,10 +178,15 @@ impl Pending {
             for i in hits.clone() {
                 let key = set.keys[i];
                 let b = &self.by_slot[&key.1];
-                let stays = if b.kind == EntryKind::Leaf {
-                    false
+                // Keys start from the level's largest span: smaller entries in the key
+                // range may still miss `[lo, hi]`.
+                let partial = b.iova < lo || b.last() > hi;
+                let stays = if b.iova > hi || b.last() < lo {
+                    true
+                } else if b.kind == EntryKind::Leaf {
+                    b.whole && partial
                 } else {
-                    leaves_only || b.iova < lo || b.last() > hi
+                    leaves_only || partial
                 };
                 if stays {
                     set.keys[kept] = key;
@@ -225,6 +233,7 @@ mod tests {
             shift: 12,
             old: 0x403,
             under: None,
+            whole: false,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use ptfuzz_engine::DeviceWrite;
 
-use super::entry::{classify, EntryKind};
+use super::entry::EntryKind;
 use super::frames::State;
 use super::pending::Break;
 use super::TlbOracle;
@@ -11,36 +11,71 @@ use crate::finding::TlbFinding;
 
 impl TlbOracle {
     pub(super) fn span_shift(&self, level: u32) -> u32 {
-        self.p.shift(level)
+        self.layout.shift(level)
     }
 
     /// Bytes of IOVA one table at `level` covers (the span of its parent entry).
     pub(super) fn table_span(&self, level: u32) -> u128 {
-        (self.p.entries_at(level) as u128) << self.span_shift(level)
+        (self.layout.entries_at(level) as u128) << self.span_shift(level)
     }
 
+    /// First IOVA and span of the entry at slot `idx` of a table at (`level`, `base`): a
+    /// repeated leaf covers its whole aligned page.
+    fn entry_span(&self, level: u32, base: u64, idx: u32, shift: u32) -> (u64, u32) {
+        let iova = base + (u64::from(idx) << self.span_shift(level));
+        (iova & !((1u64 << shift) - 1), shift)
+    }
+
+    /// One logged 8-byte word: one LPAE descriptor, or two short descriptors (each
+    /// checked when its half changed).
     pub(super) fn write(&mut self, op: usize, w: &DeviceWrite) -> Result<(), Divergence> {
         if !w.pa.is_multiple_of(8) {
             return Ok(());
         }
+        if self.layout.desc_bytes() == 8 {
+            return self.write_desc(op, w.seq, w.pa, w.old, w.new);
+        }
+        let mut first = Ok(());
+        for half in 0..2u64 {
+            let (old, new) = ((w.old >> (32 * half)) as u32, (w.new >> (32 * half)) as u32);
+            if old != new {
+                let r = self.write_desc(op, w.seq, w.pa + 4 * half, old.into(), new.into());
+                if first.is_ok() {
+                    first = r;
+                }
+            }
+        }
+        first
+    }
+
+    fn write_desc(
+        &mut self,
+        op: usize,
+        seq: u64,
+        pa: u64,
+        old: u64,
+        new: u64,
+    ) -> Result<(), Divergence> {
+        let w = DeviceWrite { seq, pa, old, new };
+        let layout = self.layout;
         let Some((start, f)) = self.frames.find_mut(w.pa) else {
             // Not a table the oracle knows (free or poisoned memory): nothing reaches it.
             return Ok(());
         };
-        let idx = ((w.pa - start) / 8) as u32;
-        match f.state {
-            State::Deferred { .. } => return Ok(()),
-            _ => f.set_word(idx, w.new),
-        }
+        let idx = ((w.pa - start) / layout.desc_bytes()) as u32;
         let (state, level, base) = (f.state, f.level, f.base);
-        if state == State::Unplaced || u64::from(idx) >= self.p.entries_at(level) || w.old == w.new
+        if matches!(state, State::Deferred { .. }) {
+            return Ok(());
+        }
+        let old_k = layout.decode(level, w.old);
+        let new_k = layout.decode(level, w.new);
+        f.set_word(idx, w.new, new_k.is_some());
+        if state == State::Unplaced || u64::from(idx) >= layout.entries_at(level) || w.old == w.new
         {
             return Ok(());
         }
-        let shift = self.span_shift(level);
-        let iova = base + (u64::from(idx) << shift);
-        let old_k = classify(&self.p, level, w.old);
-        let new_k = classify(&self.p, level, w.new);
+        let iova = base + (u64::from(idx) << self.span_shift(level));
+        let (old_k, new_k) = (old_k, new_k.map(|d| d.kind));
         let mut err = None;
         if new_k.is_some() {
             if let Some(b) = self.pending.get(w.pa) {
@@ -74,8 +109,10 @@ impl TlbOracle {
                 ..
             }
         );
-        if let Some(k) = old_k {
+        if let Some(d) = old_k {
+            let k = d.kind;
             if cacheable {
+                let (iova, shift) = self.entry_span(level, base, idx, d.shift);
                 self.add_break(Break {
                     seq: w.seq,
                     slot: w.pa,
@@ -85,6 +122,7 @@ impl TlbOracle {
                     shift,
                     old: w.old,
                     under: None,
+                    whole: d.whole,
                 });
             }
             if let EntryKind::Table(child) = k {
@@ -139,25 +177,28 @@ impl TlbOracle {
             return;
         }
         let (level, base) = (f.level, f.base);
-        let entries = usize::try_from(self.p.entries_at(level)).unwrap_or(usize::MAX);
+        let layout = self.layout;
+        let entries = usize::try_from(layout.entries_at(level)).unwrap_or(usize::MAX);
         // Walked out of the map (breaks and grandchildren change other state meanwhile),
         // then put back.
         let words = f.take_words();
-        let shift = self.span_shift(level);
         for (i, &d) in words.iter().enumerate().take(entries) {
             let i = i as u32;
-            let Some(k) = classify(&self.p, level, d) else {
+            let Some(dec) = layout.decode(level, d) else {
                 continue;
             };
+            let k = dec.kind;
+            let (iova, shift) = self.entry_span(level, base, i, dec.shift);
             self.add_break(Break {
                 seq,
-                slot: child + u64::from(i) * 8,
+                slot: child + u64::from(i) * layout.desc_bytes(),
                 kind: k,
                 level,
-                iova: base + (u64::from(i) << shift),
+                iova,
                 shift,
                 old: d,
                 under: Some(top),
+                whole: dec.whole,
             });
             if let EntryKind::Table(gc) = k {
                 self.unlink(gc, seq, top);
@@ -171,11 +212,11 @@ impl TlbOracle {
     /// A table descriptor now points at `child` from an entry at `level - 1` whose span
     /// starts at `base`: place it (and every table already linked below it).
     fn place(&mut self, child: u64, level: u32, base: u64, state: State) {
-        if level > 3 || level <= self.p.start_level {
+        let layout = self.layout;
+        if level > layout.last_level() || level <= layout.start_level() {
             return;
         }
-        let granule = self.granule;
-        let Some(f) = self.frames.entry(child, granule) else {
+        let Some(f) = self.frames.entry(child, layout.table_bytes(self.unit)) else {
             return;
         };
         if matches!(f.state, State::Deferred { .. }) {
@@ -186,10 +227,10 @@ impl TlbOracle {
         f.level = level;
         f.base = base;
         self.stats.placed += 1;
-        let entries = self.p.entries_at(level);
+        let entries = layout.entries_at(level);
         let kids: Vec<(u32, u64)> = f
             .valid_words(entries)
-            .filter_map(|(i, d)| match classify(&self.p, level, d) {
+            .filter_map(|(i, d)| match layout.decode(level, d).map(|d| d.kind) {
                 Some(EntryKind::Table(gc)) => Some((i, gc)),
                 _ => None,
             })

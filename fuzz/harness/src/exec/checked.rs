@@ -25,10 +25,10 @@ pub struct CheckedDomain {
     engine: Domain<OrderedFlushLog>,
     model: Model,
     hooks: Option<HookCounts>,
-    /// `None` for armv7s: the TLB oracle and the structure walker decode LPAE descriptors
-    /// only (short descriptors are not in them yet, docs/SEMANTICS.md); the frame
-    /// accounting runs for both, fed by `walker::short::short_tables` for armv7s.
-    tlb: Option<TlbOracle>,
+    /// The TLB oracle, for every format (it decodes LPAE or short descriptors itself); the
+    /// structure walker is LPAE-only, and the frame accounting is fed by
+    /// `walker::short::short_tables` for armv7s.
+    tlb: TlbOracle,
     /// Every frame in exactly one state, after every op.
     frames: FrameAccounting,
     /// Commands applied so far (the op index of divergences).
@@ -89,10 +89,9 @@ impl CheckedDomain {
                     r.start_level,
                     cfg.format.is_stage2(),
                 );
-                let lpae = cfg.format != ptfuzz_engine::FormatKind::Armv7s;
                 // Frames are the model's smallest table (1 KiB for armv7s).
                 let frames = FrameAccounting::new(r.table_bytes().trailing_zeros());
-                let tlb = lpae.then(|| TlbOracle::new(cfg, engine.root(), &params));
+                let tlb = TlbOracle::new(cfg, engine.root(), &params);
                 Created::Both(Box::new(CheckedDomain {
                     engine,
                     model,
@@ -111,9 +110,14 @@ impl CheckedDomain {
         }
     }
 
+    /// Whether the domain uses Armv7 short descriptors (walked by `walker::short`).
+    fn is_short(&self) -> bool {
+        self.engine.config().format == ptfuzz_engine::FormatKind::Armv7s
+    }
+
     /// The flush requests of the last op (after `apply` returned it).
     pub fn last_flushes(&self) -> impl Iterator<Item = &ptfuzz_engine::FlushEvent> + '_ {
-        self.tlb.iter().flat_map(|t| t.last_flushes())
+        self.tlb.last_flushes()
     }
 
     pub fn engine(&self) -> &Domain<OrderedFlushLog> {
@@ -258,17 +262,19 @@ impl CheckedDomain {
     /// independent walker; everything after commands that touch everything.
     fn check_after(&mut self, cmd: &Command, out: &Outcome) -> Result<(), Divergence> {
         // Every write, flush and free of this op, in order: nothing stale may survive it.
-        let Some(tlb) = &mut self.tlb else {
-            // armv7s: frame accounting over the tables the short descriptors reach,
-            // counters, and the short-descriptor walk of the op's range.
+        if self.is_short() {
+            // armv7s: the TLB oracle, frame accounting over the tables the short
+            // descriptors reach, counters, and the short-descriptor walk of the op's range.
+            self.tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
             let mem = self.engine.mem();
             let reached = short_tables(self.engine.root(), |pa| mem.read_device(pa));
             self.frames.check(&self.engine, reached)?;
             self.check_counters()?;
             return self.check_short(cmd);
-        };
-        tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
-        self.frames.check(&self.engine, tlb.reachable_tables())?;
+        }
+        self.tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
+        self.frames
+            .check(&self.engine, self.tlb.reachable_tables())?;
         self.check_counters()?;
         let ia_end = 1u64 << self.engine.config().ias;
         let range = |iova: u64, pgsize: u64, count: u64| {
@@ -402,7 +408,7 @@ impl CheckedDomain {
 
     /// Everything: every leaf, the table structure, the counters, the custom hooks.
     pub fn check_all(&mut self) -> Result<(), Divergence> {
-        if self.tlb.is_some() {
+        if !self.is_short() {
             check_domain_logged(&self.engine, &self.model, &[])?;
         }
         if let Some(h) = &self.hooks {
@@ -440,7 +446,7 @@ impl Oracle for CheckedDomain {
 
 impl Drop for CheckedDomain {
     fn drop(&mut self) {
-        let t = self.tlb.as_ref().map(TlbOracle::stats).unwrap_or_default();
+        let t = self.tlb.stats();
         let (f, b) = (self.frames.stats(), self.budget.stats);
         super::totals::add(&super::OracleTotals {
             domains: 1,
