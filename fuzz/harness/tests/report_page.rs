@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ptfuzz_harness::campaign::multi::{run_campaign, CampaignConfig, CampaignReport};
+use ptfuzz_harness::campaign::multi::{run_campaign, CampaignConfig, CampaignReport, CoverageMode};
 use ptfuzz_harness::target::TargetName;
 
 fn root() -> PathBuf {
@@ -57,6 +57,9 @@ fn campaign(out: &Path) -> CampaignReport {
     cfg.workers = 2;
     cfg.progress = false;
     cfg.corpus = root().join("corpus");
+    cfg.root = root();
+    // Line coverage needs an instrumented build of its own (minutes); the page says so.
+    cfg.coverage = CoverageMode::Off;
     run_campaign(&cfg).expect("the campaign runs")
 }
 
@@ -135,4 +138,8 @@ fn the_report_page_renders_its_tables_and_plots() {
         );
     }
     assert!(dom.contains("What the oracles checked"));
+    assert!(
+        dom.contains("id=\"line-coverage\"") && dom.contains("not measured (--coverage off)"),
+        "the page does not say whether line coverage was measured"
+    );
 }
