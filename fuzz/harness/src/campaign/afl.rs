@@ -14,35 +14,12 @@ use crate::target::TargetName;
 
 /// Whether cargo-afl is installed (the engine `auto` then picks AFL when cargo-fuzz is not).
 pub fn available() -> bool {
-    Command::new("cargo")
-        .args(["afl", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    super::external::cargo_has("afl")
 }
 
 /// Builds every target through `.ci/fuzz.sh afl-build`; returns the binaries' folder.
 pub fn build(root: &Path) -> io::Result<PathBuf> {
-    let out = Command::new("bash")
-        .arg(root.join(".ci/fuzz.sh"))
-        .arg("afl-build")
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    match (
-        out.status.success(),
-        text.lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("binaries: ")),
-    ) {
-        (true, Some(dir)) => Ok(PathBuf::from(dir.trim())),
-        _ => Err(io::Error::other(format!(
-            "`.ci/fuzz.sh afl-build` failed ({}):\n{text}",
-            out.status
-        ))),
-    }
+    super::external::fuzz_sh_build(root, "afl-build").map(PathBuf::from)
 }
 
 /// A target's instances: the main one first.

@@ -2,11 +2,44 @@
 //! what the campaign asks of it while it runs and after, whatever the engine.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use super::libfuzzer::Status;
 use super::{afl, libfuzzer};
 use crate::target::TargetName;
+
+/// Whether `cargo <sub>` is installed (cargo-fuzz, cargo-afl).
+pub fn cargo_has(sub: &str) -> bool {
+    Command::new("cargo")
+        .args([sub, "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `.ci/fuzz.sh <verb>` under `root`; returns the rest of its last `binaries: ` line.
+pub fn fuzz_sh_build(root: &Path, verb: &str) -> io::Result<String> {
+    let out = Command::new("bash")
+        .arg(root.join(".ci/fuzz.sh"))
+        .arg(verb)
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("binaries: "));
+    match (out.status.success(), line) {
+        (true, Some(rest)) => Ok(rest.trim().to_string()),
+        _ => Err(io::Error::other(format!(
+            "`.ci/fuzz.sh {verb}` failed ({}):\n{text}",
+            out.status
+        ))),
+    }
+}
 
 pub trait External {
     fn target(&self) -> TargetName;

@@ -21,39 +21,18 @@ pub struct Build {
 
 /// Whether cargo-fuzz is installed (the engine `auto` then picks libFuzzer).
 pub fn available() -> bool {
-    Command::new("cargo")
-        .args(["fuzz", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    super::external::cargo_has("fuzz")
 }
 
 /// Builds every target through `.ci/fuzz.sh libfuzzer-build` (a no-op when CI built them).
 pub fn build(root: &Path) -> io::Result<Build> {
-    let out = Command::new("bash")
-        .arg(root.join(".ci/fuzz.sh"))
-        .arg("libfuzzer-build")
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with("binaries: "));
-    match (out.status.success(), line) {
-        (true, Some(l)) => {
-            let mut w = l.split_whitespace();
-            let binaries = w.nth(1).map(PathBuf::from).unwrap_or_default();
-            let sanitizer = w.nth(1).unwrap_or("?").to_string();
-            Ok(Build {
-                binaries,
-                sanitizer,
-            })
-        }
-        _ => Err(io::Error::other(format!(
-            "`.ci/fuzz.sh libfuzzer-build` failed ({}):\n{text}",
-            out.status
-        ))),
-    }
+    let line = super::external::fuzz_sh_build(root, "libfuzzer-build")?;
+    // `<folder> sanitizer: <name>`
+    let mut w = line.split_whitespace();
+    Ok(Build {
+        binaries: w.next().map(PathBuf::from).unwrap_or_default(),
+        sanitizer: w.nth(1).unwrap_or("?").to_string(),
+    })
 }
 
 /// One status line of libFuzzer (plain or fork mode).
