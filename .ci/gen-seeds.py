@@ -2,8 +2,12 @@
 """Writes the seed corpus corpus/pagetable/ (deterministic; rerun after the op language changes).
 
 The bytes are what `ptfuzz_harness::input::Input::arbitrary_take_rest` decodes (arbitrary 1.5):
-integers little-endian, bool = byte & 1, an enum variant k of n = a u32 v with (v * n) >> 32 == k,
-struct fields in declaration order, and ops one after another until the bytes run out.
+integers little-endian, bool = byte & 1, fields in declaration order, ops one after another
+until the bytes run out (fuzz/harness/src/input/bytes.rs): the configuration as 0x80 and its six
+bytes (a first byte below 0x80 would be the format byte alone); an op is one byte k (decoded as
+byte % 7); an operand's first byte below 0x80 is the common variant with that value (Pool,
+Legal, Small), 0x80 | six bits the second (Live + an i8 page offset, Pow2, Span + one more
+byte of bits), 0xc0 the raw one + a u64; a map's permission byte is XORed with 0b11.
 Keep the variant lists below in the order of fuzz/harness/src/input/mod.rs.
 
     python3 .ci/gen-seeds.py [OUT_DIR]      # default: corpus/pagetable next to .ci/
@@ -14,20 +18,15 @@ import struct
 import sys
 
 OP = ["Map", "Unmap", "Lookup", "Sync", "Grace", "FailNth", "Clear"]
-ADDR = ["Pool", "Live", "Raw"]
-SIZE = ["Legal", "Pow2", "Raw"]
-COUNT = ["Small", "Span", "Raw"]
 FORMATS = ["arm64-s1", "arm64-s2", "arm32-lpae-s1", "arm32-lpae-s2"]
 GRANULES = ["4k", "16k", "64k"]
 R, W, X, C, M, P = 1, 2, 4, 8, 16, 32
+PROT_ZERO = R | W  # a map's permission byte is XORed with it (bytes.rs)
 IAS_POOL = [32, 36, 39, 40, 42, 44, 47, 48]
 
 
 def variant(name, names):
-    k, n = names.index(name), len(names)
-    v = ((2 * k + 1) << 32) // (2 * n)  # middle of the variant's bucket
-    assert (v * n) >> 32 == k
-    return struct.pack("<I", v)
+    return bytes([names.index(name)])
 
 
 def u8(x):
@@ -63,52 +62,58 @@ def config(fmt="arm64-s1", granule="4k", ias=None, oas=None, coherent=True, cust
     # window (bits 1-3 of the coherent byte): 6 puts the tables in the last 16 frames below
     # 2^OAS, 7 in the last 32 (ConfigChoice::window), where frames run out and are reused.
     fmt_byte = FORMATS.index(fmt) | (CONCAT_MAX_BIT if concat_max else 0)
-    return (u8(fmt_byte) + u8(GRANULES.index(granule)) + u8(bits(ias)) + u8(bits(oas))
+    # 0x80 in front: the full six-byte form (a first byte below 0x80 is the format alone).
+    return (u8(0x80) + u8(fmt_byte) + u8(GRANULES.index(granule)) + u8(bits(ias)) + u8(bits(oas))
             + u8(int(coherent) | window << 1) + u8(int(custom)))
 
 
 def pool(i):
-    return variant("Pool", ADDR) + u8(i)
+    assert 0 <= i < 0x80
+    return u8(i)
 
 
 def live(n, pages=0):
-    return variant("Live", ADDR) + u8(n) + i8(pages)
+    assert 0 <= n < 0x40
+    return u8(0x80 | n) + i8(pages)
 
 
 def raw(v):
-    return variant("Raw", ADDR) + u64(v)
+    return u8(0xC0) + u64(v)
 
 
 def legal(i):
-    return variant("Legal", SIZE) + u8(i)
+    assert 0 <= i < 0x80
+    return u8(i)
 
 
 def pow2(b):
-    return variant("Pow2", SIZE) + u8(b)
+    assert 0 <= b < 0x40
+    return u8(0x80 | b)
 
 
 def rawsize(v):
-    return variant("Raw", SIZE) + u64(v)
+    return u8(0xC0) + u64(v)
 
 
 def small(n):
     """n pages, 1..=8"""
-    return variant("Small", COUNT) + u8(n - 1)
+    return u8(n - 1)
 
 
 def span(n):
     """n pages: 1..=64 as a Span; more as a Raw count (kept exact up to MAX_PAGES = 1024)"""
     if n <= 64:
-        return variant("Span", COUNT) + u16(((n - 1) << 3) | 1)
+        bits = ((n - 1) << 3) | 1
+        return u8(0x80 | (bits & 0x3F)) + u8(bits >> 6)
     return rawcount(n)
 
 
 def rawcount(v):
-    return variant("Raw", COUNT) + u64(v)
+    return u8(0xC0) + u64(v)
 
 
 def map_(iova, pa, size, count, prot=R | W):
-    return variant("Map", OP) + iova + pa + size + count + u8(prot)
+    return variant("Map", OP) + iova + pa + size + count + u8(prot ^ PROT_ZERO)
 
 
 def unmap(iova, size, count):
@@ -179,10 +184,10 @@ SEEDS = {
     ]),
     # The top of the input space and of the output space.
     "address-space-edges": config(ias=39, oas=40) + b"".join([
-        map_(pool(255), pool(255), legal(0), small(1)),
-        map_(pool(254), pool(254), legal(1), small(1)),
+        map_(pool(127), pool(2), legal(0), small(1)),
+        map_(pool(126), pool(0), legal(1), small(1)),
         map_(live(0, -1), live(0, -1), legal(0), small(2)),
-        lookup(live(1)), unmap(pool(255), legal(0), small(1)),
+        lookup(live(1)), unmap(pool(127), legal(0), small(1)),
         unmap(live(0), legal(0), span(512)),
     ]),
     # Stage 2, 16K granule: concatenated root tables.

@@ -3,12 +3,14 @@
 //! resolved against the model's state when they run, so most ops hit table edges or live
 //! mappings instead of empty space. The resolved commands are the trace.
 
+mod bytes;
 mod pools;
 pub mod prealloc;
 pub(crate) mod resolve;
 
 use arbitrary::{Arbitrary, Unstructured};
 
+pub use bytes::{CONFIG_FULL, LEAD_RAW, LEAD_SECOND, PROT_ZERO, TAG_OP};
 pub use pools::Pools;
 pub(crate) use resolve::Resolver;
 pub use resolve::{resolve_config, CONCAT_MAX_BIT};
@@ -25,11 +27,12 @@ pub struct Input {
     pub ops: Vec<Op>,
 }
 
-/// Ops are decoded densely, one after another until the bytes run out (arbitrary's own
-/// `Vec` spends a continue-bit per element, so random bytes would carry about one op).
+/// The configuration ([`bytes::config`]), then ops decoded densely, one after another until
+/// the bytes run out (arbitrary's own `Vec` spends a continue-bit per element, so random
+/// bytes would carry about one op).
 impl<'a> Arbitrary<'a> for Input {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        let config = u.arbitrary()?;
+        let config = bytes::config(u)?;
         let n = u.arbitrary_len::<Op>()?.min(MAX_OPS);
         let ops = (0..n)
             .map(|_| u.arbitrary())
@@ -38,7 +41,7 @@ impl<'a> Arbitrary<'a> for Input {
     }
 
     fn arbitrary_take_rest(mut u: Unstructured<'a>) -> arbitrary::Result<Self> {
-        let config = u.arbitrary()?;
+        let config = bytes::config(&mut u)?;
         let mut ops = Vec::new();
         while !u.is_empty() && ops.len() < MAX_OPS {
             ops.push(u.arbitrary()?);
@@ -67,16 +70,9 @@ pub struct ConfigChoice {
     pub host_page: u8,
 }
 
-/// [`ConfigChoice::window`] values from this one on place the tables in a tight window.
-pub const TIGHT_WINDOW: u8 = 6;
-
-/// Six bytes, as a derived impl of the first six fields would read them (so corpora stay
-/// valid), except that the window comes from the coherent byte's bits 1-3 and the host page
-/// from the custom byte's bits 1-2, which a `bool` ignores.
-impl<'a> Arbitrary<'a> for ConfigChoice {
-    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        let [format, granule, ias, oas, memory, custom] = u.arbitrary::<[u8; 6]>()?;
-        Ok(ConfigChoice {
+impl ConfigChoice {
+    pub fn from_bytes([format, granule, ias, oas, memory, custom]: [u8; 6]) -> ConfigChoice {
+        ConfigChoice {
             format,
             granule,
             ias,
@@ -85,7 +81,31 @@ impl<'a> Arbitrary<'a> for ConfigChoice {
             custom_alloc: custom & 1 != 0,
             window: (memory >> 1) & 7,
             host_page: (custom >> 1) & 3,
-        })
+        }
+    }
+
+    /// The six bytes [`ConfigChoice::from_bytes`] reads back as this choice.
+    pub fn to_bytes(&self) -> [u8; 6] {
+        [
+            self.format,
+            self.granule,
+            self.ias,
+            self.oas,
+            u8::from(self.coherent) | (self.window << 1),
+            u8::from(self.custom_alloc) | (self.host_page << 1),
+        ]
+    }
+}
+
+/// [`ConfigChoice::window`] values from this one on place the tables in a tight window.
+pub const TIGHT_WINDOW: u8 = 6;
+
+/// Six bytes, as a derived impl of the first six fields would read them (so corpora stay
+/// valid), except that the window comes from the coherent byte's bits 1-3 and the host page
+/// from the custom byte's bits 1-2, which a `bool` ignores.
+impl<'a> Arbitrary<'a> for ConfigChoice {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(ConfigChoice::from_bytes(u.arbitrary()?))
     }
 
     fn size_hint(_depth: usize) -> (usize, Option<usize>) {
@@ -95,7 +115,7 @@ impl<'a> Arbitrary<'a> for ConfigChoice {
 
 /// An address: mostly from the pool of interesting values, or the n-th live mapping
 /// (as syzkaller's iommufd descriptions do) plus a page offset, rarely anything at all.
-#[derive(Arbitrary, Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Addr {
     Pool(u8),
     Live { n: u8, pages: i8 },
@@ -103,7 +123,7 @@ pub enum Addr {
 }
 
 /// A page size: mostly one the domain supports, sometimes any power of two or anything.
-#[derive(Arbitrary, Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Size {
     Legal(u8),
     Pow2(u8),
@@ -111,14 +131,14 @@ pub enum Size {
 }
 
 /// A page count: mostly small, sometimes enough to cross a table, rarely anything.
-#[derive(Arbitrary, Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Count {
     Small(u8),
     Span(u16),
     Raw(u64),
 }
 
-#[derive(Arbitrary, Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Op {
     Map {
         iova: Addr,

@@ -16,7 +16,10 @@ use ptfuzz_engine::{DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
 use ptfuzz_oracles::Model;
 
 use super::TargetName;
-use crate::input::{resolve_config, ConfigChoice, Input, Pools, Resolver, MAX_OPS, TIGHT_WINDOW};
+use crate::input::{
+    resolve_config, ConfigChoice, Input, Pools, Resolver, CONFIG_FULL, LEAD_RAW, MAX_OPS,
+    PROT_ZERO, TAG_OP, TIGHT_WINDOW,
+};
 use crate::trace::{Command, Trace, TraceLine};
 
 /// Why a trace does not encode.
@@ -62,15 +65,15 @@ impl Bytes {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
 
-    /// Variant `k` of a derived enum of `n` variants: the derive takes `(u32 * n) >> 32`,
-    /// so the smallest u32 at or above `k * 2^32 / n`.
+    /// Op `k` of `n`: one byte (`crate::input` decodes `byte % n`).
     fn variant(&mut self, k: u32, n: u32) {
-        self.u32(((u64::from(k) << 32).div_ceil(u64::from(n))) as u32);
+        debug_assert!(k < n && n <= 256);
+        self.u8(k as u8);
     }
 }
 
-// Variant indices of the op language's derived enums (crate::input), in declaration order.
-const OP_VARIANTS: u32 = 7;
+// Variant indices of the op language's enums (crate::input), in declaration order.
+const OP_VARIANTS: u32 = TAG_OP.len() as u32;
 const OP_MAP: u32 = 0;
 const OP_UNMAP: u32 = 1;
 const OP_LOOKUP: u32 = 2;
@@ -78,19 +81,12 @@ const OP_SYNC: u32 = 3;
 const OP_GRACE: u32 = 4;
 const OP_FAIL_NTH: u32 = 5;
 const OP_CLEAR: u32 = 6;
-/// `Addr`, `Size` and `Count` each have three variants; the raw one is the last.
-const RAW: (u32, u32) = (2, 3);
 
-/// The six configuration bytes for a choice ([`ConfigChoice`]'s decoder reads them so).
-fn choice_bytes(c: &ConfigChoice) -> [u8; 6] {
-    [
-        c.format,
-        c.granule,
-        c.ias,
-        c.oas,
-        u8::from(c.coherent) | (c.window << 1),
-        u8::from(c.custom_alloc) | (c.host_page << 1),
-    ]
+/// A choice in its full form: the marker, then its six bytes.
+fn choice_bytes(c: &ConfigChoice) -> Vec<u8> {
+    let mut v = vec![CONFIG_FULL];
+    v.extend_from_slice(&c.to_bytes());
+    v
 }
 
 /// The first choice (in a fixed order) that `resolve` maps to `want`, among those whose
@@ -150,7 +146,7 @@ fn find_choice<T: PartialEq>(
 /// Writes one op with raw operands; the error says why a command is no op of the language.
 fn op(b: &mut Bytes, tl: &TraceLine) -> Result<(), EncodeError> {
     let raw = |b: &mut Bytes, v: u64| {
-        b.variant(RAW.0, RAW.1);
+        b.u8(LEAD_RAW);
         b.u64(v);
     };
     if tl.command.domain() != "d0" {
@@ -170,7 +166,7 @@ fn op(b: &mut Bytes, tl: &TraceLine) -> Result<(), EncodeError> {
             raw(b, pa);
             raw(b, pgsize);
             raw(b, count);
-            b.u8(prot.bits());
+            b.u8(prot.bits() ^ PROT_ZERO);
         }
         Command::Unmap {
             iova,
@@ -363,22 +359,6 @@ fn data_window() -> Result<Range<u64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn variants_decode_as_written() {
-        for n in 1..9u32 {
-            for k in 0..n {
-                let mut b = Bytes::default();
-                b.variant(k, n);
-                let x = u32::from_le_bytes(b.0.try_into().unwrap());
-                assert_eq!(
-                    (u64::from(x) * u64::from(n)) >> 32,
-                    u64::from(k),
-                    "{k} of {n}"
-                );
-            }
-        }
-    }
 
     fn decoded(raw: &[u8]) -> Input {
         Input::arbitrary_take_rest(Unstructured::new(raw)).unwrap()
