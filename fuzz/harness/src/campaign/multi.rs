@@ -1,6 +1,7 @@
 //! `ptfuzz campaign`: every target on every core for a given time, with the built-in
-//! engine (no fuzzing tool needed): the page-table and prealloc targets get swarm inputs
-//! (`swarm`, `swarm_prealloc`), the others edited seeds (`mutate`). Each worker thread takes the targets in
+//! engine (no fuzzing tool needed): every target gets its generator's inputs
+//! (`Target::swarm`: `swarm`, `swarm_prealloc`, `swarm_ioasid`; qemu_diff the page-table
+//! swarm), a target without one edited seeds (`mutate`). Each worker thread takes the targets in
 //! turn, a quarter second at a time, so each target gets about an equal share of every
 //! core. The main thread shows progress per target, triages each new crash (signature,
 //! minimised trace, replayed twice) and samples the counters once a second for the report.
@@ -21,8 +22,6 @@ use super::minimize::Limits;
 use super::mutate::{read_seeds, Mutator};
 use super::report::{CrashRecord, Stats};
 use super::signature::{quietly, short_hash};
-use super::swarm::Swarm;
-use super::swarm_prealloc::PreallocSwarm;
 use super::triage;
 use crate::exec::totals::{self, OracleTotals};
 use crate::target::{run_bytes, Finding, TargetName, Verdict};
@@ -37,7 +36,7 @@ const SLICE: Duration = Duration::from_millis(250);
 pub enum Engine {
     /// libFuzzer when cargo-fuzz is installed, else AFL++ when cargo-afl is, else the swarm.
     Auto,
-    /// Built in: swarm inputs for pagetable and prealloc, edited seeds for the others;
+    /// Built in: swarm inputs for every target, qemu_diff the page-table ones;
     /// needs nothing.
     Swarm,
     /// cargo-fuzz's libFuzzer, coverage-guided, fork mode (built by `.ci/fuzz.sh`).
@@ -228,8 +227,7 @@ pub fn run_campaign(cfg: &CampaignConfig) -> std::io::Result<CampaignReport> {
             Built::Afl(super::afl::build(&cfg.root)?),
         ),
         _ => (
-            "swarm (swarm inputs for pagetable and prealloc, edited seeds for the others)"
-                .to_string(),
+            "swarm (swarm inputs for every target, qemu_diff the page-table ones)".to_string(),
             Built::Nothing,
         ),
     };
@@ -439,10 +437,9 @@ fn worker(
     let mut gens: Vec<Generator> = active
         .iter()
         .enumerate()
-        .map(|(i, &t)| match t {
-            TargetName::Pagetable => Generator::Swarm(Box::new(Swarm::new(mix(i)))),
-            TargetName::Prealloc => Generator::Prealloc(Box::new(PreallocSwarm::new(mix(i)))),
-            t => Generator::Bytes(Box::new(Mutator::new(mix(i), seeds[&t].clone()))),
+        .map(|(i, &t)| match t.target().swarm(mix(i)) {
+            Some(runs) => Generator::Structured(runs),
+            None => Generator::Bytes(Box::new(Mutator::new(mix(i), seeds[&t].clone()))),
         })
         .collect();
     let mut stats: Vec<Stats> = active.iter().map(|_| Stats::default()).collect();
@@ -490,8 +487,9 @@ fn worker(
 
 /// Where a worker's inputs for one target come from.
 enum Generator {
-    Swarm(Box<Swarm>),
-    Prealloc(Box<PreallocSwarm>),
+    /// The target's own generator (`Target::swarm`), each call one input run.
+    Structured(Box<dyn FnMut() -> Verdict>),
+    /// The seeds' bytes, mutated.
     Bytes(Box<Mutator>),
 }
 
@@ -499,29 +497,7 @@ impl Generator {
     /// Runs the next input; the raw bytes too, when the target takes bytes.
     fn run(&mut self, t: TargetName) -> (Verdict, Option<Vec<u8>>) {
         match self {
-            Generator::Swarm(s) => {
-                let input = s.next_input();
-                let v = match quietly(|| crate::run::execute(&input)) {
-                    Ok(Ok(trace)) => Verdict::Pass(Some(trace)),
-                    Ok(Err(c)) => Verdict::Crash(Finding::from_crash(*c)),
-                    Err(msg) => Verdict::Crash(Finding {
-                        signature: super::signature::panic_signature(&msg),
-                        kind: None,
-                        trace: super::panic_trace(&input).ok(),
-                        message: msg,
-                    }),
-                };
-                (v, None)
-            }
-            Generator::Prealloc(s) => {
-                let input = s.next_input();
-                let v = match quietly(|| crate::prealloc_run::execute_prealloc(&input)) {
-                    Ok(Ok((trace, _))) => Verdict::Pass(Some(trace)),
-                    Ok(Err(c)) => Verdict::Crash(Finding::from_crash(*c)),
-                    Err(msg) => Verdict::Crash(Finding::from_panic(msg)),
-                };
-                (v, None)
-            }
+            Generator::Structured(next) => (next(), None),
             Generator::Bytes(m) => {
                 let data = m.next_input();
                 let v = run_bytes(t, data);

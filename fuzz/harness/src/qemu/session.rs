@@ -67,16 +67,24 @@ pub fn failures_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/qemu-failures"))
 }
 
-/// Saves the raw input that made QEMU fail; returns where.
-pub fn save_failure(data: &[u8], why: &str) -> std::io::Result<PathBuf> {
+/// Saves the input that made QEMU fail: its raw bytes and why (`.bin` and `.txt`), or, for
+/// a generated input without bytes, why alone, which holds the trace up to the failure
+/// (`.txt`). Returns where.
+pub fn save_failure(data: Option<&[u8]>, why: &str) -> std::io::Result<PathBuf> {
     let dir = failures_dir();
     std::fs::create_dir_all(&dir)?;
-    // FNV-1a: a stable name for the same bytes.
-    let h = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
+    // FNV-1a: a stable name for the same input.
+    let h = data
+        .unwrap_or(why.as_bytes())
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
     let path = dir.join(format!("qemu-{h:016x}.bin"));
-    std::fs::write(&path, data)?;
-    std::fs::write(path.with_extension("txt"), why)?;
-    Ok(path)
+    if let Some(data) = data {
+        std::fs::write(&path, data)?;
+    }
+    let text = path.with_extension("txt");
+    std::fs::write(&text, why)?;
+    Ok(if data.is_some() { path } else { text })
 }

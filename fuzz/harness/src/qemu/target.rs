@@ -243,7 +243,7 @@ pub fn run_qemu(input: &Input, data: &[u8]) {
             "{err}\n{}",
             trace.map(|t| t.to_string()).unwrap_or_default()
         );
-        match session::save_failure(data, &why) {
+        match session::save_failure(Some(data), &why) {
             Ok(path) if attempt == 0 => {
                 eprintln!(
                     "ptfuzz: QEMU failed ({err}); input saved to {}; restarting QEMU, retrying",

@@ -4,6 +4,7 @@
 //! the trace: a trace does not encode back into bytes.
 
 use super::{crashed, Stop, Target, TargetName};
+use crate::campaign::swarm_ioasid::IoasidSwarm;
 use crate::ioasid::{IoasidInput, MAX_IO_OPS};
 use crate::trace::Trace;
 
@@ -19,5 +20,10 @@ impl Target for Ioasid {
 
     fn execute(input: &IoasidInput) -> Result<Trace, Stop> {
         crashed(crate::ioasid::execute(input))
+    }
+
+    fn swarm(seed: u64) -> Option<Box<dyn FnMut() -> IoasidInput>> {
+        let mut s = IoasidSwarm::new(seed);
+        Some(Box::new(move || s.next_input()))
     }
 }

@@ -145,13 +145,29 @@ pub trait Target: 'static {
         }
     }
 
-    /// Keeps an input the target could not judge (default: says so on stderr).
-    fn keep_unjudged(data: &[u8], why: &str) {
+    /// Keeps an input the target could not judge: its raw bytes, or none when a generator
+    /// built it (then `why` carries its trace). Default: says so on stderr.
+    fn keep_unjudged(data: Option<&[u8]>, why: &str) {
         eprintln!(
             "ptfuzz: {} input of {} bytes not judged: {why}",
             Self::NAME,
-            data.len()
+            data.map_or(0, <[u8]>::len)
         );
+    }
+
+    /// Inputs drawn straight from an RNG seeded with `seed` (swarm testing, for campaigns
+    /// without a fuzzing engine): the i-th input of a seed is always the same. `None`: the
+    /// campaign mutates the seeds' bytes instead.
+    fn swarm(seed: u64) -> Option<Box<dyn FnMut() -> Self::Input>> {
+        let _ = seed;
+        None
+    }
+
+    /// The trace of an input whose run panicked, where the target can rebuild one (the
+    /// panic took the trace with it).
+    fn panic_trace(input: &Self::Input) -> Option<Trace> {
+        let _ = input;
+        None
     }
 
     /// Replays a trace the way this target's oracles judge it, stated expectations
@@ -185,6 +201,8 @@ pub trait AnyTarget: Sync {
     fn fuzz(&self, data: &[u8]);
     fn replay(&self, trace: &Trace) -> Result<(), String>;
     fn encode(&self, trace: &Trace) -> Result<Vec<u8>, EncodeError>;
+    /// The target's generator as a stream of runs: each call draws one input and runs it.
+    fn swarm(&self, seed: u64) -> Option<Box<dyn FnMut() -> Verdict>>;
 }
 
 struct Registered<T>(PhantomData<fn() -> T>);
@@ -213,6 +231,11 @@ impl<T: Target> AnyTarget for Registered<T> {
 
     fn encode(&self, trace: &Trace) -> Result<Vec<u8>, EncodeError> {
         T::encode(trace)
+    }
+
+    fn swarm(&self, seed: u64) -> Option<Box<dyn FnMut() -> Verdict>> {
+        let mut next = T::swarm(seed)?;
+        Some(Box::new(move || run_input::<T>(&next(), None)))
     }
 }
 
@@ -277,18 +300,30 @@ pub fn run_bytes(t: TargetName, data: &[u8]) -> Verdict {
 
 /// [`run_bytes`] for a target known by type.
 pub fn run<T: Target>(data: &[u8]) -> Verdict {
-    let r = quietly(|| match T::decode(data) {
+    match T::decode(data) {
         None => Verdict::Undecodable,
-        Some(input) => match T::execute(&input) {
-            Ok(trace) => Verdict::Pass(Some(trace)),
-            Err(Stop::Crash(c)) => Verdict::Crash(Finding::from_crash(*c)),
-            Err(Stop::Unjudged(why)) => {
-                T::keep_unjudged(data, &why);
-                Verdict::Pass(None)
-            }
-        },
+        Some(input) => run_input::<T>(&input, Some(data)),
+    }
+}
+
+/// Runs a decoded or generated input (`data`: its raw bytes, if it has any), catching a
+/// panic.
+fn run_input<T: Target>(input: &T::Input, data: Option<&[u8]>) -> Verdict {
+    let r = quietly(|| match T::execute(input) {
+        Ok(trace) => Verdict::Pass(Some(trace)),
+        Err(Stop::Crash(c)) => Verdict::Crash(Finding::from_crash(*c)),
+        Err(Stop::Unjudged(why)) => {
+            T::keep_unjudged(data, &why);
+            Verdict::Pass(None)
+        }
     });
-    r.unwrap_or_else(|msg| Verdict::Crash(Finding::from_panic(msg)))
+    r.unwrap_or_else(|msg| {
+        let trace = T::panic_trace(input);
+        Verdict::Crash(Finding {
+            trace,
+            ..Finding::from_panic(msg)
+        })
+    })
 }
 
 /// Wraps a target's `execute` that returns a bare crash.

@@ -2,6 +2,7 @@
 //! against the model, the walker, the TLB oracle and frame accounting.
 
 use super::{crashed, encode, EncodeError, Stop, Target, TargetName};
+use crate::campaign::swarm::Swarm;
 use crate::input::{Input, MAX_OPS};
 use crate::trace::Trace;
 
@@ -21,5 +22,14 @@ impl Target for Pagetable {
 
     fn encode(trace: &Trace) -> Result<Vec<u8>, EncodeError> {
         encode::pagetable(trace)
+    }
+
+    fn swarm(seed: u64) -> Option<Box<dyn FnMut() -> Input>> {
+        let mut s = Swarm::new(seed);
+        Some(Box::new(move || s.next_input()))
+    }
+
+    fn panic_trace(input: &Input) -> Option<Trace> {
+        crate::campaign::panic_trace(input).ok()
     }
 }

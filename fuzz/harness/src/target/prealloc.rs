@@ -3,6 +3,7 @@
 //! and pick jobs and reservations by position: a trace does not encode back into bytes.
 
 use super::{crashed, Stop, Target, TargetName};
+use crate::campaign::swarm_prealloc::PreallocSwarm;
 use crate::input::prealloc::PreallocInput;
 use crate::input::MAX_OPS;
 use crate::trace::Trace;
@@ -19,5 +20,10 @@ impl Target for Prealloc {
 
     fn execute(input: &PreallocInput) -> Result<Trace, Stop> {
         crashed(crate::prealloc_run::execute_prealloc(input).map(|(t, _)| t))
+    }
+
+    fn swarm(seed: u64) -> Option<Box<dyn FnMut() -> PreallocInput>> {
+        let mut s = PreallocSwarm::new(seed);
+        Some(Box::new(move || s.next_input()))
     }
 }

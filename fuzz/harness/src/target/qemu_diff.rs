@@ -5,6 +5,7 @@
 use ptfuzz_oracles::qemu::oracle::OracleError;
 
 use super::{encode, EncodeError, Stop, Target, TargetName};
+use crate::campaign::swarm::Swarm;
 use crate::input::{Input, MAX_OPS};
 use crate::qemu::{execute_qemu, session, QemuStop};
 use crate::trace::Trace;
@@ -44,7 +45,13 @@ impl Target for QemuDiff {
         crate::qemu::run_qemu_bytes(data)
     }
 
-    fn keep_unjudged(data: &[u8], why: &str) {
+    /// The page-table swarm (the same op language): configurations the seeds never name.
+    fn swarm(seed: u64) -> Option<Box<dyn FnMut() -> Input>> {
+        let mut s = Swarm::new(seed);
+        Some(Box::new(move || s.next_input()))
+    }
+
+    fn keep_unjudged(data: Option<&[u8]>, why: &str) {
         match session::save_failure(data, why) {
             Ok(p) => eprintln!("ptfuzz: {why}; input kept in {}", p.display()),
             Err(e) => eprintln!("ptfuzz: {why}; could not keep the input: {e}"),
