@@ -19,7 +19,6 @@ pub mod repro;
 pub mod save;
 pub mod signature;
 pub mod swarm;
-pub mod swarm_ioasid;
 pub mod swarm_prealloc;
 pub mod triage;
 

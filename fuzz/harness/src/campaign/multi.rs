@@ -1,7 +1,7 @@
 //! `ptfuzz campaign`: every target on every core for a given time, with the built-in
-//! engine (no fuzzing tool needed): every target gets its generator's inputs
-//! (`Target::swarm`: `swarm`, `swarm_prealloc`, `swarm_ioasid`; qemu_diff the page-table
-//! swarm), a target without one edited seeds (`mutate`). Each worker thread takes the targets in
+//! engine (no fuzzing tool needed): a target with a generator gets its inputs
+//! (`Target::swarm`: `swarm` for pagetable and qemu_diff, `swarm_prealloc`), the others
+//! (ioasid) edited seeds (`mutate`). Each worker thread takes the targets in
 //! turn, a quarter second at a time, so each target gets about an equal share of every
 //! core. The main thread shows progress per target, triages each new crash (signature,
 //! minimised trace, replayed twice) and samples the counters once a second for the report.
@@ -36,7 +36,7 @@ const SLICE: Duration = Duration::from_millis(250);
 pub enum Engine {
     /// libFuzzer when cargo-fuzz is installed, else AFL++ when cargo-afl is, else the swarm.
     Auto,
-    /// Built in: swarm inputs for every target, qemu_diff the page-table ones;
+    /// Built in: swarm inputs for pagetable, prealloc and qemu_diff, edited seeds for ioasid;
     /// needs nothing.
     Swarm,
     /// cargo-fuzz's libFuzzer, coverage-guided, fork mode (built by `.ci/fuzz.sh`).
@@ -227,7 +227,8 @@ pub fn run_campaign(cfg: &CampaignConfig) -> std::io::Result<CampaignReport> {
             Built::Afl(super::afl::build(&cfg.root)?),
         ),
         _ => (
-            "swarm (swarm inputs for every target, qemu_diff the page-table ones)".to_string(),
+            "swarm (swarm inputs for pagetable, prealloc and qemu_diff, edited seeds for ioasid)"
+                .to_string(),
             Built::Nothing,
         ),
     };

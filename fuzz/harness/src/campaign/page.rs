@@ -105,7 +105,7 @@ fn html(r: &CampaignReport) -> io::Result<String> {
         match r.engine {
             super::multi::Engine::Libfuzzer => "libFuzzer through cargo-fuzz (coverage-guided, fork mode)",
             super::multi::Engine::Afl => "AFL++ through cargo-afl (coverage-guided, main and secondaries per target)",
-            _ => "the built-in swarm (no coverage feedback: swarm inputs for every target, qemu_diff the page-table ones)",
+            _ => "the built-in swarm (no coverage feedback: swarm inputs for pagetable, prealloc and qemu_diff, edited seeds for ioasid)",
         }
     );
 

@@ -4,7 +4,6 @@
 //! the trace: a trace does not encode back into bytes.
 
 use super::{crashed, Stop, Target, TargetName};
-use crate::campaign::swarm_ioasid::IoasidSwarm;
 use crate::ioasid::{IoasidInput, MAX_IO_OPS};
 use crate::trace::Trace;
 
@@ -20,10 +19,5 @@ impl Target for Ioasid {
 
     fn execute(input: &IoasidInput) -> Result<Trace, Stop> {
         crashed(crate::ioasid::execute(input))
-    }
-
-    fn swarm(seed: u64) -> Option<Box<dyn FnMut() -> IoasidInput>> {
-        let mut s = IoasidSwarm::new(seed);
-        Some(Box::new(move || s.next_input()))
     }
 }
