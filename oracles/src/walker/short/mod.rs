@@ -4,12 +4,24 @@
 //! supersection), 256-entry second-level tables indexed by IA[19:12] (fault / large page /
 //! small page). Large pages and supersections must be the same descriptor in all 16 slots
 //! of their aligned group (otherwise the TLB may return any of them); the walk checks that.
+//!
+//! - `attrs`: leaf attributes decoded for every leaf kind, and the ones a prot implies;
+//! - `walk`: in-order walks of a slot range (the per-op range check, the structure walk);
+//! - `structure`: every reachable table against the allocator, counters and model.
 
-use ptfuzz_engine::{Domain, FlushOps};
+mod attrs;
+pub mod structure;
+#[cfg(test)]
+mod tests;
+mod walk;
 
 use crate::divergence::Divergence;
 use crate::finding::WalkerFinding;
 use crate::model::Model;
+use crate::walker::range::LeafMatch;
+use crate::walker::view::TableView;
+pub use attrs::{ShortAttrs, ShortLeafKind};
+pub use structure::check_short_structure;
 
 /// A successful short-descriptor walk: output address and the size of the leaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,17 +124,18 @@ pub fn short_tables(ttb: u64, read: impl Fn(u64) -> Option<u64>) -> impl Iterato
     std::iter::once(ttb).chain(l2)
 }
 
-/// Every address of `iovas` walked through the device view of `dom`'s tables and compared
+/// The 8-byte word at the 8-aligned `pa` of `t`'s device view.
+fn read_word<T: TableView>(t: &T) -> impl Fn(u64) -> Option<u64> + '_ {
+    |pa| t.device_words(pa, 1).map(|w| w[0])
+}
+
+/// Every address of `iovas` walked through the device view of `t`'s tables and compared
 /// with the model: the same output address and leaf size where the model maps it, a
 /// translation fault where it does not.
-pub fn check_short<F: FlushOps>(
-    dom: &Domain<F>,
-    model: &Model,
-    iovas: &[u64],
-) -> Result<(), Divergence> {
-    let mem = dom.mem();
+pub fn check_short<T: TableView>(t: &T, model: &Model, iovas: &[u64]) -> Result<(), Divergence> {
+    let read = read_word(t);
     for &iova in iovas {
-        let got = translate_short(dom.root(), iova, |pa| mem.read_device(pa))
+        let got = translate_short(t.root(), iova, &read)
             .map_err(|why| Divergence::new(WalkerFinding::ShortMalformed { iova, why }))?;
         let want = model
             .leaf_at(iova)
@@ -139,8 +152,45 @@ pub fn check_short<F: FlushOps>(
     Ok(())
 }
 
+/// Leaves of the model translated from the first level by a whole-domain check, at their
+/// first byte (the structure walk matches every leaf; these take the other path).
+const FULL_CHECK_TRANSLATIONS: usize = 8;
+
+/// The per-op check of `[lo, hi)`: every leaf the tables hold there is exactly a model leaf
+/// (start, size, output address, the attributes its prot implies) and vice versa, in one
+/// in-order pass over the range's slots; `samples` go through [`translate_short`].
+pub fn check_short_range<T: TableView>(
+    t: &T,
+    model: &Model,
+    lo: u64,
+    hi: u64,
+    samples: &[u64],
+) -> Result<(), Divergence> {
+    check_short(t, model, samples)?;
+    let hi = hi.min(1 << 32);
+    if lo >= hi {
+        return Ok(());
+    }
+    let mut leaves = LeafMatch::with_expect(model.leaves_overlapping(lo, hi), structure::expected);
+    walk::walk_short_range(t, lo, hi, &mut |f| leaves.found(f))?;
+    leaves.finish()
+}
+
+/// Everything of an armv7s domain: a spread of model leaves translated, then the structure
+/// walk ([`check_short_structure`]).
+pub fn check_short_domain<T: TableView>(t: &T, model: &Model) -> Result<(), Divergence> {
+    let n = model.leaf_count();
+    let starts: Vec<u64> = model
+        .leaves()
+        .step_by((n / FULL_CHECK_TRANSLATIONS).max(1))
+        .map(|(a, ..)| a)
+        .collect();
+    check_short(t, model, &starts)?;
+    check_short_structure(t, model).map(|_| ())
+}
+
 #[cfg(test)]
-mod tests {
+mod translate_tests {
     use super::*;
 
     /// A first level at 0 and a second level at 0x4000, in 8-byte words.
