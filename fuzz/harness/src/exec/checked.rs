@@ -265,9 +265,8 @@ impl CheckedDomain {
         self.tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
         if self.is_short() {
             // armv7s: the frame accounting over the tables the short descriptors reach.
-            let mem = self.engine.mem();
-            let reached = short_tables(self.engine.root(), |pa| mem.read_device(pa));
-            self.frames.check(&self.engine, reached)?;
+            self.frames
+                .check(&self.engine, short_tables(&self.engine))?;
         } else {
             self.frames
                 .check(&self.engine, self.tlb.reachable_tables())?;

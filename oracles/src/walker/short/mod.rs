@@ -18,7 +18,7 @@ mod walk;
 use crate::divergence::Divergence;
 use crate::finding::WalkerFinding;
 use crate::model::Model;
-use crate::walker::range::LeafMatch;
+use crate::walker::range::{nonzero, LeafMatch};
 use crate::walker::view::TableView;
 pub use attrs::{ShortAttrs, ShortLeafKind};
 pub use structure::check_short_structure;
@@ -108,20 +108,20 @@ pub fn translate_short(
     }
 }
 
-/// The tables reachable from the first level at `ttb`: that level itself, then every
-/// level-2 table a page-table descriptor (type `01`, address [31:10]) names, in index
-/// order, as the walk reaches them. `read` as for [`translate_short`]; a word it cannot read
-/// names no table (the frame accounting then finds that table unreached).
-pub fn short_tables(ttb: u64, read: impl Fn(u64) -> Option<u64>) -> impl Iterator<Item = u64> {
-    // 4096 four-byte descriptors: 2048 words.
-    let l2 = (0..2048u64)
-        .flat_map(move |k| {
-            let w = read(ttb + 8 * k).unwrap_or(0);
-            [w as u32, (w >> 32) as u32]
-        })
+/// The tables reachable from `t`'s first level: that level itself, then every level-2
+/// table a page-table descriptor (type `01`, address [31:10]) names, in index order, as the
+/// walk reaches them. Runs of zero words are skipped a chunk at a time (the frame accounting
+/// asks after every op; reading the 2048 words one call each was most of an armv7s
+/// execution). A first level outside memory names no table (the accounting then finds
+/// every level-2 table unreached).
+pub fn short_tables<T: TableView>(t: &T) -> impl Iterator<Item = u64> + '_ {
+    let root = t.root();
+    let words = t.device_words(root, walk::L1_SLOTS / 2).unwrap_or(&[]);
+    let l2 = nonzero(words)
+        .flat_map(|(_, w)| [w as u32, (w >> 32) as u32])
         .filter(|d| d & 3 == 1)
-        .map(|d| (d & 0xffff_fc00) as u64);
-    std::iter::once(ttb).chain(l2)
+        .map(|d| u64::from(d & 0xffff_fc00));
+    std::iter::once(root).chain(l2)
 }
 
 /// The 8-byte word at the 8-aligned `pa` of `t`'s device view.
@@ -204,10 +204,15 @@ mod translate_tests {
 
     #[test]
     fn tables_are_the_first_level_and_what_its_table_descriptors_name() {
-        // Entry 1: a table at 0x4400; entry 2: a section; entry 4095: a table at 0x4000.
-        let m = mem(&[(4, 0x4401), (8, 0x8010_0002), (4 * 4095, 0x4001)]);
-        let t: Vec<u64> = short_tables(0, m).collect();
-        assert_eq!(t, vec![0, 0x4400, 0x4000]);
+        use crate::walker::structure_tests::{Fake, BASE};
+        let mut f = Fake::new(10, 1, 16);
+        let (a, b) = (f.alloc(2, 1), f.alloc(2, 1));
+        // Slot 1: table b; slot 2: a section; slot 4095: table a.
+        f.set_short(BASE, 1, b as u32 | 1);
+        f.set_short(BASE, 2, 0x8010_0002);
+        f.set_short(BASE, 4095, a as u32 | 1);
+        let t: Vec<u64> = short_tables(&f).collect();
+        assert_eq!(t, vec![BASE, b, a]);
     }
 
     #[test]
