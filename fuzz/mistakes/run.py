@@ -104,6 +104,29 @@ MISTAKES = {
         "an armv7s 64K or 16M unmap page (a large page or supersection, or the small pages or "
         "sections in its 16 slots) invalidated over its first slot's span only (4K or 1M)",
     ),
+    # The armv7s leaf-attribute check (walker::short): no other oracle decodes attributes.
+    "v7s-section-xn-as-pxn": (
+        "engine/src/format/v7s.rs",
+        "pte |= 1 << 4;",
+        "pte |= 1;",
+        "an armv7s section or supersection without `x` written with PXN (bit 0, a small page's "
+        "XN position) instead of XN (bit 4)",
+    ),
+    "v7s-large-page-tex-unmoved": (
+        "engine/src/format/v7s.rs",
+        "pte = (pte & !tex) | (tex << 6) | TYPE_TABLE_OR_LARGE;",
+        "pte = pte | TYPE_TABLE_OR_LARGE;",
+        "an armv7s 64K large page written with TEX where a small page has it ([8:6], SBZ in a "
+        "large page) instead of [14:12]",
+    ),
+    # The armv7s structure walk: per-table live counts.
+    "v7s-repeated-leaf-live-one": (
+        "engine/src/domain.rs",
+        "            self.tables.add_live(table, n as i32);",
+        "            self.tables.add_live(table, 1);",
+        "an armv7s large page or supersection counted as one live entry of its table instead of "
+        "sixteen",
+    ),
     # Issue 6 (target `ioasid`).
     "ioasid-custom-out-of-range": (
         "engine/src/ioasid/mod.rs",

@@ -12,7 +12,7 @@ mod formats;
 
 use formats::{configs, Named, Rng};
 use ptfuzz_engine::{Domain, FlushEvent, FormatKind, OrderedFlushLog, Prot};
-use ptfuzz_oracles::walker::short::check_short;
+use ptfuzz_oracles::walker::short::{check_short_domain, check_short_range};
 use ptfuzz_oracles::walker::WalkParams;
 use ptfuzz_oracles::{check_domain, check_range, FrameAccounting, Model, TlbOracle};
 
@@ -238,8 +238,14 @@ impl Run {
                 };
                 r.unwrap_or_else(|d| panic!("{ctx}: {d}"));
             }
-            Check::Walker => check_short(&self.dom, &self.model, &samples)
-                .unwrap_or_else(|d| panic!("{ctx}: {d}")),
+            Check::Walker => {
+                let r = if self.op % 32 == 31 {
+                    check_short_domain(&self.dom, &self.model)
+                } else {
+                    check_short_range(&self.dom, &self.model, lo, hi, &samples)
+                };
+                r.unwrap_or_else(|d| panic!("{ctx}: {d}"));
+            }
             Check::Tlb | Check::Accounting => {
                 let reached: Vec<u64> = match &mut self.tlb {
                     Some(t) => {
@@ -267,16 +273,20 @@ impl Run {
         self.op += 1;
     }
 
-    /// At the end: every model leaf is where the engine has it, and (LPAE) the full walk.
+    /// At the end: every model leaf is where the engine has it, and the full walk.
     fn finish(&self) {
         for (iova, pa, size, _) in self.model.leaves() {
             for off in [0, size - 1] {
                 assert_eq!(self.dom.lookup(iova + off), Some(pa + off), "{}", self.name);
             }
         }
-        if self.check == Check::Walker && self.lpae {
-            check_domain(&self.dom, &self.model, &[])
-                .unwrap_or_else(|d| panic!("{}: {d}", self.name));
+        if self.check == Check::Walker {
+            let r = if self.lpae {
+                check_domain(&self.dom, &self.model, &[])
+            } else {
+                check_short_domain(&self.dom, &self.model)
+            };
+            r.unwrap_or_else(|d| panic!("{}: {d}", self.name));
         }
     }
 }

@@ -75,6 +75,8 @@ macro_rules! with_kinds {
             "structure/deferred-count" => kind_structure_deferred_count,
             "structure/free-frame-written" => kind_structure_free_frame_written,
             "structure/table-in-free-host-page" => kind_structure_table_in_free_host_page,
+            "structure/table-not-in-model" => kind_structure_table_not_in_model,
+            "structure/model-table-missing" => kind_structure_model_table_missing,
             "structure/tables-overlap" => kind_structure_tables_overlap,
             "tlb/table-linked-twice" => kind_tlb_table_linked_twice,
             "tlb/bbm-not-invalidated" => kind_tlb_bbm_not_invalidated,

@@ -72,6 +72,15 @@ finding_enum! {
         TableInFreePage { what: &'static str, pa: u64, page: u64, state: Option<PageState> } = "table-in-free-host-page" (
             "{what} table {pa:#x} lies in host page {page:#x}, which is {state:?}"
         ),
+        /// A table linked where the model has none (an Armv7 short-descriptor level-2 table
+        /// the semantics free, or one never allocated there).
+        TableNotInModel { level: u32, table: u64, iova: u64 } = "table-not-in-model" (
+            "L{level} table {table:#x} is linked for iova {iova:#x}, where the model has no table"
+        ),
+        /// A table of the model that no table descriptor links.
+        ModelTableMissing { level: u32, iova: u64 } = "model-table-missing" (
+            "the model has an L{level} table for iova {iova:#x}, the tables link none there"
+        ),
         TablesOverlap { first: u64, first_end: u64, first_what: &'static str, second: u64, second_what: &'static str, page: u64 } = "tables-overlap" (
             "{second_what} table {second:#x} overlaps {first_what} table {first:#x}..{first_end:#x} in host page {page:#x}"
         ),

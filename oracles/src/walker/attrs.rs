@@ -5,6 +5,8 @@ use std::fmt;
 
 use ptfuzz_engine::prot::Prot;
 
+use super::short::ShortAttrs;
+
 /// Stage-1 leaf attributes, every field the descriptor has (bit numbers in comments).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct S1Attrs {
@@ -61,11 +63,12 @@ pub struct S2Attrs {
     pub upper: u8,
 }
 
-/// Attributes of one leaf, by stage.
+/// Attributes of one leaf, by stage (LPAE) or format (Armv7 short descriptors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeafAttrs {
     S1(S1Attrs),
     S2(S2Attrs),
+    Short(ShortAttrs),
 }
 
 pub const SH_NONE: u8 = 0b00;
@@ -131,6 +134,7 @@ impl LeafAttrs {
         match self {
             LeafAttrs::S1(a) => a.af,
             LeafAttrs::S2(a) => a.af,
+            LeafAttrs::Short(a) => a.af,
         }
     }
 
@@ -233,6 +237,7 @@ impl fmt::Display for LeafAttrs {
                 }
                 f.write_str("]")
             }
+            LeafAttrs::Short(a) => a.fmt(f),
         }
     }
 }

@@ -32,3 +32,24 @@ pub fn check_domain_logged(
 ) -> Result<(), Divergence> {
     super::check_domain(dom, model, samples)
 }
+
+/// [`super::short::check_short_range`] for an executor's armv7s domain.
+#[inline(never)]
+pub fn check_short_range_logged(
+    dom: &Domain<OrderedFlushLog>,
+    model: &Model,
+    lo: u64,
+    hi: u64,
+    samples: &[u64],
+) -> Result<(), Divergence> {
+    super::short::check_short_range(dom, model, lo, hi, samples)
+}
+
+/// [`super::short::check_short_domain`] for an executor's armv7s domain.
+#[inline(never)]
+pub fn check_short_domain_logged(
+    dom: &Domain<OrderedFlushLog>,
+    model: &Model,
+) -> Result<(), Divergence> {
+    super::short::check_short_domain(dom, model)
+}

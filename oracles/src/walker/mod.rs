@@ -19,7 +19,7 @@ pub(crate) mod range;
 pub mod short;
 pub mod structure;
 #[cfg(test)]
-mod structure_tests;
+pub(crate) mod structure_tests;
 #[cfg(test)]
 mod tests;
 pub mod translate;
@@ -33,7 +33,9 @@ use crate::model::Model;
 pub use attrs::{LeafAttrs, S1Attrs, S2Attrs};
 pub use descriptor::{decode, Descriptor, FaultKind};
 use leaves::Walker;
-pub use logged::{check_domain_logged, check_range_logged};
+pub use logged::{
+    check_domain_logged, check_range_logged, check_short_domain_logged, check_short_range_logged,
+};
 pub use params::WalkParams;
 pub use structure::StructureStats;
 pub use translate::{translate, Fault, Translation};

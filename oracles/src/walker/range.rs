@@ -277,16 +277,28 @@ impl LeafRun {
 /// address, the attributes the model's prot implies).
 pub(crate) struct LeafMatch<I: Iterator<Item = (u64, u64, u64, Prot)>> {
     expected: std::iter::Peekable<I>,
-    stage2: bool,
+    /// The attributes a prot implies for this domain's format.
+    expect: fn(Prot) -> LeafAttrs,
     /// The attributes the last prot seen implies (runs of leaves share one prot).
     last: Option<(Prot, LeafAttrs)>,
 }
 
 impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
+    /// LPAE leaves of a stage-1 or stage-2 domain.
     pub fn new(expected: I, stage2: bool) -> Self {
+        let expect: fn(Prot) -> LeafAttrs = if stage2 {
+            |p| LeafAttrs::expected(p, true)
+        } else {
+            |p| LeafAttrs::expected(p, false)
+        };
+        Self::with_expect(expected, expect)
+    }
+
+    /// Leaves whose attributes for a prot are `expect(prot)`.
+    pub fn with_expect(expected: I, expect: fn(Prot) -> LeafAttrs) -> Self {
         LeafMatch {
             expected: expected.peekable(),
-            stage2,
+            expect,
             last: None,
         }
     }
@@ -299,7 +311,7 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> LeafMatch<I> {
                 let want = match self.last {
                     Some((p, a)) if p == prot => a,
                     _ => {
-                        let a = LeafAttrs::expected(prot, self.stage2);
+                        let a = (self.expect)(prot);
                         self.last = Some((prot, a));
                         a
                     }

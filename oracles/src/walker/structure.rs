@@ -100,7 +100,7 @@ pub fn check_structure<T: TableView>(
     }
 
     let counters = t.counters();
-    let mut seen = Spares::take(&SPARE_SEEN).unwrap_or_default();
+    let mut seen = take_seen();
     seen.reserve(counters.live as usize + 1);
     seen.insert(root);
     let mut walk = Walk {
@@ -110,7 +110,7 @@ pub fn check_structure<T: TableView>(
     };
     walk.table(t, p, root, p.start_level, 0)?;
     let Walk {
-        mut seen,
+        seen,
         stats,
         leaves,
     } = walk;
@@ -122,12 +122,24 @@ pub fn check_structure<T: TableView>(
         }
         .into());
     }
-    let checked = leaves.finish().and_then(|()| check_allocator(t, p, &seen));
-    // Emptied, and trimmed: clearing takes time in the capacity.
+    let checked = leaves
+        .finish()
+        .and_then(|()| check_allocator(t, granule, &seen));
+    give_seen(seen);
+    checked.map(|()| stats)
+}
+
+/// An empty table set, warm from the last structure walk if there was one.
+pub(crate) fn take_seen() -> HashSet<u64, crate::FixedState> {
+    Spares::take(&SPARE_SEEN).unwrap_or_default()
+}
+
+/// Keeps `seen` for the next structure walk: emptied, and trimmed (clearing takes time in
+/// the capacity).
+pub(crate) fn give_seen(mut seen: HashSet<u64, crate::FixedState>) {
     seen.clear();
     seen.shrink_to(SEEN_KEEP);
     Spares::give(&SPARE_SEEN, seen);
-    checked.map(|()| stats)
 }
 
 /// Tables the recycled set keeps room for.
@@ -195,10 +207,11 @@ impl<I: Iterator<Item = (u64, u64, u64, Prot)>> Walk<I> {
 }
 
 /// Counters add up, every Live table was reached, deferred tables are listed, and free
-/// frames still hold nothing but poison.
-fn check_allocator<T: TableView>(
+/// frames (table units of `unit` bytes: a granule, 1 KiB for armv7s) still hold nothing but
+/// poison.
+pub(crate) fn check_allocator<T: TableView>(
     t: &T,
-    p: &WalkParams,
+    unit: u64,
     seen: &HashSet<u64, crate::FixedState>,
 ) -> Result<(), Divergence> {
     let c = t.counters();
@@ -241,7 +254,7 @@ fn check_allocator<T: TableView>(
         }
         .into());
     }
-    let granule = 1u64 << p.g;
+    let granule = unit;
     check_placement(t, granule, seen)?;
     let (mut frame, _) = t.mem_range();
     while let Some(m) = t.frame(frame) {

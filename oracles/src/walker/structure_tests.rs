@@ -11,7 +11,7 @@ use super::view::{FrameInfo, TableView};
 use super::WalkParams;
 use crate::model::Model;
 
-const BASE: u64 = 0x4000_0000;
+pub(crate) const BASE: u64 = 0x4000_0000;
 const AF: u64 = 1 << 10;
 const NG: u64 = 1 << 11;
 const AP_UNPRIV: u64 = 1 << 6;
@@ -20,18 +20,19 @@ const XN: u64 = 3 << 53;
 /// Stage-1 page for prot `rw` (SEMANTICS.md "Descriptors"), without the OA.
 const S1_RW_PAGE: u64 = 0b11 | AF | NG | AP_UNPRIV | SH_OS | XN;
 
-/// A hand-built engine state: memory (one view), frame metadata, counters.
-struct Fake {
+/// A hand-built engine state: memory (one view), frame metadata (units of `1 << g` bytes),
+/// counters. Also the fake of the short-descriptor tests (1 KiB units).
+pub(crate) struct Fake {
     g: u32,
     mem: Vec<u64>,
-    frames: Vec<FrameInfo>,
-    root: u64,
-    counters: Counters,
+    pub(crate) frames: Vec<FrameInfo>,
+    pub(crate) root: u64,
+    pub(crate) counters: Counters,
     deferred: u64,
 }
 
 impl Fake {
-    fn new(g: u32, start_level: u8, root_frames: u64) -> Fake {
+    pub(crate) fn new(g: u32, start_level: u8, root_frames: u64) -> Fake {
         let mut f = Fake {
             g,
             mem: Vec::new(),
@@ -49,7 +50,7 @@ impl Fake {
     fn idx(&self, pa: u64) -> usize {
         ((pa - BASE) >> self.g) as usize
     }
-    fn alloc(&mut self, level: u8, frames: u64) -> u64 {
+    pub(crate) fn alloc(&mut self, level: u8, frames: u64) -> u64 {
         let pa = BASE + ((self.frames.len() as u64) << self.g);
         for k in 0..frames {
             self.frames.push(FrameInfo {
@@ -77,7 +78,21 @@ impl Fake {
         self.frames[f].live =
             (self.frames[f].live as i64 + (d & 1) as i64 - (old & 1) as i64) as u32;
     }
-    fn meta(&mut self, pa: u64) -> &mut FrameInfo {
+    /// Writes 4-byte slot `i` of the short-descriptor `table`, keeping its live count.
+    pub(crate) fn set_short(&mut self, table: u64, i: u64, d: u32) {
+        let w = ((table - BASE) / 8 + i / 2) as usize;
+        let sh = 32 * (i & 1);
+        let old = (self.mem[w] >> sh) as u32;
+        self.mem[w] = self.mem[w] & !(0xffff_ffff << sh) | (d as u64) << sh;
+        let f = self.idx(table);
+        let valid = |d: u32| (d & 3 != 0) as i64;
+        self.frames[f].live = (self.frames[f].live as i64 + valid(d) - valid(old)) as u32;
+    }
+    /// Writes the 8-byte word at `pa` as is (no live count).
+    pub(crate) fn poke(&mut self, pa: u64, w: u64) {
+        self.mem[((pa - BASE) / 8) as usize] = w;
+    }
+    pub(crate) fn meta(&mut self, pa: u64) -> &mut FrameInfo {
         let i = self.idx(pa);
         &mut self.frames[i]
     }

@@ -7,7 +7,7 @@ use ptfuzz_engine::{CustomAllocator, Domain, DomainConfig, OrderedFlushLog};
 use ptfuzz_oracles::budget::{BudgetChecker, OpContext};
 use ptfuzz_oracles::finding::{AllocGuardFinding, AllocHooksFinding, Counter, CounterFinding};
 use ptfuzz_oracles::walker::short::short_tables;
-use ptfuzz_oracles::walker::WalkParams;
+use ptfuzz_oracles::walker::{check_short_domain_logged, check_short_range_logged, WalkParams};
 use ptfuzz_oracles::{
     check_domain_logged, check_range_logged, Divergence, FrameAccounting, Model, TlbOracle,
 };
@@ -26,8 +26,8 @@ pub struct CheckedDomain {
     model: Model,
     hooks: Option<HookCounts>,
     /// The TLB oracle, for every format (it decodes LPAE or short descriptors itself); the
-    /// structure walker is LPAE-only, and the frame accounting is fed by
-    /// `walker::short::short_tables` for armv7s.
+    /// frame accounting is fed by `walker::short::short_tables` for armv7s, whose range and
+    /// structure walks are `walker::short`'s.
     tlb: TlbOracle,
     /// Every frame in exactly one state, after every op.
     frames: FrameAccounting,
@@ -262,19 +262,15 @@ impl CheckedDomain {
     /// independent walker; everything after commands that touch everything.
     fn check_after(&mut self, cmd: &Command, out: &Outcome) -> Result<(), Divergence> {
         // Every write, flush and free of this op, in order: nothing stale may survive it.
-        if self.is_short() {
-            // armv7s: the TLB oracle, frame accounting over the tables the short
-            // descriptors reach, counters, and the short-descriptor walk of the op's range.
-            self.tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
-            let mem = self.engine.mem();
-            let reached = short_tables(self.engine.root(), |pa| mem.read_device(pa));
-            self.frames.check(&self.engine, reached)?;
-            self.check_counters()?;
-            return self.check_short(cmd);
-        }
         self.tlb.check_domain_op(self.ops - 1, &mut self.engine)?;
-        self.frames
-            .check(&self.engine, self.tlb.reachable_tables())?;
+        if self.is_short() {
+            // armv7s: the frame accounting over the tables the short descriptors reach.
+            self.frames
+                .check(&self.engine, short_tables(&self.engine))?;
+        } else {
+            self.frames
+                .check(&self.engine, self.tlb.reachable_tables())?;
+        }
         self.check_counters()?;
         let ia_end = 1u64 << self.engine.config().ias;
         let range = |iova: u64, pgsize: u64, count: u64| {
@@ -338,48 +334,16 @@ impl CheckedDomain {
         // The whole range in one in-order pass; samples just outside and in the middle go
         // through the full translation.
         let samples = [lo.wrapping_sub(g), hi, lo + (hi - lo) / 2];
+        if self.is_short() {
+            let mut short = [0u64; 3];
+            let mut n = 0;
+            for a in samples.into_iter().filter(|&a| a < ia_end) {
+                short[n] = a;
+                n += 1;
+            }
+            return check_short_range_logged(&self.engine, &self.model, lo, hi, &short[..n]);
+        }
         check_range_logged(&self.engine, &self.model, lo, hi, &samples)
-    }
-
-    /// armv7s: the first, middle and last byte of the op's range and the bytes just outside
-    /// it, walked through the short descriptors and compared with the model.
-    fn check_short(&self, cmd: &Command) -> Result<(), Divergence> {
-        let (iova, len) = match *cmd {
-            Command::Map {
-                iova,
-                pgsize,
-                count,
-                ..
-            }
-            | Command::Unmap {
-                iova,
-                pgsize,
-                count,
-                ..
-            }
-            | Command::JobRun {
-                iova,
-                pgsize,
-                count,
-                ..
-            } => (iova, pgsize.saturating_mul(count)),
-            Command::Reserve { iova, size, .. } | Command::Unreserve { iova, size, .. } => {
-                (iova, size)
-            }
-            Command::Lookup { iova, .. } => (iova, 1),
-            _ => return Ok(()),
-        };
-        let end = iova.saturating_add(len.max(1)).min(1 << 32);
-        let lo = iova.min(1 << 32);
-        let samples = [
-            lo,
-            lo + (end.saturating_sub(lo)) / 2,
-            end.saturating_sub(1),
-            lo.wrapping_sub(1),
-            end,
-        ];
-        let samples: Vec<u64> = samples.into_iter().filter(|&a| a < 1 << 32).collect();
-        ptfuzz_oracles::walker::short::check_short(&self.engine, &self.model, &samples)
     }
 
     /// The allocator's counters against the model's prediction of every table.
@@ -408,7 +372,9 @@ impl CheckedDomain {
 
     /// Everything: every leaf, the table structure, the counters, the custom hooks.
     pub fn check_all(&mut self) -> Result<(), Divergence> {
-        if !self.is_short() {
+        if self.is_short() {
+            check_short_domain_logged(&self.engine, &self.model)?;
+        } else {
             check_domain_logged(&self.engine, &self.model, &[])?;
         }
         if let Some(h) = &self.hooks {

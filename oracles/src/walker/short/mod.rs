@@ -4,12 +4,24 @@
 //! supersection), 256-entry second-level tables indexed by IA[19:12] (fault / large page /
 //! small page). Large pages and supersections must be the same descriptor in all 16 slots
 //! of their aligned group (otherwise the TLB may return any of them); the walk checks that.
+//!
+//! - `attrs`: leaf attributes decoded for every leaf kind, and the ones a prot implies;
+//! - `walk`: in-order walks of a slot range (the per-op range check, the structure walk);
+//! - `structure`: every reachable table against the allocator, counters and model.
 
-use ptfuzz_engine::{Domain, FlushOps};
+mod attrs;
+pub mod structure;
+#[cfg(test)]
+mod tests;
+mod walk;
 
 use crate::divergence::Divergence;
 use crate::finding::WalkerFinding;
 use crate::model::Model;
+use crate::walker::range::{nonzero, LeafMatch};
+use crate::walker::view::TableView;
+pub use attrs::{ShortAttrs, ShortLeafKind};
+pub use structure::check_short_structure;
 
 /// A successful short-descriptor walk: output address and the size of the leaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,33 +108,34 @@ pub fn translate_short(
     }
 }
 
-/// The tables reachable from the first level at `ttb`: that level itself, then every
-/// level-2 table a page-table descriptor (type `01`, address [31:10]) names, in index
-/// order, as the walk reaches them. `read` as for [`translate_short`]; a word it cannot read
-/// names no table (the frame accounting then finds that table unreached).
-pub fn short_tables(ttb: u64, read: impl Fn(u64) -> Option<u64>) -> impl Iterator<Item = u64> {
-    // 4096 four-byte descriptors: 2048 words.
-    let l2 = (0..2048u64)
-        .flat_map(move |k| {
-            let w = read(ttb + 8 * k).unwrap_or(0);
-            [w as u32, (w >> 32) as u32]
-        })
+/// The tables reachable from `t`'s first level: that level itself, then every level-2
+/// table a page-table descriptor (type `01`, address [31:10]) names, in index order, as the
+/// walk reaches them. Runs of zero words are skipped a chunk at a time (the frame accounting
+/// asks after every op; reading the 2048 words one call each was most of an armv7s
+/// execution). A first level outside memory names no table (the accounting then finds
+/// every level-2 table unreached).
+pub fn short_tables<T: TableView>(t: &T) -> impl Iterator<Item = u64> + '_ {
+    let root = t.root();
+    let words = t.device_words(root, walk::L1_SLOTS / 2).unwrap_or(&[]);
+    let l2 = nonzero(words)
+        .flat_map(|(_, w)| [w as u32, (w >> 32) as u32])
         .filter(|d| d & 3 == 1)
-        .map(|d| (d & 0xffff_fc00) as u64);
-    std::iter::once(ttb).chain(l2)
+        .map(|d| u64::from(d & 0xffff_fc00));
+    std::iter::once(root).chain(l2)
 }
 
-/// Every address of `iovas` walked through the device view of `dom`'s tables and compared
+/// The 8-byte word at the 8-aligned `pa` of `t`'s device view.
+fn read_word<T: TableView>(t: &T) -> impl Fn(u64) -> Option<u64> + '_ {
+    |pa| t.device_words(pa, 1).map(|w| w[0])
+}
+
+/// Every address of `iovas` walked through the device view of `t`'s tables and compared
 /// with the model: the same output address and leaf size where the model maps it, a
 /// translation fault where it does not.
-pub fn check_short<F: FlushOps>(
-    dom: &Domain<F>,
-    model: &Model,
-    iovas: &[u64],
-) -> Result<(), Divergence> {
-    let mem = dom.mem();
+pub fn check_short<T: TableView>(t: &T, model: &Model, iovas: &[u64]) -> Result<(), Divergence> {
+    let read = read_word(t);
     for &iova in iovas {
-        let got = translate_short(dom.root(), iova, |pa| mem.read_device(pa))
+        let got = translate_short(t.root(), iova, &read)
             .map_err(|why| Divergence::new(WalkerFinding::ShortMalformed { iova, why }))?;
         let want = model
             .leaf_at(iova)
@@ -139,8 +152,45 @@ pub fn check_short<F: FlushOps>(
     Ok(())
 }
 
+/// Leaves of the model translated from the first level by a whole-domain check, at their
+/// first byte (the structure walk matches every leaf; these take the other path).
+const FULL_CHECK_TRANSLATIONS: usize = 8;
+
+/// The per-op check of `[lo, hi)`: every leaf the tables hold there is exactly a model leaf
+/// (start, size, output address, the attributes its prot implies) and vice versa, in one
+/// in-order pass over the range's slots; `samples` go through [`translate_short`].
+pub fn check_short_range<T: TableView>(
+    t: &T,
+    model: &Model,
+    lo: u64,
+    hi: u64,
+    samples: &[u64],
+) -> Result<(), Divergence> {
+    check_short(t, model, samples)?;
+    let hi = hi.min(1 << 32);
+    if lo >= hi {
+        return Ok(());
+    }
+    let mut leaves = LeafMatch::with_expect(model.leaves_overlapping(lo, hi), structure::expected);
+    walk::walk_short_range(t, lo, hi, &mut |f| leaves.found(f))?;
+    leaves.finish()
+}
+
+/// Everything of an armv7s domain: a spread of model leaves translated, then the structure
+/// walk ([`check_short_structure`]).
+pub fn check_short_domain<T: TableView>(t: &T, model: &Model) -> Result<(), Divergence> {
+    let n = model.leaf_count();
+    let starts: Vec<u64> = model
+        .leaves()
+        .step_by((n / FULL_CHECK_TRANSLATIONS).max(1))
+        .map(|(a, ..)| a)
+        .collect();
+    check_short(t, model, &starts)?;
+    check_short_structure(t, model).map(|_| ())
+}
+
 #[cfg(test)]
-mod tests {
+mod translate_tests {
     use super::*;
 
     /// A first level at 0 and a second level at 0x4000, in 8-byte words.
@@ -154,10 +204,15 @@ mod tests {
 
     #[test]
     fn tables_are_the_first_level_and_what_its_table_descriptors_name() {
-        // Entry 1: a table at 0x4400; entry 2: a section; entry 4095: a table at 0x4000.
-        let m = mem(&[(4, 0x4401), (8, 0x8010_0002), (4 * 4095, 0x4001)]);
-        let t: Vec<u64> = short_tables(0, m).collect();
-        assert_eq!(t, vec![0, 0x4400, 0x4000]);
+        use crate::walker::structure_tests::{Fake, BASE};
+        let mut f = Fake::new(10, 1, 16);
+        let (a, b) = (f.alloc(2, 1), f.alloc(2, 1));
+        // Slot 1: table b; slot 2: a section; slot 4095: table a.
+        f.set_short(BASE, 1, b as u32 | 1);
+        f.set_short(BASE, 2, 0x8010_0002);
+        f.set_short(BASE, 4095, a as u32 | 1);
+        let t: Vec<u64> = short_tables(&f).collect();
+        assert_eq!(t, vec![BASE, b, a]);
     }
 
     #[test]
