@@ -18,7 +18,7 @@ import struct
 import sys
 
 OP = ["Map", "Unmap", "Lookup", "Sync", "Grace", "FailNth", "Clear"]
-FORMATS = ["arm64-s1", "arm64-s2", "arm32-lpae-s1", "arm32-lpae-s2"]
+FORMATS = ["arm64-s1", "arm64-s2", "arm32-lpae-s1", "arm32-lpae-s2", "armv7s"]
 GRANULES = ["4k", "16k", "64k"]
 R, W, X, C, M, P = 1, 2, 4, 8, 16, 32
 PROT_ZERO = R | W  # a map's permission byte is XORed with it (bytes.rs)
@@ -271,6 +271,21 @@ SEEDS = {
         unmap(live(0), legal(0), span(40)), grace(),
         map_(pool(20), pool(4), legal(0), small(8)), fail_nth(1),
         map_(pool(26), pool(5), legal(0), small(8)), unmap(live(1), legal(0), small(8)), grace(),
+    ]),
+    # Armv7 short descriptors: small and large pages, a section and a supersection (page
+    # sizes 4K, 64K, 1M, 16M), a large page unmapped in part, a run of small pages across a
+    # level-2 table, then a large page where small ones were.
+    "armv7s-pages": config("armv7s", ias=32, oas=32) + b"".join([
+        map_(pool(3), pool(1), legal(0), small(8)),
+        map_(pool(5), pool(2), legal(1), small(2)),
+        map_(pool(7), pool(3), legal(2), small(1)),
+        map_(pool(6), pool(4), legal(3), small(1), R),
+        lookup(pool(5)), lookup(pool(6)),
+        unmap(pool(5), legal(0), small(1)),
+        unmap(pool(3), legal(0), span(16)),
+        unmap(pool(7), legal(2), small(1)), grace(),
+        map_(pool(3), pool(5), legal(1), small(1)),
+        clear(),
     ]),
 }
 

@@ -16,6 +16,7 @@ use ptfuzz_engine::{DomainConfig, FormatKind, Granule, DEFAULT_PHYS_BASE};
 use ptfuzz_oracles::Model;
 
 use super::TargetName;
+use crate::input::resolve::FUZZED_FORMATS;
 use crate::input::{
     resolve_config, ConfigChoice, Input, Pools, Resolver, CONFIG_FULL, LEAD_RAW, MAX_OPS,
     PROT_ZERO, TAG_OP, TIGHT_WINDOW,
@@ -98,7 +99,8 @@ fn find_choice<T: PartialEq>(
     want: &T,
     resolve: impl Fn(&ConfigChoice) -> T,
 ) -> Option<ConfigChoice> {
-    let formats = FormatKind::ALL.len() as u8;
+    // Every format a fuzz input can pick (armv7s too), by its format byte.
+    let formats = FUZZED_FORMATS.len() as u8;
     let windows: &[u8] = if cfg.phys_base == DEFAULT_PHYS_BASE {
         &[0]
     } else {
@@ -117,7 +119,7 @@ fn find_choice<T: PartialEq>(
         _ => 0,
     };
     for format in (0..formats)
-        .filter(|f| kinds(FormatKind::ALL[usize::from(*f)]))
+        .filter(|f| kinds(FUZZED_FORMATS[usize::from(*f)]))
         .flat_map(|f| [f, f | crate::input::CONCAT_MAX_BIT])
     {
         for &window in windows {
