@@ -15,6 +15,7 @@ use ptfuzz_engine::{DomainConfig, FlushEvent, PhysMem};
 use super::deviation::{explain, Deviation, ProbeFacts};
 use super::driver::testdev::Outcome;
 use super::driver::{Dma, DmaDir, ProbeMode, Qemu, QemuError, SmmuCommand, StreamConfig};
+use super::guest_ram::GuestRam;
 use super::observed::{decode, tag_of, Observed, WRITE_TAG};
 use super::predict::{predict, predict_ignoring_ap1, Access, Expected, Stage};
 use super::probe::{Probe, PROBE_BYTES};
@@ -22,17 +23,12 @@ use super::stream::{self, concatenated_table, Unsupported};
 use super::tlbi::{commands, Role};
 use crate::model::{DomainRules, Model};
 
-/// Upload granularity: changed 4 KiB chunks of the device view are rewritten.
-const CHUNK_WORDS: usize = 512;
-
-/// One attached domain: its place in the stream and what guest RAM holds of its tables.
+/// One attached domain: its place in the stream.
 struct Half {
     role: Role,
     granule: u64,
     base: u64,
     rules: DomainRules,
-    /// The device view as last written into guest RAM.
-    shadow: Vec<u64>,
 }
 
 /// How a probe compared.
@@ -130,6 +126,10 @@ pub struct QemuOracle {
     /// invalidation, with the physical page they reached: QEMU may hold these translations
     /// (capacity permitting), and a stale hit then reads that page's tags.
     cached: BTreeMap<u64, u64>,
+    /// What guest RAM holds in the table window (uploads write only what differs).
+    ram: GuestRam,
+    /// The QEMU process `ram` describes (a restarted one starts unknown).
+    ram_pid: u32,
     pub stats: Stats,
 }
 
@@ -167,6 +167,8 @@ impl QemuOracle {
             second: None,
             configured: None,
             cached: BTreeMap::new(),
+            ram: GuestRam::default(),
+            ram_pid: 0,
             stats: Stats::default(),
         }
     }
@@ -179,13 +181,21 @@ impl QemuOracle {
         self.data.clone()
     }
 
-    /// Forgets the attached domains and invalidates everything (configurations, TLB): the
-    /// state between inputs. The next attach uploads its tables whole.
+    /// Forgets the attached domains and invalidates everything (configurations, TLB; sent
+    /// with the next batch, see [`Qemu::invalidate_all_deferred`]): the state between
+    /// inputs. The next attach uploads its tables whole (the words guest RAM does not
+    /// already hold).
     pub fn reset(&mut self) -> Result<(), OracleError> {
         self.first = None;
         self.second = None;
         self.cached.clear();
-        self.qemu.invalidate_all()?;
+        self.invalidate_all()
+    }
+
+    /// Invalidates everything QEMU caches (configurations, TLB), with the next batch.
+    /// Which pages count as cached for probing is left as it was.
+    pub fn invalidate_all(&mut self) -> Result<(), OracleError> {
+        self.qemu.invalidate_all_deferred()?;
         Ok(())
     }
 
@@ -201,7 +211,6 @@ impl QemuOracle {
             granule: a.cfg.granule.size(),
             base: a.cfg.phys_base,
             rules: *a.rules,
-            shadow: Vec::new(),
         };
         let config = match &second {
             None if first.cfg.format.is_stage2() => {
@@ -224,8 +233,15 @@ impl QemuOracle {
         if self.configured != Some(config) {
             let all: Vec<(usize, StreamConfig)> =
                 (0..self.qemu.all_devices()).map(|d| (d, config)).collect();
-            self.qemu.configure_many(&all)?;
+            self.configured = None;
+            self.qemu.configure_many_deferred(&all)?;
             self.configured = Some(config);
+            // A context descriptor placed in the table window (nested) overwrote RAM there.
+            if let StreamConfig::S1(c) | StreamConfig::Nested(c, _) = config {
+                if let Some(cd) = c.cd_addr {
+                    self.ram.forget(cd, 64);
+                }
+            }
         }
         Ok(())
     }
@@ -237,33 +253,26 @@ impl QemuOracle {
         }
     }
 
-    /// Copies what changed in `mem`'s device view (never the CPU view) into guest RAM.
+    /// Makes guest RAM hold `mem`'s device view (never the CPU view) at the addresses it
+    /// names: the 8-byte words that differ from what guest RAM holds are written.
     pub fn upload(&mut self, which: Which, mem: &PhysMem) -> Result<(), OracleError> {
         let tables = self.tables.clone();
         let Some(half) = self.half_mut(which) else {
             return Ok(());
         };
+        let base = half.base;
         let view = mem.device_view();
-        let end = half.base + view.len() as u64 * 8;
-        if half.base < tables.start || end > tables.end {
+        let end = base + view.len() as u64 * 8;
+        if base < tables.start || end > tables.end {
             return Err(OracleError::Unsupported(format!(
-                "tables at {:#x}..{end:#x} outside the guest's table window {tables:x?}",
-                half.base
+                "tables at {base:#x}..{end:#x} outside the guest's table window {tables:x?}"
             )));
         }
-        let mut chunks: Vec<(u64, Vec<u8>)> = Vec::new();
-        for (i, words) in view.chunks(CHUNK_WORDS).enumerate() {
-            let at = i * CHUNK_WORDS;
-            let old = half
-                .shadow
-                .get(at..(at + words.len()).min(half.shadow.len()));
-            if old == Some(words) {
-                continue;
-            }
-            let bytes = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            chunks.push((half.base + at as u64 * 8, bytes));
+        if self.ram_pid != self.qemu.pid() {
+            self.ram.forget_all();
+            self.ram_pid = self.qemu.pid();
         }
-        half.shadow = view.to_vec();
+        let chunks = self.ram.update(base, view);
         if !chunks.is_empty() {
             let refs: Vec<(u64, &[u8])> = chunks.iter().map(|(a, b)| (*a, b.as_slice())).collect();
             // Sent with the op's next batch (its flush commands or its probes).
@@ -283,7 +292,8 @@ impl QemuOracle {
             .flat_map(|f| commands(role, granule, f))
             .collect();
         if !cmds.is_empty() {
-            self.qemu.submit(&cmds)?;
+            // Consumed in front of the op's probes (and checked in the same round trip).
+            self.qemu.submit_deferred(&cmds)?;
         }
         Ok(())
     }
@@ -412,9 +422,18 @@ impl QemuOracle {
                 self.cached.insert(page, pa - (r.probe.iova - page));
             }
         }
+        // A DMA write that did not do what was predicted may have landed anywhere, the
+        // table window included.
+        if planned
+            .iter()
+            .zip(&reports)
+            .any(|(pl, r)| (pl.0.access == Access::Write || pl.4) && r.verdict != Verdict::Match)
+        {
+            self.ram.forget_all();
+        }
         if !retry.is_empty() {
             // Walk afresh: what a full invalidation cures was a stale cached translation.
-            self.qemu.submit(&[SmmuCommand::TlbiNsnhAll])?;
+            self.qemu.submit_deferred(&[SmmuCommand::TlbiNsnhAll])?;
             self.cached.clear();
             let again: Vec<_> = retry.iter().map(|&i| planned[i]).collect();
             let observed = self.run(&again)?;

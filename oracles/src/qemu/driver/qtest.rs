@@ -13,6 +13,10 @@ use super::error::QemuError;
 /// we are still writing (QEMU blocks on a full socket and would stop reading ours).
 const REPLY_BYTES_PER_FLUSH: usize = 32 * 1024;
 
+/// Deferred commands are sent on their own once they hold this many bytes (inputs that
+/// never probe would otherwise let them grow without bound).
+pub const DEFERRED_BYTES: usize = 1 << 20;
+
 /// Commands to send in one go, in order.
 #[derive(Default)]
 pub struct Batch {
@@ -168,6 +172,10 @@ pub struct QtestClient {
     /// Commands whose replies carry nothing (memory writes), held back to travel in front
     /// of the next batch: one round trip fewer each time.
     deferred: Batch,
+    /// Socket round trips: sends whose replies were waited for.
+    round_trips: u64,
+    /// Bytes of commands sent.
+    bytes_sent: u64,
 }
 
 impl QtestClient {
@@ -182,13 +190,30 @@ impl QtestClient {
             timeout,
             line: String::new(),
             deferred: Batch::new(),
+            round_trips: 0,
+            bytes_sent: 0,
         })
     }
 
+    /// Socket round trips so far (each wait for replies counts once).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips
+    }
+
+    /// Bytes of commands sent so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+
     /// Queues `batch` (commands whose replies are only `OK`, e.g. memory writes) to be sent
-    /// in front of the next [`QtestClient::run`]; a `FAIL` among them fails that run.
-    pub fn defer(&mut self, batch: &Batch) {
+    /// in front of the next [`QtestClient::run`]; a `FAIL` among them fails that run. What
+    /// is queued is sent at once when it grows past [`DEFERRED_BYTES`].
+    pub fn defer(&mut self, batch: &Batch) -> Result<(), QemuError> {
         self.deferred.extend(batch);
+        if self.deferred.text.len() > DEFERRED_BYTES {
+            self.run(&Batch::new(), "deferred writes")?;
+        }
+        Ok(())
     }
 
     /// Sends the batch and returns every reply; a `FAIL` reply is a protocol error naming
@@ -205,6 +230,25 @@ impl QtestClient {
         Ok(r)
     }
 
+    /// Like [`QtestClient::run`], with `tail` sent after `batch` in the same round trip;
+    /// returns the replies of `batch` and of `tail` apart (indices as each batch gave them).
+    pub fn run_with_tail(
+        &mut self,
+        batch: &Batch,
+        tail: &Batch,
+        what: &str,
+    ) -> Result<(Replies, Replies), QemuError> {
+        let mut all = std::mem::take(&mut self.deferred);
+        let skip = all.len();
+        all.extend(batch);
+        let split = all.len();
+        all.extend(tail);
+        let mut r = self.run_now(&all, what)?;
+        let t = r.payloads.split_off(split);
+        r.payloads.drain(..skip);
+        Ok((r, Replies { payloads: t }))
+    }
+
     fn run_now(&mut self, batch: &Batch, what: &str) -> Result<Replies, QemuError> {
         let mut payloads = Vec::with_capacity(batch.len());
         let mut start = 0;
@@ -216,6 +260,8 @@ impl QtestClient {
             let from = if start == 0 { 0 } else { batch.ends[start - 1] };
             let to = batch.ends[last];
             self.send(&batch.text.as_bytes()[from..to], what)?;
+            self.round_trips += 1;
+            self.bytes_sent += (to - from) as u64;
             for idx in start..=last {
                 let line = self.read_reply(what)?;
                 if let Some(rest) = line.strip_prefix("OK") {
