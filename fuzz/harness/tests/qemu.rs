@@ -204,6 +204,51 @@ fn missing_invalidation_is_a_stale_translation() {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// `PTFUZZ_QEMU_ONLY` (`page_table_oracles` off): an engine that forgets the invalidation
+/// of an unmap is caught by the TLB oracle when the page-table oracles run, and by QEMU (a
+/// stale translation in its IOTLB) when they do not.
+#[test]
+fn qemu_only_leaves_a_missing_invalidation_to_qemu() {
+    started();
+    let text = "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n\
+                map d0 iova=0x10000000 pa=0x50000000 pgsize=4k count=1 prot=rw\n\
+                unmap d0 iova=0x10000000 pgsize=4k count=1\n";
+    let t = trace::parse("forgotten", text).unwrap();
+    for (oracles, want) in [
+        (true, "tlb/stale-translation"),
+        (false, "qemu/stale-translation"),
+    ] {
+        let kind = session::with_oracle(|o| {
+            let mut d = QemuDiff::new(o)?;
+            d.page_table_oracles = oracles;
+            let Command::Domain {
+                name,
+                cfg,
+                custom_alloc,
+            } = &t.lines[0].command
+            else {
+                unreachable!()
+            };
+            d.create(name, cfg, *custom_alloc)
+                .map_err(|e| panic!("{e:?}"))
+                .unwrap();
+            d.apply(&t.lines[1].command)
+                .map_err(|e| panic!("{e:?}"))
+                .unwrap();
+            d.engine_drops_flushes = true;
+            let err = d
+                .apply(&t.lines[2].command)
+                .expect_err("the missing invalidation must be caught");
+            Ok(match err {
+                Stop::Failure(FailureKind::Oracle(d)) => d.kind(),
+                e => panic!("{e:?}"),
+            })
+        })
+        .unwrap();
+        assert_eq!(kind, want, "page-table oracles {oracles}");
+    }
+}
+
 /// The qemu_diff target over the page-table seeds: no divergence, no QEMU failure; the
 /// seed whose choice names arm32-lpae-s2 runs as a nested stream through QEMU.
 #[test]
