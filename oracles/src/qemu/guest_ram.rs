@@ -7,7 +7,7 @@
 //! back (a DMA that did not land where predicted, a context descriptor placed there) makes
 //! it forget: those words are written again in full the next time.
 
-use std::collections::HashMap;
+use std::ops::Range;
 
 /// Words per 4 KiB page.
 const PAGE_WORDS: usize = 512;
@@ -40,35 +40,62 @@ impl Page {
         self.words[i] = w;
         self.known[i / 64] |= 1 << (i % 64);
     }
+
+    fn all_known(&self) -> bool {
+        self.known.iter().all(|&k| k == u64::MAX)
+    }
 }
 
-/// The oracle's record of guest RAM (8-byte aligned words, by physical address).
-#[derive(Default)]
+/// The oracle's record of guest RAM in one window (8-byte aligned words, by physical
+/// address), one slot per 4 KiB page.
 pub struct GuestRam {
-    pages: HashMap<u64, Box<Page>>,
+    window: Range<u64>,
+    pages: Vec<Option<Box<Page>>>,
 }
 
 impl GuestRam {
-    /// Forgets everything: the next upload writes every word.
-    pub fn forget_all(&mut self) {
-        self.pages.clear();
+    /// Nothing known about `window` (4 KiB aligned) yet.
+    pub fn new(window: Range<u64>) -> GuestRam {
+        let n = ((window.end - window.start) / PAGE_BYTES) as usize;
+        GuestRam {
+            window,
+            pages: (0..n).map(|_| None).collect(),
+        }
     }
 
-    /// Forgets `[pa, pa + len)`.
+    /// Forgets everything: the next upload writes every word.
+    pub fn forget_all(&mut self) {
+        self.pages.iter_mut().for_each(|p| *p = None);
+    }
+
+    /// Forgets `[pa, pa + len)` (where it lies in the window).
     pub fn forget(&mut self, pa: u64, len: u64) {
-        let first = pa & !(PAGE_BYTES - 1);
-        let mut page = first;
+        let mut page = pa & !(PAGE_BYTES - 1);
         while page < pa.saturating_add(len) {
-            self.pages.remove(&page);
+            if let Some(slot) = self.slot(page) {
+                self.pages[slot] = None;
+            }
             page += PAGE_BYTES;
         }
     }
 
-    /// Makes guest RAM at `base` hold `words` (8-byte aligned): returns the writes that
-    /// differ from what it is known to hold, as (address, little-endian bytes), nearby
-    /// ones merged, and records the words as known.
+    fn slot(&self, page_pa: u64) -> Option<usize> {
+        self.window
+            .contains(&page_pa)
+            .then(|| ((page_pa - self.window.start) / PAGE_BYTES) as usize)
+    }
+
+    /// Makes guest RAM at `base` hold `words` (8-byte aligned, inside the window): returns
+    /// the writes that differ from what it is known to hold, as (address, little-endian
+    /// bytes), nearby ones merged, and records the words as known.
     pub fn update(&mut self, base: u64, words: &[u64]) -> Vec<(u64, Vec<u8>)> {
         debug_assert_eq!(base % 8, 0);
+        assert!(
+            base >= self.window.start && base + 8 * words.len() as u64 <= self.window.end,
+            "{base:#x}+{} words outside {:x?}",
+            words.len(),
+            self.window
+        );
         let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
         // The run being built: its first word's address and its words.
         let mut run: Option<(u64, Vec<u64>)> = None;
@@ -84,10 +111,18 @@ impl GuestRam {
             let page_pa = pa & !(PAGE_BYTES - 1);
             let first = ((pa - page_pa) / 8) as usize;
             let n = (PAGE_WORDS - first).min(words.len() - i);
-            let page = self
-                .pages
-                .entry(page_pa)
-                .or_insert_with(|| Box::new(Page::unknown()));
+            let slot = ((page_pa - self.window.start) / PAGE_BYTES) as usize;
+            let page = self.pages[slot].get_or_insert_with(|| Box::new(Page::unknown()));
+            if page.all_known() && page.words[first..first + n] == words[i..i + n] {
+                // Unchanged: ends a run once the gap is long enough.
+                gap += n;
+                if gap > MERGE_GAP {
+                    flush(&mut run, &mut out);
+                    gap = 0;
+                }
+                i += n;
+                continue;
+            }
             for k in 0..n {
                 let (slot, w) = (first + k, words[i + k]);
                 let same = page.is_known(slot) && page.words[slot] == w;
@@ -141,7 +176,7 @@ mod tests {
 
     #[test]
     fn unknown_words_are_written_then_only_changes() {
-        let mut g = GuestRam::default();
+        let mut g = GuestRam::new(0x4000_0000..0x5000_0000);
         let base = 0x4000_0ff0;
         let mut words = vec![0u64; 8];
         // Spans two pages: everything is written once.
@@ -157,7 +192,7 @@ mod tests {
 
     #[test]
     fn close_changes_merge_with_the_known_words_between() {
-        let mut g = GuestRam::default();
+        let mut g = GuestRam::new(0x4000_0000..0x5000_0000);
         let base = 0x4000_0000;
         let mut words = vec![1u64; 16];
         g.update(base, &words);
@@ -172,7 +207,7 @@ mod tests {
 
     #[test]
     fn forgotten_pages_are_written_again() {
-        let mut g = GuestRam::default();
+        let mut g = GuestRam::new(0x4000_0000..0x5000_0000);
         let base = 0x4000_0000;
         let words = vec![3u64; 1024];
         g.update(base, &words);

@@ -162,12 +162,12 @@ impl QemuOracle {
         QemuOracle {
             qemu,
             data,
+            ram: GuestRam::new(tables.clone()),
             tables,
             first: None,
             second: None,
             configured: None,
             cached: BTreeMap::new(),
-            ram: GuestRam::default(),
             ram_pid: 0,
             stats: Stats::default(),
         }
@@ -422,12 +422,10 @@ impl QemuOracle {
                 self.cached.insert(page, pa - (r.probe.iova - page));
             }
         }
-        // A DMA write that did not do what was predicted may have landed anywhere, the
-        // table window included.
         if planned
             .iter()
             .zip(&reports)
-            .any(|(pl, r)| (pl.0.access == Access::Write || pl.4) && r.verdict != Verdict::Match)
+            .any(|(pl, r)| self.may_have_strayed(pl, &r.observed))
         {
             self.ram.forget_all();
         }
@@ -437,6 +435,13 @@ impl QemuOracle {
             self.cached.clear();
             let again: Vec<_> = retry.iter().map(|&i| planned[i]).collect();
             let observed = self.run(&again)?;
+            if again
+                .iter()
+                .zip(&observed)
+                .any(|(pl, obs)| self.may_have_strayed(pl, obs))
+            {
+                self.ram.forget_all();
+            }
             for (&i, obs) in retry.iter().zip(observed) {
                 if matches(&planned[i].1, &obs) {
                     reports[i].verdict = Verdict::Stale;
@@ -453,6 +458,22 @@ impl QemuOracle {
             }
         }
         Ok(reports)
+    }
+
+    /// Whether a probe may have written guest RAM outside the data window (the table
+    /// window included): a DMA write that neither landed in the data window nor faulted,
+    /// unless iommu-testdev said it wrote nothing (an edu cannot tell).
+    fn may_have_strayed(&self, planned: &Planned, observed: &Observed) -> bool {
+        let by_testdev = self.qemu.testdevs() > 0 && planned.4;
+        if planned.0.access != Access::Write && !by_testdev {
+            return false;
+        }
+        match *observed {
+            Observed::Reached(pa) => !self.in_data(pa),
+            Observed::Fault(_) => false,
+            Observed::Blocked => !by_testdev,
+            Observed::Untagged(_) | Observed::OtherEvent(_) | Observed::Elsewhere => true,
+        }
     }
 
     /// Issues the planned probes, reads first (after tagging every address they may reach),
