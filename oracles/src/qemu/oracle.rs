@@ -6,7 +6,7 @@
 //! failed to invalidate it shows up: a mismatch that a full invalidation cures is reported as
 //! "stale translation: missing invalidation after op n".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
@@ -128,7 +128,10 @@ pub struct QemuOracle {
     cached: BTreeMap<u64, u64>,
     /// What guest RAM holds in the table window (uploads write only what differs).
     ram: GuestRam,
-    /// The QEMU process `ram` describes (a restarted one starts unknown).
+    /// Data-window addresses (8-byte aligned) known to hold their tag: probes re-tag only
+    /// the others. Forgotten with `ram`.
+    tagged: HashSet<u64>,
+    /// The QEMU process `ram` and `tagged` describe (a restarted one starts unknown).
     ram_pid: u32,
     pub stats: Stats,
 }
@@ -168,6 +171,7 @@ impl QemuOracle {
             second: None,
             configured: None,
             cached: BTreeMap::new(),
+            tagged: HashSet::new(),
             ram_pid: 0,
             stats: Stats::default(),
         }
@@ -268,10 +272,7 @@ impl QemuOracle {
                 "tables at {base:#x}..{end:#x} outside the guest's table window {tables:x?}"
             )));
         }
-        if self.ram_pid != self.qemu.pid() {
-            self.ram.forget_all();
-            self.ram_pid = self.qemu.pid();
-        }
+        self.same_instance();
         let chunks = self.ram.update(base, view);
         if !chunks.is_empty() {
             let refs: Vec<(u64, &[u8])> = chunks.iter().map(|(a, b)| (*a, b.as_slice())).collect();
@@ -279,6 +280,20 @@ impl QemuOracle {
             self.qemu.write_mem_deferred(&refs)?;
         }
         Ok(())
+    }
+
+    /// Forgets what guest RAM holds when QEMU was restarted behind the oracle's back.
+    fn same_instance(&mut self) {
+        if self.ram_pid != self.qemu.pid() {
+            self.forget_guest_ram();
+            self.ram_pid = self.qemu.pid();
+        }
+    }
+
+    /// Forgets what guest RAM holds (tables and tags): everything is written again.
+    fn forget_guest_ram(&mut self) {
+        self.ram.forget_all();
+        self.tagged.clear();
     }
 
     /// Forwards one op's flush requests for the domain `which` as SMMU commands (+ SYNC).
@@ -427,7 +442,7 @@ impl QemuOracle {
             .zip(&reports)
             .any(|(pl, r)| self.may_have_strayed(pl, &r.observed))
         {
-            self.ram.forget_all();
+            self.forget_guest_ram();
         }
         if !retry.is_empty() {
             // Walk afresh: what a full invalidation cures was a stale cached translation.
@@ -440,7 +455,7 @@ impl QemuOracle {
                 .zip(&observed)
                 .any(|(pl, obs)| self.may_have_strayed(pl, obs))
             {
-                self.ram.forget_all();
+                self.forget_guest_ram();
             }
             for (&i, obs) in retry.iter().zip(observed) {
                 if matches(&planned[i].1, &obs) {
@@ -488,6 +503,19 @@ impl QemuOracle {
             .collect();
         tags.sort_unstable();
         tags.dedup();
+        self.same_instance();
+        if self.tagged.len() > MAX_TAGGED {
+            self.tagged.clear();
+        }
+        tags.retain(|(pa, _)| !self.tagged.contains(pa));
+        for (pa, _) in &tags {
+            if pa % PROBE_BYTES == 0 {
+                self.tagged.insert(*pa);
+            } else {
+                // Tags that overlap others: nothing is known for sure.
+                self.tagged.clear();
+            }
+        }
         let refs: Vec<(u64, &[u8])> = tags.iter().map(|(a, b)| (*a, &b[..])).collect();
         if !refs.is_empty() {
             // Sent in front of the first probe batch.
@@ -607,6 +635,10 @@ impl QemuOracle {
         Ok(())
     }
 }
+
+/// At most this many tagged addresses are remembered (then they are forgotten and written
+/// again as probes need them).
+const MAX_TAGGED: usize = 1 << 16;
 
 /// One probe to issue: what it is, the prediction, the facts that explain deviations, the
 /// address it should (or, stale, may) reach, and whether it may be issued as a write.

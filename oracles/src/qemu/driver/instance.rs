@@ -742,11 +742,10 @@ impl Qemu {
                 prev = prod;
             }
             let gerror = r.value(gerror)? as u32;
-            let prefetched = r.bytes(records)?;
             let events = if prev == cons && gerror & super::smmu::GERROR_EVENTQ_ABT == 0 {
                 Vec::new()
             } else if let Some((events, cons_write)) =
-                self.smmu.take_prefetched(&prefetched, prev, gerror)
+                self.smmu.take_prefetched(&r.bytes(records)?, prev, gerror)
             {
                 let r = self.qt.defer(&cons_write);
                 self.check(r)?;

@@ -116,9 +116,12 @@ fn push_hex(t: &mut String, bytes: &[u8]) {
     }
 }
 
-/// The payload after `OK` of each command's reply.
+/// The payload after `OK` of each command's reply, all in one string (one allocation per
+/// batch, not two per reply: the sanitizer builds pay for every one).
 pub struct Replies {
-    payloads: Vec<String>,
+    text: String,
+    /// Range in `text` of each command's payload, in order.
+    spans: Vec<(usize, usize)>,
 }
 
 impl Batch {
@@ -135,9 +138,20 @@ impl Batch {
 }
 
 impl Replies {
+    fn payload(&self, idx: usize) -> &str {
+        let (a, b) = self.spans[idx];
+        &self.text[a..b]
+    }
+
+    /// Keeps the replies `range` (by index), renumbered from 0.
+    fn keep(mut self, range: std::ops::Range<usize>) -> Replies {
+        self.spans = self.spans[range].to_vec();
+        self
+    }
+
     /// The value of a `readl`/`readq` reply.
     pub fn value(&self, idx: usize) -> Result<u64, QemuError> {
-        let p = self.payloads[idx].trim();
+        let p = self.payload(idx).trim();
         let hex = p
             .strip_prefix("0x")
             .ok_or_else(|| QemuError::Protocol(format!("expected a value, got {p:?}")))?;
@@ -146,18 +160,26 @@ impl Replies {
 
     /// The bytes of a `read` reply.
     pub fn bytes(&self, idx: usize) -> Result<Vec<u8>, QemuError> {
-        let p = self.payloads[idx].trim();
+        let p = self.payload(idx).trim();
         let hex = p
             .strip_prefix("0x")
-            .ok_or_else(|| QemuError::Protocol(format!("expected bytes, got {p:?}")))?;
+            .ok_or_else(|| QemuError::Protocol(format!("expected bytes, got {p:?}")))?
+            .as_bytes();
         if hex.len() % 2 != 0 {
             return Err(QemuError::Protocol(format!("odd hex length in {p:?}")));
         }
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| {
-                u8::from_str_radix(&hex[i..i + 2], 16)
-                    .map_err(|_| QemuError::Protocol(format!("bad hex in {p:?}")))
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        hex.chunks_exact(2)
+            .map(|d| {
+                digit(d[0])
+                    .zip(digit(d[1]))
+                    .map(|(h, l)| h << 4 | l)
+                    .ok_or_else(|| QemuError::Protocol(format!("bad hex in {p:?}")))
             })
             .collect()
     }
@@ -225,9 +247,9 @@ impl QtestClient {
         let mut all = std::mem::take(&mut self.deferred);
         let skip = all.len();
         all.extend(batch);
-        let mut r = self.run_now(&all, what)?;
-        r.payloads.drain(..skip);
-        Ok(r)
+        let r = self.run_now(&all, what)?;
+        let n = r.spans.len();
+        Ok(r.keep(skip..n))
     }
 
     /// Like [`QtestClient::run`], with `tail` sent after `batch` in the same round trip;
@@ -243,14 +265,21 @@ impl QtestClient {
         all.extend(batch);
         let split = all.len();
         all.extend(tail);
-        let mut r = self.run_now(&all, what)?;
-        let t = r.payloads.split_off(split);
-        r.payloads.drain(..skip);
-        Ok((r, Replies { payloads: t }))
+        let r = self.run_now(&all, what)?;
+        let from = r.spans.get(split).map_or(r.text.len(), |s| s.0);
+        let t = Replies {
+            text: r.text[from..].to_string(),
+            spans: r.spans[split..]
+                .iter()
+                .map(|&(a, b)| (a - from, b - from))
+                .collect(),
+        };
+        Ok((r.keep(skip..split), t))
     }
 
     fn run_now(&mut self, batch: &Batch, what: &str) -> Result<Replies, QemuError> {
-        let mut payloads = Vec::with_capacity(batch.len());
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(batch.len());
         let mut start = 0;
         let mut cuts = batch.flush_after.clone();
         if !batch.is_empty() && cuts.last() != Some(&(batch.len() - 1)) {
@@ -263,10 +292,13 @@ impl QtestClient {
             self.round_trips += 1;
             self.bytes_sent += (to - from) as u64;
             for idx in start..=last {
-                let line = self.read_reply(what)?;
-                if let Some(rest) = line.strip_prefix("OK") {
-                    payloads.push(rest.trim().to_string());
+                self.read_reply(what)?;
+                if let Some(rest) = self.line.strip_prefix("OK") {
+                    let rest = rest.trim();
+                    spans.push((text.len(), text.len() + rest.len()));
+                    text.push_str(rest);
                 } else {
+                    let line = std::mem::take(&mut self.line);
                     return Err(QemuError::Protocol(format!(
                         "`{}` answered {:?} during {what}",
                         batch.command(idx),
@@ -276,7 +308,7 @@ impl QtestClient {
             }
             start = last + 1;
         }
-        Ok(Replies { payloads })
+        Ok(Replies { text, spans })
     }
 
     fn send(&mut self, bytes: &[u8], what: &str) -> Result<(), QemuError> {
@@ -285,7 +317,8 @@ impl QtestClient {
             .map_err(|e| self.io_error(e, what))
     }
 
-    fn read_reply(&mut self, what: &str) -> Result<String, QemuError> {
+    /// Reads the next reply line (not an `IRQ` one) into `self.line`.
+    fn read_reply(&mut self, what: &str) -> Result<(), QemuError> {
         loop {
             self.line.clear();
             match self.reader.read_line(&mut self.line) {
@@ -296,7 +329,7 @@ impl QtestClient {
                     })
                 }
                 Ok(_) if self.line.starts_with("IRQ") => continue,
-                Ok(_) => return Ok(std::mem::take(&mut self.line)),
+                Ok(_) => return Ok(()),
                 Err(e) => return Err(self.io_error(e, what)),
             }
         }
@@ -359,7 +392,8 @@ mod tests {
     #[test]
     fn replies_parse_values_and_bytes() {
         let r = Replies {
-            payloads: vec!["0x010000ed".into(), "0x00ff10".into(), "".into()],
+            text: "0x010000ed0x00ff10".into(),
+            spans: vec![(0, 10), (10, 18), (18, 18)],
         };
         assert_eq!(r.value(0).unwrap(), 0x010000ed);
         assert_eq!(r.bytes(1).unwrap(), vec![0, 0xff, 0x10]);
