@@ -12,10 +12,14 @@ use super::error::QemuError;
 /// A batch is flushed in pieces so that QEMU's replies never exceed this many bytes while
 /// we are still writing (QEMU blocks on a full socket and would stop reading ours).
 const REPLY_BYTES_PER_FLUSH: usize = 32 * 1024;
+/// ... nor this many replies: QEMU sends each reply on its own, and the socket charges
+/// every small send its buffer overhead (about 1 KiB), so a few hundred `OK`s fill it.
+/// Batches of many small writes (word uploads) hung QEMU without this bound.
+const REPLIES_PER_FLUSH: usize = 128;
 
 /// Deferred commands are sent on their own once they hold this many bytes (inputs that
 /// never probe would otherwise let them grow without bound).
-pub const DEFERRED_BYTES: usize = 1 << 20;
+pub const DEFERRED_BYTES: usize = 256 << 10;
 
 /// Commands to send in one go, in order.
 #[derive(Default)]
@@ -23,9 +27,8 @@ pub struct Batch {
     text: String,
     /// End offset in `text` of each command.
     ends: Vec<usize>,
-    /// Command indices after which the batch is flushed and the replies read.
-    flush_after: Vec<usize>,
-    reply_bytes: usize,
+    /// The most bytes each command's reply may take.
+    reply_bytes: Vec<usize>,
 }
 
 impl Batch {
@@ -45,13 +48,24 @@ impl Batch {
         f(&mut self.text);
         self.text.push('\n');
         self.ends.push(self.text.len());
-        self.reply_bytes += reply_bytes + 4;
-        let idx = self.ends.len() - 1;
-        if self.reply_bytes >= REPLY_BYTES_PER_FLUSH {
-            self.flush_after.push(idx);
-            self.reply_bytes = 0;
+        self.reply_bytes.push(reply_bytes + 4);
+        self.ends.len() - 1
+    }
+
+    /// Command indices after which the batch is flushed and the replies read (the last
+    /// command's included), bounding the replies in flight in count and bytes.
+    fn cuts(&self) -> Vec<usize> {
+        let mut cuts = Vec::new();
+        let (mut n, mut bytes) = (0, 0);
+        for (i, r) in self.reply_bytes.iter().enumerate() {
+            n += 1;
+            bytes += r;
+            if n >= REPLIES_PER_FLUSH || bytes >= REPLY_BYTES_PER_FLUSH || i + 1 == self.len() {
+                cuts.push(i);
+                (n, bytes) = (0, 0);
+            }
         }
-        idx
+        cuts
     }
 
     pub fn writel(&mut self, addr: u64, val: u32) -> usize {
@@ -128,12 +142,9 @@ impl Batch {
     /// Appends `other`'s commands after this batch's.
     fn extend(&mut self, other: &Batch) {
         let base = self.text.len();
-        let first = self.ends.len();
         self.text.push_str(&other.text);
         self.ends.extend(other.ends.iter().map(|e| e + base));
-        self.flush_after
-            .extend(other.flush_after.iter().map(|i| i + first));
-        self.reply_bytes += other.reply_bytes;
+        self.reply_bytes.extend_from_slice(&other.reply_bytes);
     }
 }
 
@@ -281,11 +292,7 @@ impl QtestClient {
         let mut text = String::new();
         let mut spans = Vec::with_capacity(batch.len());
         let mut start = 0;
-        let mut cuts = batch.flush_after.clone();
-        if !batch.is_empty() && cuts.last() != Some(&(batch.len() - 1)) {
-            cuts.push(batch.len() - 1);
-        }
-        for last in cuts {
+        for last in batch.cuts() {
             let from = if start == 0 { 0 } else { batch.ends[start - 1] };
             let to = batch.ends[last];
             self.send(&batch.text.as_bytes()[from..to], what)?;
@@ -363,7 +370,12 @@ mod tests {
         assert_eq!(b.command(0), "writel 0x9050020 0xd");
         assert_eq!(b.command(1), "write 0x40000000 0x3 0xdead01");
         assert_eq!(b.command(2), "read 0x40000000 0x4e20");
-        assert_eq!(b.flush_after, vec![2]);
+        assert_eq!(b.cuts(), vec![2, 3]);
+        let mut many = Batch::new();
+        for i in 0..300 {
+            many.writel(0x9050020, i);
+        }
+        assert_eq!(many.cuts(), vec![127, 255, 299]);
     }
 
     #[test]
@@ -377,7 +389,7 @@ mod tests {
         assert_eq!(a.len(), 3);
         assert_eq!(a.command(0), "write 0x40000000 0x1 0x01");
         assert_eq!(a.command(2), "readl 0x9050024");
-        assert_eq!(a.flush_after, vec![1]);
+        assert_eq!(a.cuts(), vec![1, 2]);
     }
 
     #[test]
