@@ -15,8 +15,8 @@ fn main() {
     let data = std::fs::read(&path).expect("readable input");
     let input = ptfuzz_harness::decode(&data).expect("a qemu_diff input");
     session::ensure_started().expect("QEMU starts (qemu-images/install-qemu.sh)");
-    let (rt0, probes0) = session::with_oracle(|o| Ok((o.qemu().stats(), o.stats.probes)))
-        .expect("QEMU up");
+    let (rt0, probes0) =
+        session::with_oracle(|o| Ok((o.qemu().stats(), o.stats.probes))).expect("QEMU up");
     let t0 = Instant::now();
     for _ in 0..runs {
         session::with_oracle(|o| Ok(execute_qemu(o, &input).map(|_| ()).is_ok()))
@@ -25,8 +25,8 @@ fn main() {
             .expect("the input passes");
     }
     let secs = t0.elapsed().as_secs_f64();
-    let (rt, probes) = session::with_oracle(|o| Ok((o.qemu().stats(), o.stats.probes)))
-        .expect("QEMU up");
+    let (rt, probes) =
+        session::with_oracle(|o| Ok((o.qemu().stats(), o.stats.probes))).expect("QEMU up");
     println!(
         "{path}: {runs} runs in {secs:.3} s = {:.1} us/input, {:.2} round trips/input, {:.0} bytes sent/input, {:.1} probes/input",
         secs * 1e6 / runs as f64,

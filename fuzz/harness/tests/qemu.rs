@@ -281,7 +281,12 @@ fn repeated_input_is_deterministic_and_rewrites_no_tables() {
     assert_eq!(first.0, second.0);
     assert_eq!(first.1, second.1, "probes and matches");
     assert!(first.1 .0 > 0, "the seed probes");
-    assert!(second.2 <= first.2, "round trips {} then {}", first.2, second.2);
+    assert!(
+        second.2 <= first.2,
+        "round trips {} then {}",
+        first.2,
+        second.2
+    );
     assert!(
         second.3 < first.3,
         "bytes sent {} then {}",

@@ -134,7 +134,10 @@ impl CheckedDomain {
             true => (Some(self.tlb.last_flushes()), None),
             false => (None, Some(self.flushes.iter())),
         };
-        checked.into_iter().flatten().chain(kept.into_iter().flatten())
+        checked
+            .into_iter()
+            .flatten()
+            .chain(kept.into_iter().flatten())
     }
 
     /// Turns the page-table oracles off for the rest of this domain's life (before its
