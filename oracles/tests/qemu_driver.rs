@@ -888,3 +888,18 @@ fn parallel_instances_in_worker_threads_are_independent() {
         assert!(q.is_alive());
     }
 }
+
+/// Tens of thousands of small writes in one batch (what word-by-word table uploads make): QEMU
+/// answers each on its own, and a batch sent whole filled its socket and hung it.
+#[test]
+fn tens_of_thousands_of_small_writes_in_one_batch_complete() {
+    let p = profile(1);
+    let mut q = start(&p);
+    let words: Vec<(u64, [u8; 8])> = (0..40000u64)
+        .map(|i| (DATA + 16 * i, (i ^ 0x5a5a).to_le_bytes()))
+        .collect();
+    let refs: Vec<(u64, &[u8])> = words.iter().map(|(a, b)| (*a, &b[..])).collect();
+    q.write_mem_deferred(&refs).unwrap();
+    let got = q.read_mem(DATA + 16 * 39999, 8).unwrap();
+    assert_eq!(got, (39999u64 ^ 0x5a5a).to_le_bytes());
+}

@@ -51,9 +51,15 @@ fn worker(seed: u64, seconds: u64) -> Tally {
     t.elapsed = start.elapsed();
     session::with_oracle(|o| {
         let q = o.qemu().stats();
+        let n = t.inputs.max(1) as f64;
         eprintln!(
-            "  DMAs: {} through edus, {} through iommu-testdev; {} qtest round trips, {} edu polls",
-            o.stats.edu_dmas, o.stats.testdev_dmas, q.round_trips, q.dma_polls
+            "  DMAs: {} through edus, {} through iommu-testdev; {} qtest round trips ({:.1} per input), {:.0} bytes sent per input, {} edu polls",
+            o.stats.edu_dmas,
+            o.stats.testdev_dmas,
+            q.round_trips,
+            q.round_trips as f64 / n,
+            q.bytes_sent as f64 / n,
+            q.dma_polls
         );
         Ok(())
     })

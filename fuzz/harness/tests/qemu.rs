@@ -204,6 +204,109 @@ fn missing_invalidation_is_a_stale_translation() {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// `PTFUZZ_QEMU_ONLY` (`page_table_oracles` off): an engine that forgets the invalidation
+/// of an unmap is caught by the TLB oracle when the page-table oracles run, and by QEMU (a
+/// stale translation in its IOTLB) when they do not.
+#[test]
+fn qemu_only_leaves_a_missing_invalidation_to_qemu() {
+    started();
+    let text = "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n\
+                map d0 iova=0x10000000 pa=0x50000000 pgsize=4k count=1 prot=rw\n\
+                unmap d0 iova=0x10000000 pgsize=4k count=1\n";
+    let t = trace::parse("forgotten", text).unwrap();
+    for (oracles, want) in [
+        (true, "tlb/stale-translation"),
+        (false, "qemu/stale-translation"),
+    ] {
+        let kind = session::with_oracle(|o| {
+            let mut d = QemuDiff::new(o)?;
+            d.page_table_oracles = oracles;
+            let Command::Domain {
+                name,
+                cfg,
+                custom_alloc,
+            } = &t.lines[0].command
+            else {
+                unreachable!()
+            };
+            d.create(name, cfg, *custom_alloc)
+                .map_err(|e| panic!("{e:?}"))
+                .unwrap();
+            d.apply(&t.lines[1].command)
+                .map_err(|e| panic!("{e:?}"))
+                .unwrap();
+            d.engine_drops_flushes = true;
+            let err = d
+                .apply(&t.lines[2].command)
+                .expect_err("the missing invalidation must be caught");
+            Ok(match err {
+                Stop::Failure(FailureKind::Oracle(d)) => d.kind(),
+                e => panic!("{e:?}"),
+            })
+        })
+        .unwrap();
+        assert_eq!(kind, want, "page-table oracles {oracles}");
+    }
+}
+
+/// An input run again gives the same trace and the same verdicts, and costs less: guest
+/// RAM already holds its tables (only differing words are written), and the reset before
+/// it sends nothing of its own.
+#[test]
+fn repeated_input_is_deterministic_and_rewrites_no_tables() {
+    started();
+    let mut paths: Vec<_> = std::fs::read_dir(root().join("corpus/pagetable"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    let data = std::fs::read(&paths[0]).unwrap();
+    let input = ptfuzz_harness::decode(&data).expect("seeds decode");
+    let run = || {
+        session::with_oracle(|o| {
+            let (q0, s0) = (o.qemu().stats(), o.stats.clone());
+            let trace = qemu::execute_qemu(o, &input).unwrap_or_else(|e| panic!("{e:?}"));
+            let (q1, s1) = (o.qemu().stats(), o.stats.clone());
+            Ok((
+                trace.to_string(),
+                (s1.probes - s0.probes, s1.matched - s0.matched),
+                q1.round_trips - q0.round_trips,
+                q1.bytes_sent - q0.bytes_sent,
+            ))
+        })
+        .unwrap()
+    };
+    let first = run();
+    let second = run();
+    assert_eq!(first.0, second.0);
+    assert_eq!(first.1, second.1, "probes and matches");
+    assert!(first.1 .0 > 0, "the seed probes");
+    assert!(
+        second.2 <= first.2,
+        "round trips {} then {}",
+        first.2,
+        second.2
+    );
+    assert!(
+        second.3 < first.3,
+        "bytes sent {} then {}",
+        first.3,
+        second.3
+    );
+    // A domain and nothing else, after the same: no table word differs and no DMA ran
+    // since the last invalidation, so the input sends nothing at all.
+    let empty = trace::parse("empty", "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n").unwrap();
+    let mut out = Vec::new();
+    let sent = session::with_oracle(|o| {
+        qemu::replay_qemu(o, "empty", &empty, &mut out).unwrap_or_else(|e| panic!("{e}"));
+        let before = o.qemu().stats();
+        qemu::replay_qemu(o, "empty", &empty, &mut out).unwrap_or_else(|e| panic!("{e}"));
+        Ok(o.qemu().stats().round_trips - before.round_trips)
+    })
+    .unwrap();
+    assert_eq!(sent, 0, "an empty input after an empty input");
+}
+
 /// The qemu_diff target over the page-table seeds: no divergence, no QEMU failure; the
 /// seed whose choice names arm32-lpae-s2 runs as a nested stream through QEMU.
 #[test]

@@ -5,6 +5,7 @@
 
 pub mod deviation;
 pub mod driver;
+pub mod guest_ram;
 pub mod observed;
 pub mod oracle;
 pub mod predict;

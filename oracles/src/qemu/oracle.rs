@@ -6,7 +6,7 @@
 //! failed to invalidate it shows up: a mismatch that a full invalidation cures is reported as
 //! "stale translation: missing invalidation after op n".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
@@ -15,6 +15,7 @@ use ptfuzz_engine::{DomainConfig, FlushEvent, PhysMem};
 use super::deviation::{explain, Deviation, ProbeFacts};
 use super::driver::testdev::Outcome;
 use super::driver::{Dma, DmaDir, ProbeMode, Qemu, QemuError, SmmuCommand, StreamConfig};
+use super::guest_ram::GuestRam;
 use super::observed::{decode, tag_of, Observed, WRITE_TAG};
 use super::predict::{predict, predict_ignoring_ap1, Access, Expected, Stage};
 use super::probe::{Probe, PROBE_BYTES};
@@ -22,17 +23,12 @@ use super::stream::{self, concatenated_table, Unsupported};
 use super::tlbi::{commands, Role};
 use crate::model::{DomainRules, Model};
 
-/// Upload granularity: changed 4 KiB chunks of the device view are rewritten.
-const CHUNK_WORDS: usize = 512;
-
-/// One attached domain: its place in the stream and what guest RAM holds of its tables.
+/// One attached domain: its place in the stream.
 struct Half {
     role: Role,
     granule: u64,
     base: u64,
     rules: DomainRules,
-    /// The device view as last written into guest RAM.
-    shadow: Vec<u64>,
 }
 
 /// How a probe compared.
@@ -130,6 +126,13 @@ pub struct QemuOracle {
     /// invalidation, with the physical page they reached: QEMU may hold these translations
     /// (capacity permitting), and a stale hit then reads that page's tags.
     cached: BTreeMap<u64, u64>,
+    /// What guest RAM holds in the table window (uploads write only what differs).
+    ram: GuestRam,
+    /// Data-window addresses (8-byte aligned) known to hold their tag: probes re-tag only
+    /// the others. Forgotten with `ram`.
+    tagged: HashSet<u64>,
+    /// The QEMU process `ram` and `tagged` describe (a restarted one starts unknown).
+    ram_pid: u32,
     pub stats: Stats,
 }
 
@@ -162,11 +165,14 @@ impl QemuOracle {
         QemuOracle {
             qemu,
             data,
+            ram: GuestRam::new(tables.clone()),
             tables,
             first: None,
             second: None,
             configured: None,
             cached: BTreeMap::new(),
+            tagged: HashSet::new(),
+            ram_pid: 0,
             stats: Stats::default(),
         }
     }
@@ -179,13 +185,21 @@ impl QemuOracle {
         self.data.clone()
     }
 
-    /// Forgets the attached domains and invalidates everything (configurations, TLB): the
-    /// state between inputs. The next attach uploads its tables whole.
+    /// Forgets the attached domains and invalidates everything (configurations, TLB; sent
+    /// with the next batch, see [`Qemu::invalidate_all_deferred`]): the state between
+    /// inputs. The next attach uploads its tables whole (the words guest RAM does not
+    /// already hold).
     pub fn reset(&mut self) -> Result<(), OracleError> {
         self.first = None;
         self.second = None;
         self.cached.clear();
-        self.qemu.invalidate_all()?;
+        self.invalidate_all()
+    }
+
+    /// Invalidates everything QEMU caches (configurations, TLB), with the next batch.
+    /// Which pages count as cached for probing is left as it was.
+    pub fn invalidate_all(&mut self) -> Result<(), OracleError> {
+        self.qemu.invalidate_all_deferred()?;
         Ok(())
     }
 
@@ -201,7 +215,6 @@ impl QemuOracle {
             granule: a.cfg.granule.size(),
             base: a.cfg.phys_base,
             rules: *a.rules,
-            shadow: Vec::new(),
         };
         let config = match &second {
             None if first.cfg.format.is_stage2() => {
@@ -224,8 +237,15 @@ impl QemuOracle {
         if self.configured != Some(config) {
             let all: Vec<(usize, StreamConfig)> =
                 (0..self.qemu.all_devices()).map(|d| (d, config)).collect();
-            self.qemu.configure_many(&all)?;
+            self.configured = None;
+            self.qemu.configure_many_deferred(&all)?;
             self.configured = Some(config);
+            // A context descriptor placed in the table window (nested) overwrote RAM there.
+            if let StreamConfig::S1(c) | StreamConfig::Nested(c, _) = config {
+                if let Some(cd) = c.cd_addr {
+                    self.ram.forget(cd, 64);
+                }
+            }
         }
         Ok(())
     }
@@ -237,39 +257,43 @@ impl QemuOracle {
         }
     }
 
-    /// Copies what changed in `mem`'s device view (never the CPU view) into guest RAM.
+    /// Makes guest RAM hold `mem`'s device view (never the CPU view) at the addresses it
+    /// names: the 8-byte words that differ from what guest RAM holds are written.
     pub fn upload(&mut self, which: Which, mem: &PhysMem) -> Result<(), OracleError> {
         let tables = self.tables.clone();
         let Some(half) = self.half_mut(which) else {
             return Ok(());
         };
+        let base = half.base;
         let view = mem.device_view();
-        let end = half.base + view.len() as u64 * 8;
-        if half.base < tables.start || end > tables.end {
+        let end = base + view.len() as u64 * 8;
+        if base < tables.start || end > tables.end {
             return Err(OracleError::Unsupported(format!(
-                "tables at {:#x}..{end:#x} outside the guest's table window {tables:x?}",
-                half.base
+                "tables at {base:#x}..{end:#x} outside the guest's table window {tables:x?}"
             )));
         }
-        let mut chunks: Vec<(u64, Vec<u8>)> = Vec::new();
-        for (i, words) in view.chunks(CHUNK_WORDS).enumerate() {
-            let at = i * CHUNK_WORDS;
-            let old = half
-                .shadow
-                .get(at..(at + words.len()).min(half.shadow.len()));
-            if old == Some(words) {
-                continue;
-            }
-            let bytes = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            chunks.push((half.base + at as u64 * 8, bytes));
-        }
-        half.shadow = view.to_vec();
+        self.same_instance();
+        let chunks = self.ram.update(base, view);
         if !chunks.is_empty() {
             let refs: Vec<(u64, &[u8])> = chunks.iter().map(|(a, b)| (*a, b.as_slice())).collect();
             // Sent with the op's next batch (its flush commands or its probes).
             self.qemu.write_mem_deferred(&refs)?;
         }
         Ok(())
+    }
+
+    /// Forgets what guest RAM holds when QEMU was restarted behind the oracle's back.
+    fn same_instance(&mut self) {
+        if self.ram_pid != self.qemu.pid() {
+            self.forget_guest_ram();
+            self.ram_pid = self.qemu.pid();
+        }
+    }
+
+    /// Forgets what guest RAM holds (tables and tags): everything is written again.
+    fn forget_guest_ram(&mut self) {
+        self.ram.forget_all();
+        self.tagged.clear();
     }
 
     /// Forwards one op's flush requests for the domain `which` as SMMU commands (+ SYNC).
@@ -283,7 +307,8 @@ impl QemuOracle {
             .flat_map(|f| commands(role, granule, f))
             .collect();
         if !cmds.is_empty() {
-            self.qemu.submit(&cmds)?;
+            // Consumed in front of the op's probes (and checked in the same round trip).
+            self.qemu.submit_deferred(&cmds)?;
         }
         Ok(())
     }
@@ -412,12 +437,26 @@ impl QemuOracle {
                 self.cached.insert(page, pa - (r.probe.iova - page));
             }
         }
+        if planned
+            .iter()
+            .zip(&reports)
+            .any(|(pl, r)| self.may_have_strayed(pl, &r.observed))
+        {
+            self.forget_guest_ram();
+        }
         if !retry.is_empty() {
             // Walk afresh: what a full invalidation cures was a stale cached translation.
-            self.qemu.submit(&[SmmuCommand::TlbiNsnhAll])?;
+            self.qemu.submit_deferred(&[SmmuCommand::TlbiNsnhAll])?;
             self.cached.clear();
             let again: Vec<_> = retry.iter().map(|&i| planned[i]).collect();
             let observed = self.run(&again)?;
+            if again
+                .iter()
+                .zip(&observed)
+                .any(|(pl, obs)| self.may_have_strayed(pl, obs))
+            {
+                self.forget_guest_ram();
+            }
             for (&i, obs) in retry.iter().zip(observed) {
                 if matches(&planned[i].1, &obs) {
                     reports[i].verdict = Verdict::Stale;
@@ -436,6 +475,22 @@ impl QemuOracle {
         Ok(reports)
     }
 
+    /// Whether a probe may have written guest RAM outside the data window (the table
+    /// window included): a DMA write that neither landed in the data window nor faulted,
+    /// unless iommu-testdev said it wrote nothing (an edu cannot tell).
+    fn may_have_strayed(&self, planned: &Planned, observed: &Observed) -> bool {
+        let by_testdev = self.qemu.testdevs() > 0 && planned.4;
+        if planned.0.access != Access::Write && !by_testdev {
+            return false;
+        }
+        match *observed {
+            Observed::Reached(pa) => !self.in_data(pa),
+            Observed::Fault(_) => false,
+            Observed::Blocked => !by_testdev,
+            Observed::Untagged(_) | Observed::OtherEvent(_) | Observed::Elsewhere => true,
+        }
+    }
+
     /// Issues the planned probes, reads first (after tagging every address they may reach),
     /// then writes (checking where they landed, then restoring the tags). With
     /// iommu-testdevs, the reads that cannot be writes go through the edus first, then
@@ -448,6 +503,19 @@ impl QemuOracle {
             .collect();
         tags.sort_unstable();
         tags.dedup();
+        self.same_instance();
+        if self.tagged.len() > MAX_TAGGED {
+            self.tagged.clear();
+        }
+        tags.retain(|(pa, _)| !self.tagged.contains(pa));
+        for (pa, _) in &tags {
+            if pa % PROBE_BYTES == 0 {
+                self.tagged.insert(*pa);
+            } else {
+                // Tags that overlap others: nothing is known for sure.
+                self.tagged.clear();
+            }
+        }
         let refs: Vec<(u64, &[u8])> = tags.iter().map(|(a, b)| (*a, &b[..])).collect();
         if !refs.is_empty() {
             // Sent in front of the first probe batch.
@@ -567,6 +635,10 @@ impl QemuOracle {
         Ok(())
     }
 }
+
+/// At most this many tagged addresses are remembered (then they are forgotten and written
+/// again as probes need them).
+const MAX_TAGGED: usize = 1 << 16;
 
 /// One probe to issue: what it is, the prediction, the facts that explain deviations, the
 /// address it should (or, stale, may) reach, and whether it may be issued as a write.

@@ -35,6 +35,16 @@ pub struct CheckedDomain {
     ops: usize,
     /// The preallocation-budget checker (jobs, reservations).
     budget: BudgetChecker,
+    /// Off: engine and model are still compared, but the page-table oracles (budget, TLB
+    /// and break-before-make, frame accounting, counters, walker, structure) do not run;
+    /// what the engine asked to flush is only kept for [`CheckedDomain::last_flushes`]
+    /// (`PTFUZZ_QEMU_ONLY`: what QEMU alone catches).
+    page_table_oracles: bool,
+    /// The flush requests of the last op, when the TLB oracle does not take them.
+    flushes: Vec<ptfuzz_engine::FlushEvent>,
+    /// Tests of the oracles: the engine's flush requests of each op are thrown away before
+    /// anything sees them, as from an engine that never made them.
+    pub drop_engine_flushes: bool,
 }
 
 /// Whether engine and model accepted the configuration, and the pair if both did.
@@ -100,6 +110,9 @@ impl CheckedDomain {
                     frames,
                     ops: 0,
                     budget: BudgetChecker::new(),
+                    page_table_oracles: true,
+                    flushes: Vec::new(),
+                    drop_engine_flushes: false,
                 }))
             }
             (Err(e), Err(_)) => Created::Refused(e.to_string()),
@@ -117,7 +130,22 @@ impl CheckedDomain {
 
     /// The flush requests of the last op (after `apply` returned it).
     pub fn last_flushes(&self) -> impl Iterator<Item = &ptfuzz_engine::FlushEvent> + '_ {
-        self.tlb.last_flushes()
+        let (checked, kept) = match self.page_table_oracles {
+            true => (Some(self.tlb.last_flushes()), None),
+            false => (None, Some(self.flushes.iter())),
+        };
+        checked
+            .into_iter()
+            .flatten()
+            .chain(kept.into_iter().flatten())
+    }
+
+    /// Turns the page-table oracles off for the rest of this domain's life (before its
+    /// first op): engine and model are still compared op by op, nothing else is checked.
+    pub fn without_page_table_oracles(&mut self) {
+        self.page_table_oracles = false;
+        // Nothing reads the device-write and allocator logs any more.
+        self.engine.set_event_logging(false);
     }
 
     pub fn engine(&self) -> &Domain<OrderedFlushLog> {
@@ -148,6 +176,16 @@ impl CheckedDomain {
                 model,
                 expected: None,
             });
+        }
+        if self.drop_engine_flushes {
+            self.engine.flush_ops_mut().events.clear();
+        }
+        if !self.page_table_oracles {
+            self.flushes.clear();
+            let log = &mut self.engine.flush_ops_mut().events;
+            self.flushes.extend(log.drain(..).map(|(_, f)| f));
+            drop(self.engine.take_pool_log());
+            return Ok(engine);
         }
         let op = self.ops - 1;
         self.check_budget(cmd, ctx, &engine, &before)
@@ -372,7 +410,9 @@ impl CheckedDomain {
 
     /// Everything: every leaf, the table structure, the counters, the custom hooks.
     pub fn check_all(&mut self) -> Result<(), Divergence> {
-        if self.is_short() {
+        if !self.page_table_oracles {
+            // PTFUZZ_QEMU_ONLY: no structure walk either.
+        } else if self.is_short() {
             check_short_domain_logged(&self.engine, &self.model)?;
         } else {
             check_domain_logged(&self.engine, &self.model, &[])?;

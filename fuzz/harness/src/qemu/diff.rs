@@ -54,6 +54,20 @@ pub struct QemuDiff<'q> {
     /// Drop the engine's flush requests instead of forwarding them: what an engine that
     /// forgets to invalidate looks like to QEMU (tests of the oracle itself).
     pub drop_flushes: bool,
+    /// Throw the engine's flush requests away before any oracle sees them (the TLB oracle
+    /// included): an engine that forgets to invalidate (tests of the oracles).
+    pub engine_drops_flushes: bool,
+    /// Run the page-table oracles of the page-table target on every domain created from now
+    /// on (default); off with `PTFUZZ_QEMU_ONLY=1`: engine and model are still compared,
+    /// but only QEMU checks the tables, so what QEMU alone catches can be timed.
+    pub page_table_oracles: bool,
+}
+
+/// `PTFUZZ_QEMU_ONLY=1` (read once per process): QEMU is the only check besides the
+/// engine-model comparison.
+pub fn qemu_only_from_env() -> bool {
+    static ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ONLY.get_or_init(|| std::env::var("PTFUZZ_QEMU_ONLY").is_ok_and(|v| v == "1"))
 }
 
 /// Where a nested stream's context descriptor lives: the first granule of RAM, below the
@@ -71,6 +85,8 @@ impl<'q> QemuDiff<'q> {
             ops: 0,
             reports: Vec::new(),
             drop_flushes: false,
+            engine_drops_flushes: false,
+            page_table_oracles: !qemu_only_from_env(),
         })
     }
 
@@ -82,7 +98,12 @@ impl<'q> QemuDiff<'q> {
         custom_alloc: bool,
     ) -> Result<Outcome, Stop> {
         let checked = match CheckedDomain::create(cfg, custom_alloc) {
-            Created::Both(c) => c,
+            Created::Both(mut c) => {
+                if !self.page_table_oracles {
+                    c.without_page_table_oracles();
+                }
+                c
+            }
             Created::Refused(_) => {
                 return Ok(Outcome::Domain(Err(ptfuzz_engine::ErrorKind::Inval)))
             }
@@ -138,10 +159,7 @@ impl<'q> QemuDiff<'q> {
             self.oracle
                 .upload(Which::Second, self.domains[n].checked.engine().mem())?;
         }
-        self.oracle
-            .qemu()
-            .invalidate_all()
-            .map_err(OracleError::from)?;
+        self.oracle.invalidate_all()?;
         Ok(())
     }
 
@@ -179,7 +197,10 @@ impl<'q> QemuDiff<'q> {
                     "ioasid.* commands are not run against QEMU (edu DMA carries no PASID)".into(),
                 )))
             }
-            cmd => p.checked.apply(cmd).map_err(Stop::Failure)?,
+            cmd => {
+                p.checked.drop_engine_flushes = self.engine_drops_flushes;
+                p.checked.apply(cmd).map_err(Stop::Failure)?
+            }
         };
         let flushes: Vec<FlushEvent> = p.checked.last_flushes().copied().collect();
         let which = match &self.attached {

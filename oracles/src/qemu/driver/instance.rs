@@ -39,13 +39,19 @@ pub struct Qemu {
     bypassed: bool,
     /// BAR0 of each device (edus, then iommu-testdevs).
     bars: Vec<u64>,
+    /// A DMA was started whose events were not all collected (an error cut it short).
+    evtq_dirty: bool,
+    /// A DMA ran since the last CFGI_ALL + TLBI_NSNH_ALL: QEMU may cache something.
+    cached_since_invalidate: bool,
 }
 
 /// Counters for tuning and reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// qtest batches sent (each one socket round trip or more).
+    /// qtest socket round trips (a batch is one, or more when its replies are long).
     pub round_trips: u64,
+    /// Bytes of qtest commands sent.
+    pub bytes_sent: u64,
     /// DMA rounds (one DMA per device in flight).
     pub dma_rounds: u64,
     /// Polls of the edus' command registers.
@@ -122,6 +128,9 @@ impl Qemu {
             bars: (0..profile.devices())
                 .map(|d| pci::bar(profile, d))
                 .collect(),
+            evtq_dirty: false,
+            // Bring-up ends with CFGI_ALL + TLBI_NSNH_ALL.
+            cached_since_invalidate: false,
         };
         let r =
             pci::bring_up(&mut q.qt, profile).and_then(|()| q.smmu.bring_up(&mut q.qt, profile));
@@ -149,7 +158,11 @@ impl Qemu {
     }
 
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            round_trips: self.qt.round_trips(),
+            bytes_sent: self.qt.bytes_sent(),
+            ..self.stats
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -201,11 +214,21 @@ impl Qemu {
         }
     }
 
+    /// Sends `b` (after whatever was deferred). Commands staged without a check get it in
+    /// the same round trip: a refused one fails this call.
     fn run(&mut self, b: &Batch, what: &str) -> Result<super::qtest::Replies, QemuError> {
         self.usable()?;
-        self.stats.round_trips += 1;
-        let r = self.qt.run(b, what);
-        self.check(r)
+        if self.smmu.unchecked() == 0 {
+            let r = self.qt.run(b, what);
+            return self.check(r);
+        }
+        let mut tail = Batch::new();
+        let idx = self.smmu.stage_check(&mut tail);
+        let r = self.qt.run_with_tail(b, &tail, what);
+        let (r, t) = self.check(r)?;
+        let c = self.smmu.finish_check(&mut self.qt, &t, idx);
+        self.check(c)?;
+        Ok(r)
     }
 
     fn check_ram(&self, pa: u64, len: u64) -> Result<(), QemuError> {
@@ -234,8 +257,8 @@ impl Qemu {
     pub fn write_mem_deferred(&mut self, chunks: &[(u64, &[u8])]) -> Result<(), QemuError> {
         self.usable()?;
         let b = self.write_batch(chunks)?;
-        self.qt.defer(&b);
-        Ok(())
+        let r = self.qt.defer(&b);
+        self.check(r)
     }
 
     fn write_batch(&self, chunks: &[(u64, &[u8])]) -> Result<Batch, QemuError> {
@@ -296,6 +319,30 @@ impl Qemu {
     /// [`Qemu::configure`] for several devices: one batch of STE/CD writes, then one
     /// submission of their CFGI_STEs + CMD_SYNC. Nothing is written if one is refused.
     pub fn configure_many(&mut self, cfgs: &[(usize, StreamConfig)]) -> Result<(), QemuError> {
+        let (b, cmds) = self.stage_configs(cfgs)?;
+        self.run(&b, "STE write")?;
+        self.submit(&cmds)
+    }
+
+    /// [`Qemu::configure_many`] without a round trip of its own: the STE/CD writes and the
+    /// CFGI_STEs + CMD_SYNC travel in front of the next batch, which also checks that the
+    /// commands were taken (a refusal fails that call).
+    pub fn configure_many_deferred(
+        &mut self,
+        cfgs: &[(usize, StreamConfig)],
+    ) -> Result<(), QemuError> {
+        self.usable()?;
+        let (b, cmds) = self.stage_configs(cfgs)?;
+        let r = self.qt.defer(&b);
+        self.check(r)?;
+        self.submit_deferred(&cmds)
+    }
+
+    /// The STE (and CD) writes of `cfgs` and their CFGI_STE commands.
+    fn stage_configs(
+        &self,
+        cfgs: &[(usize, StreamConfig)],
+    ) -> Result<(Batch, Vec<SmmuCommand>), QemuError> {
         let oas = self.profile.oas_bits;
         let mut b = Batch::new();
         let mut cmds = Vec::with_capacity(cfgs.len());
@@ -319,8 +366,7 @@ impl Qemu {
             self.smmu.stage_ste(&mut b, self.sid(dev), &ste, cd);
             cmds.push(SmmuCommand::CfgiSte { sid: self.sid(dev) });
         }
-        self.run(&b, "STE write")?;
-        self.submit(&cmds)
+        Ok((b, cmds))
     }
 
     /// Submits the commands followed by CMD_SYNC. A refused command (CONS.ERR) is
@@ -328,7 +374,35 @@ impl Qemu {
     pub fn submit(&mut self, cmds: &[SmmuCommand]) -> Result<(), QemuError> {
         self.usable()?;
         let r = self.smmu.submit(&mut self.qt, cmds);
+        self.note_full_invalidation(cmds);
         self.check(r)
+    }
+
+    /// Like [`Qemu::submit`] without a round trip of its own: the commands and CMD_SYNC are
+    /// written, and PROD moved, in front of the next batch (QEMU consumes them inside that
+    /// PROD write, before anything the batch does), which also checks CMDQ_CONS: a refused
+    /// command fails that next call. Too many for the queue: submitted now.
+    pub fn submit_deferred(&mut self, cmds: &[SmmuCommand]) -> Result<(), QemuError> {
+        self.usable()?;
+        if self.smmu.unchecked() + cmds.len() + 1 > self.smmu.cmdq_capacity() {
+            return self.submit(cmds);
+        }
+        let mut all = Vec::with_capacity(cmds.len() + 1);
+        all.extend_from_slice(cmds);
+        all.push(SmmuCommand::Sync);
+        let mut b = Batch::new();
+        self.smmu.stage_entries(&mut b, &all);
+        let r = self.qt.defer(&b);
+        self.check(r)?;
+        self.note_full_invalidation(cmds);
+        Ok(())
+    }
+
+    /// CFGI_ALL with TLBI_NSNH_ALL empties every cache QEMU keeps.
+    fn note_full_invalidation(&mut self, cmds: &[SmmuCommand]) {
+        if cmds.contains(&SmmuCommand::CfgiAll) && cmds.contains(&SmmuCommand::TlbiNsnhAll) {
+            self.cached_since_invalidate = false;
+        }
     }
 
     pub fn drain_events(&mut self) -> Result<Vec<Event>, QemuError> {
@@ -343,6 +417,26 @@ impl Qemu {
     pub fn invalidate_all(&mut self) -> Result<(), QemuError> {
         self.submit(&[SmmuCommand::CfgiAll, SmmuCommand::TlbiNsnhAll])?;
         self.drain_events()?;
+        self.evtq_dirty = false;
+        Ok(())
+    }
+
+    /// The same state as [`Qemu::invalidate_all`], without round trips where none are
+    /// needed: CFGI_ALL + TLBI_NSNH_ALL + SYNC travel in front of the next batch, and are
+    /// left out when no DMA ran since the last ones (QEMU caches only what a DMA's
+    /// translation fetched, so its caches are still empty); the event queue is read only
+    /// when a DMA's events were left uncollected (every probe batch collects its own).
+    /// Events kept unclaimed are dropped.
+    pub fn invalidate_all_deferred(&mut self) -> Result<(), QemuError> {
+        self.usable()?;
+        if self.evtq_dirty {
+            self.drain_events()?;
+            self.evtq_dirty = false;
+        }
+        self.unclaimed.clear();
+        if self.cached_since_invalidate {
+            self.submit_deferred(&[SmmuCommand::CfgiAll, SmmuCommand::TlbiNsnhAll])?;
+        }
         Ok(())
     }
 
@@ -414,6 +508,8 @@ impl Qemu {
     /// kick: nothing else depends on it.
     fn dma_round(&mut self, reqs: &[&Dma]) -> Result<Vec<DmaResult>, QemuError> {
         self.stats.dma_rounds += 1;
+        self.evtq_dirty = true;
+        self.cached_since_invalidate = true;
         let layout = self.layout().clone();
         let bars = self.bars.clone();
         let bar = |d: usize| bars[d];
@@ -491,6 +587,7 @@ impl Qemu {
         let (prod, gerror) = (rep.value(prod_i)? as u32, rep.value(gerror_i)? as u32);
         let r = self.smmu.collect_events(&mut self.qt, prod, gerror);
         let events = self.check(r)?;
+        self.evtq_dirty = false;
         // 4. Results and event attribution by StreamID.
         let mut data = readers
             .iter()
@@ -625,6 +722,8 @@ impl Qemu {
                     b.write(pa, bytes);
                 }
             }
+            self.evtq_dirty = true;
+            self.cached_since_invalidate = true;
             let r = self.run(&b, "iommu-testdev probes")?;
             let cons = self.smmu.evtq_cons();
             let mut prev = cons;
@@ -643,19 +742,19 @@ impl Qemu {
                 prev = prod;
             }
             let gerror = r.value(gerror)? as u32;
-            let prefetched = r.bytes(records)?;
             let events = if prev == cons && gerror & super::smmu::GERROR_EVENTQ_ABT == 0 {
                 Vec::new()
             } else if let Some((events, cons_write)) =
-                self.smmu.take_prefetched(&prefetched, prev, gerror)
+                self.smmu.take_prefetched(&r.bytes(records)?, prev, gerror)
             {
-                self.qt.defer(&cons_write);
+                let r = self.qt.defer(&cons_write);
+                self.check(r)?;
                 events
             } else {
-                self.stats.round_trips += 1;
                 let got = self.smmu.collect_events(&mut self.qt, prev, gerror);
                 self.check(got)?
             };
+            self.evtq_dirty = false;
             let mut events = events.into_iter();
             for (outcome, n) in outcomes.into_iter().zip(counts) {
                 out.push((outcome, events.by_ref().take(n).collect()));

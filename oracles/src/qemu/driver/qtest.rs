@@ -12,6 +12,14 @@ use super::error::QemuError;
 /// A batch is flushed in pieces so that QEMU's replies never exceed this many bytes while
 /// we are still writing (QEMU blocks on a full socket and would stop reading ours).
 const REPLY_BYTES_PER_FLUSH: usize = 32 * 1024;
+/// ... nor this many replies: QEMU sends each reply on its own, and the socket charges
+/// every small send its buffer overhead (about 1 KiB), so a few hundred `OK`s fill it.
+/// Batches of many small writes (word uploads) hung QEMU without this bound.
+const REPLIES_PER_FLUSH: usize = 128;
+
+/// Deferred commands are sent on their own once they hold this many bytes (inputs that
+/// never probe would otherwise let them grow without bound).
+pub const DEFERRED_BYTES: usize = 256 << 10;
 
 /// Commands to send in one go, in order.
 #[derive(Default)]
@@ -19,9 +27,8 @@ pub struct Batch {
     text: String,
     /// End offset in `text` of each command.
     ends: Vec<usize>,
-    /// Command indices after which the batch is flushed and the replies read.
-    flush_after: Vec<usize>,
-    reply_bytes: usize,
+    /// The most bytes each command's reply may take.
+    reply_bytes: Vec<usize>,
 }
 
 impl Batch {
@@ -41,13 +48,24 @@ impl Batch {
         f(&mut self.text);
         self.text.push('\n');
         self.ends.push(self.text.len());
-        self.reply_bytes += reply_bytes + 4;
-        let idx = self.ends.len() - 1;
-        if self.reply_bytes >= REPLY_BYTES_PER_FLUSH {
-            self.flush_after.push(idx);
-            self.reply_bytes = 0;
+        self.reply_bytes.push(reply_bytes + 4);
+        self.ends.len() - 1
+    }
+
+    /// Command indices after which the batch is flushed and the replies read (the last
+    /// command's included), bounding the replies in flight in count and bytes.
+    fn cuts(&self) -> Vec<usize> {
+        let mut cuts = Vec::new();
+        let (mut n, mut bytes) = (0, 0);
+        for (i, r) in self.reply_bytes.iter().enumerate() {
+            n += 1;
+            bytes += r;
+            if n >= REPLIES_PER_FLUSH || bytes >= REPLY_BYTES_PER_FLUSH || i + 1 == self.len() {
+                cuts.push(i);
+                (n, bytes) = (0, 0);
+            }
         }
-        idx
+        cuts
     }
 
     pub fn writel(&mut self, addr: u64, val: u32) -> usize {
@@ -112,28 +130,39 @@ fn push_hex(t: &mut String, bytes: &[u8]) {
     }
 }
 
-/// The payload after `OK` of each command's reply.
+/// The payload after `OK` of each command's reply, all in one string (one allocation per
+/// batch, not two per reply: the sanitizer builds pay for every one).
 pub struct Replies {
-    payloads: Vec<String>,
+    text: String,
+    /// Range in `text` of each command's payload, in order.
+    spans: Vec<(usize, usize)>,
 }
 
 impl Batch {
     /// Appends `other`'s commands after this batch's.
     fn extend(&mut self, other: &Batch) {
         let base = self.text.len();
-        let first = self.ends.len();
         self.text.push_str(&other.text);
         self.ends.extend(other.ends.iter().map(|e| e + base));
-        self.flush_after
-            .extend(other.flush_after.iter().map(|i| i + first));
-        self.reply_bytes += other.reply_bytes;
+        self.reply_bytes.extend_from_slice(&other.reply_bytes);
     }
 }
 
 impl Replies {
+    fn payload(&self, idx: usize) -> &str {
+        let (a, b) = self.spans[idx];
+        &self.text[a..b]
+    }
+
+    /// Keeps the replies `range` (by index), renumbered from 0.
+    fn keep(mut self, range: std::ops::Range<usize>) -> Replies {
+        self.spans = self.spans[range].to_vec();
+        self
+    }
+
     /// The value of a `readl`/`readq` reply.
     pub fn value(&self, idx: usize) -> Result<u64, QemuError> {
-        let p = self.payloads[idx].trim();
+        let p = self.payload(idx).trim();
         let hex = p
             .strip_prefix("0x")
             .ok_or_else(|| QemuError::Protocol(format!("expected a value, got {p:?}")))?;
@@ -142,18 +171,26 @@ impl Replies {
 
     /// The bytes of a `read` reply.
     pub fn bytes(&self, idx: usize) -> Result<Vec<u8>, QemuError> {
-        let p = self.payloads[idx].trim();
+        let p = self.payload(idx).trim();
         let hex = p
             .strip_prefix("0x")
-            .ok_or_else(|| QemuError::Protocol(format!("expected bytes, got {p:?}")))?;
+            .ok_or_else(|| QemuError::Protocol(format!("expected bytes, got {p:?}")))?
+            .as_bytes();
         if hex.len() % 2 != 0 {
             return Err(QemuError::Protocol(format!("odd hex length in {p:?}")));
         }
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| {
-                u8::from_str_radix(&hex[i..i + 2], 16)
-                    .map_err(|_| QemuError::Protocol(format!("bad hex in {p:?}")))
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        hex.chunks_exact(2)
+            .map(|d| {
+                digit(d[0])
+                    .zip(digit(d[1]))
+                    .map(|(h, l)| h << 4 | l)
+                    .ok_or_else(|| QemuError::Protocol(format!("bad hex in {p:?}")))
             })
             .collect()
     }
@@ -168,6 +205,10 @@ pub struct QtestClient {
     /// Commands whose replies carry nothing (memory writes), held back to travel in front
     /// of the next batch: one round trip fewer each time.
     deferred: Batch,
+    /// Socket round trips: sends whose replies were waited for.
+    round_trips: u64,
+    /// Bytes of commands sent.
+    bytes_sent: u64,
 }
 
 impl QtestClient {
@@ -182,13 +223,30 @@ impl QtestClient {
             timeout,
             line: String::new(),
             deferred: Batch::new(),
+            round_trips: 0,
+            bytes_sent: 0,
         })
     }
 
+    /// Socket round trips so far (each wait for replies counts once).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips
+    }
+
+    /// Bytes of commands sent so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+
     /// Queues `batch` (commands whose replies are only `OK`, e.g. memory writes) to be sent
-    /// in front of the next [`QtestClient::run`]; a `FAIL` among them fails that run.
-    pub fn defer(&mut self, batch: &Batch) {
+    /// in front of the next [`QtestClient::run`]; a `FAIL` among them fails that run. What
+    /// is queued is sent at once when it grows past [`DEFERRED_BYTES`].
+    pub fn defer(&mut self, batch: &Batch) -> Result<(), QemuError> {
         self.deferred.extend(batch);
+        if self.deferred.text.len() > DEFERRED_BYTES {
+            self.run(&Batch::new(), "deferred writes")?;
+        }
+        Ok(())
     }
 
     /// Sends the batch and returns every reply; a `FAIL` reply is a protocol error naming
@@ -200,27 +258,54 @@ impl QtestClient {
         let mut all = std::mem::take(&mut self.deferred);
         let skip = all.len();
         all.extend(batch);
-        let mut r = self.run_now(&all, what)?;
-        r.payloads.drain(..skip);
-        Ok(r)
+        let r = self.run_now(&all, what)?;
+        let n = r.spans.len();
+        Ok(r.keep(skip..n))
+    }
+
+    /// Like [`QtestClient::run`], with `tail` sent after `batch` in the same round trip;
+    /// returns the replies of `batch` and of `tail` apart (indices as each batch gave them).
+    pub fn run_with_tail(
+        &mut self,
+        batch: &Batch,
+        tail: &Batch,
+        what: &str,
+    ) -> Result<(Replies, Replies), QemuError> {
+        let mut all = std::mem::take(&mut self.deferred);
+        let skip = all.len();
+        all.extend(batch);
+        let split = all.len();
+        all.extend(tail);
+        let r = self.run_now(&all, what)?;
+        let from = r.spans.get(split).map_or(r.text.len(), |s| s.0);
+        let t = Replies {
+            text: r.text[from..].to_string(),
+            spans: r.spans[split..]
+                .iter()
+                .map(|&(a, b)| (a - from, b - from))
+                .collect(),
+        };
+        Ok((r.keep(skip..split), t))
     }
 
     fn run_now(&mut self, batch: &Batch, what: &str) -> Result<Replies, QemuError> {
-        let mut payloads = Vec::with_capacity(batch.len());
+        let mut text = String::new();
+        let mut spans = Vec::with_capacity(batch.len());
         let mut start = 0;
-        let mut cuts = batch.flush_after.clone();
-        if !batch.is_empty() && cuts.last() != Some(&(batch.len() - 1)) {
-            cuts.push(batch.len() - 1);
-        }
-        for last in cuts {
+        for last in batch.cuts() {
             let from = if start == 0 { 0 } else { batch.ends[start - 1] };
             let to = batch.ends[last];
             self.send(&batch.text.as_bytes()[from..to], what)?;
+            self.round_trips += 1;
+            self.bytes_sent += (to - from) as u64;
             for idx in start..=last {
-                let line = self.read_reply(what)?;
-                if let Some(rest) = line.strip_prefix("OK") {
-                    payloads.push(rest.trim().to_string());
+                self.read_reply(what)?;
+                if let Some(rest) = self.line.strip_prefix("OK") {
+                    let rest = rest.trim();
+                    spans.push((text.len(), text.len() + rest.len()));
+                    text.push_str(rest);
                 } else {
+                    let line = std::mem::take(&mut self.line);
                     return Err(QemuError::Protocol(format!(
                         "`{}` answered {:?} during {what}",
                         batch.command(idx),
@@ -230,7 +315,7 @@ impl QtestClient {
             }
             start = last + 1;
         }
-        Ok(Replies { payloads })
+        Ok(Replies { text, spans })
     }
 
     fn send(&mut self, bytes: &[u8], what: &str) -> Result<(), QemuError> {
@@ -239,7 +324,8 @@ impl QtestClient {
             .map_err(|e| self.io_error(e, what))
     }
 
-    fn read_reply(&mut self, what: &str) -> Result<String, QemuError> {
+    /// Reads the next reply line (not an `IRQ` one) into `self.line`.
+    fn read_reply(&mut self, what: &str) -> Result<(), QemuError> {
         loop {
             self.line.clear();
             match self.reader.read_line(&mut self.line) {
@@ -250,7 +336,7 @@ impl QtestClient {
                     })
                 }
                 Ok(_) if self.line.starts_with("IRQ") => continue,
-                Ok(_) => return Ok(std::mem::take(&mut self.line)),
+                Ok(_) => return Ok(()),
                 Err(e) => return Err(self.io_error(e, what)),
             }
         }
@@ -284,7 +370,12 @@ mod tests {
         assert_eq!(b.command(0), "writel 0x9050020 0xd");
         assert_eq!(b.command(1), "write 0x40000000 0x3 0xdead01");
         assert_eq!(b.command(2), "read 0x40000000 0x4e20");
-        assert_eq!(b.flush_after, vec![2]);
+        assert_eq!(b.cuts(), vec![2, 3]);
+        let mut many = Batch::new();
+        for i in 0..300 {
+            many.writel(0x9050020, i);
+        }
+        assert_eq!(many.cuts(), vec![127, 255, 299]);
     }
 
     #[test]
@@ -298,7 +389,7 @@ mod tests {
         assert_eq!(a.len(), 3);
         assert_eq!(a.command(0), "write 0x40000000 0x1 0x01");
         assert_eq!(a.command(2), "readl 0x9050024");
-        assert_eq!(a.flush_after, vec![1]);
+        assert_eq!(a.cuts(), vec![1, 2]);
     }
 
     #[test]
@@ -313,7 +404,8 @@ mod tests {
     #[test]
     fn replies_parse_values_and_bytes() {
         let r = Replies {
-            payloads: vec!["0x010000ed".into(), "0x00ff10".into(), "".into()],
+            text: "0x010000ed0x00ff10".into(),
+            spans: vec![(0, 10), (10, 18), (18, 18)],
         };
         assert_eq!(r.value(0).unwrap(), 0x010000ed);
         assert_eq!(r.bytes(1).unwrap(), vec![0, 0xff, 0x10]);

@@ -6,7 +6,7 @@ use super::command::SmmuCommand;
 use super::error::QemuError;
 use super::event::Event;
 use super::profile::Profile;
-use super::qtest::{Batch, QtestClient};
+use super::qtest::{Batch, QtestClient, Replies};
 
 pub const IDR0: u64 = 0x00;
 pub const IDR5: u64 = 0x14;
@@ -109,6 +109,10 @@ pub struct Smmu {
     cmdq_log2: u32,
     evtq_log2: u32,
     cmdq_prod: u32,
+    /// CMDQ_PROD when CONS was last checked.
+    checked_prod: u32,
+    /// Commands written since that check, in order (their consumption not yet checked).
+    unchecked: Vec<SmmuCommand>,
     evtq_cons: u32,
 }
 
@@ -124,6 +128,8 @@ impl Smmu {
             cmdq_log2: p.cmdq_log2,
             evtq_log2: p.evtq_log2,
             cmdq_prod: 0,
+            checked_prod: 0,
+            unchecked: Vec::new(),
             evtq_cons: 0,
         })
     }
@@ -196,6 +202,8 @@ impl Smmu {
             )));
         }
         self.cmdq_prod = 0;
+        self.checked_prod = 0;
+        self.unchecked.clear();
         self.evtq_cons = 0;
         self.submit(q, &[SmmuCommand::CfgiAll, SmmuCommand::TlbiNsnhAll])
     }
@@ -209,27 +217,62 @@ impl Smmu {
     }
 
     /// Submits `cmds` followed by CMD_SYNC; on CONS.ERR clears the error and skips the rest.
+    /// Commands staged earlier and not yet checked are checked with them.
     pub fn submit(&mut self, q: &mut QtestClient, cmds: &[SmmuCommand]) -> Result<(), QemuError> {
-        let cap = (1usize << self.cmdq_log2) - 1;
+        let cap = self.cmdq_capacity();
         let mut all: Vec<SmmuCommand> = cmds.to_vec();
         all.push(SmmuCommand::Sync);
         let mut done = 0;
         for chunk in all.chunks(cap) {
-            self.submit_chunk(q, chunk, done)?;
+            if self.unchecked.len() + chunk.len() > cap {
+                // Keep what one check covers inside the queue, so CONS names one command.
+                let mut b = Batch::new();
+                let idx = self.stage_check(&mut b);
+                let r = q.run(&b, "command submission")?;
+                self.finish_check(q, &r, idx)?;
+            }
+            let mut b = Batch::new();
+            let before = self.unchecked.len();
+            self.stage_entries(&mut b, chunk);
+            let idx = self.stage_check(&mut b);
+            let r = q.run(&b, "command submission")?;
+            match self.finish_check(q, &r, idx) {
+                // Counted among `cmds` when it is one of them.
+                Err(QemuError::Refused {
+                    index,
+                    command,
+                    code,
+                }) if index >= before => {
+                    return Err(QemuError::Refused {
+                        index: done + index - before,
+                        command,
+                        code,
+                    })
+                }
+                r => r?,
+            }
             done += chunk.len();
         }
         Ok(())
     }
 
-    fn submit_chunk(
-        &mut self,
-        q: &mut QtestClient,
-        cmds: &[SmmuCommand],
-        first: usize,
-    ) -> Result<(), QemuError> {
+    /// Commands one submission (or one check) may cover: the queue's entries less one.
+    pub fn cmdq_capacity(&self) -> usize {
+        (1usize << self.cmdq_log2) - 1
+    }
+
+    /// Commands written to the queue whose consumption has not been checked yet.
+    pub fn unchecked(&self) -> usize {
+        self.unchecked.len()
+    }
+
+    /// Adds to `b` the queue entries of `cmds` (at most [`Smmu::cmdq_capacity`] minus
+    /// [`Smmu::unchecked`]) and the PROD write that makes QEMU consume them, inside that
+    /// write. Nothing in `b` needs an answer: the check ([`Smmu::stage_check`]) may travel
+    /// in any later batch, since QEMU's CMDQ_CONS and GERROR keep what happened.
+    pub fn stage_entries(&mut self, b: &mut Batch, cmds: &[SmmuCommand]) {
         let size = 1u32 << self.cmdq_log2;
         let wrap_mask = (size << 1) - 1;
-        let mut b = Batch::new();
         let mut prod = self.cmdq_prod;
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = prod & (size - 1);
@@ -243,15 +286,39 @@ impl Smmu {
             run.extend_from_slice(&c.to_bytes());
             prod = (prod + 1) & wrap_mask;
         }
-        b.write(self.layout.cmdq + 16 * run_start as u64, &run);
+        if !run.is_empty() {
+            b.write(self.layout.cmdq + 16 * run_start as u64, &run);
+        }
         b.writel(self.reg(CMDQ_PROD), prod);
-        let cons_i = b.readl(self.reg(CMDQ_CONS));
-        let gerror_i = b.readl(self.reg(GERROR));
-        let gerrorn_i = b.readl(self.reg(GERRORN));
-        let r = q.run(&b, "command submission")?;
-        let cons = r.value(cons_i)? as u32;
-        let old = self.cmdq_prod;
         self.cmdq_prod = prod;
+        self.unchecked.extend_from_slice(cmds);
+    }
+
+    /// Adds reads of CMDQ_CONS, GERROR and GERRORN to `b`, for [`Smmu::finish_check`].
+    pub fn stage_check(&self, b: &mut Batch) -> [usize; 3] {
+        [
+            b.readl(self.reg(CMDQ_CONS)),
+            b.readl(self.reg(GERROR)),
+            b.readl(self.reg(GERRORN)),
+        ]
+    }
+
+    /// Checks that QEMU consumed every staged command. On CONS.ERR the rest are skipped
+    /// (CONS = PROD) and the error acknowledged, and the refused command is reported by its
+    /// index among the unchecked ones.
+    pub fn finish_check(
+        &mut self,
+        q: &mut QtestClient,
+        r: &Replies,
+        [cons_i, gerror_i, gerrorn_i]: [usize; 3],
+    ) -> Result<(), QemuError> {
+        let size = 1u32 << self.cmdq_log2;
+        let wrap_mask = (size << 1) - 1;
+        let prod = self.cmdq_prod;
+        let old = self.checked_prod;
+        let cmds = std::mem::take(&mut self.unchecked);
+        self.checked_prod = prod;
+        let cons = r.value(cons_i)? as u32;
         let err = (cons & CONS_ERR_MASK) >> CONS_ERR_SHIFT;
         if err != 0 || (r.value(gerror_i)? ^ r.value(gerrorn_i)?) as u32 & GERROR_CMDQ_ERR != 0 {
             // Skip what is left (CONS = PROD clears CONS.ERR), then acknowledge the error.
@@ -276,7 +343,7 @@ impl Smmu {
                 .map(|c| format!("{c:?}"))
                 .unwrap_or_else(|| "?".into());
             return Err(QemuError::Refused {
-                index: first + index,
+                index,
                 command: cmd,
                 code: err,
             });
