@@ -13,6 +13,7 @@ use ptfuzz_harness::replay::FailureKind;
 use ptfuzz_harness::trace::{self, Command};
 use ptfuzz_oracles::qemu::deviation::{Deviation, TABLE};
 use ptfuzz_oracles::qemu::oracle::Verdict;
+use ptfuzz_oracles::Divergence;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -157,15 +158,21 @@ fn qemu_executor_runs_the_engine_side_oracles() {
 
 /// An engine that forgets to invalidate after an unmap: QEMU still translates the page from
 /// its IOTLB, and the oracle says so, naming the op.
-#[test]
-fn missing_invalidation_is_a_stale_translation() {
-    started();
-    let text = "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n\
-                map d0 iova=0x10000000 pa=0x50000000 pgsize=4k count=1 prot=rw\n\
-                unmap d0 iova=0x10000000 pgsize=4k count=1\n";
-    let t = trace::parse("planted", text).unwrap();
-    let msg = session::with_oracle(|o| {
+const MAP_UNMAP: &str = "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n\
+                         map d0 iova=0x10000000 pa=0x50000000 pgsize=4k count=1 prot=rw\n\
+                         unmap d0 iova=0x10000000 pgsize=4k count=1\n";
+
+/// A map then an unmap of one page ([`MAP_UNMAP`]), the unmap run with `forget` applied to the diff (an
+/// engine or a forwarding that loses the invalidation): the finding that catches it.
+fn unmap_without_invalidation(
+    name: &str,
+    forget: impl FnOnce(&mut QemuDiff) + Copy,
+    page_table_oracles: bool,
+) -> Divergence {
+    let t = trace::parse(name, MAP_UNMAP).unwrap();
+    session::with_oracle(|o| {
         let mut d = QemuDiff::new(o)?;
+        d.page_table_oracles = page_table_oracles;
         let Command::Domain {
             name,
             cfg,
@@ -180,24 +187,31 @@ fn missing_invalidation_is_a_stale_translation() {
         d.apply(&t.lines[1].command)
             .map_err(|e| panic!("{e:?}"))
             .unwrap();
-        d.drop_flushes = true;
+        forget(&mut d);
         let err = d
             .apply(&t.lines[2].command)
-            .expect_err("the stale page must be caught");
+            .expect_err("the missing invalidation must be caught");
         Ok(match err {
-            Stop::Failure(FailureKind::Oracle(d)) => {
-                assert_eq!(d.kind(), "qemu/stale-translation");
-                d.to_string()
-            }
+            Stop::Failure(FailureKind::Oracle(d)) => d,
             e => panic!("{e:?}"),
         })
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn missing_invalidation_is_a_stale_translation() {
+    started();
+    // The flushes are dropped on their way to QEMU: the engine's own oracles see them.
+    let d = unmap_without_invalidation("planted", |d| d.drop_flushes = true, true);
+    assert_eq!(d.kind(), "qemu/stale-translation");
+    let msg = d.to_string();
     assert!(
         msg.contains("stale translation: missing invalidation after op 1"),
         "{msg}"
     );
     // With the flushes forwarded the same trace passes.
+    let t = trace::parse("planted", MAP_UNMAP).unwrap();
     let mut out = Vec::new();
     session::with_oracle(|o| Ok(qemu::replay_qemu(o, "planted", &t, &mut out)))
         .unwrap()
@@ -210,42 +224,12 @@ fn missing_invalidation_is_a_stale_translation() {
 #[test]
 fn qemu_only_leaves_a_missing_invalidation_to_qemu() {
     started();
-    let text = "domain d0 fmt=arm64-s1 granule=4k ias=48 oas=48\n\
-                map d0 iova=0x10000000 pa=0x50000000 pgsize=4k count=1 prot=rw\n\
-                unmap d0 iova=0x10000000 pgsize=4k count=1\n";
-    let t = trace::parse("forgotten", text).unwrap();
     for (oracles, want) in [
         (true, "tlb/stale-translation"),
         (false, "qemu/stale-translation"),
     ] {
-        let kind = session::with_oracle(|o| {
-            let mut d = QemuDiff::new(o)?;
-            d.page_table_oracles = oracles;
-            let Command::Domain {
-                name,
-                cfg,
-                custom_alloc,
-            } = &t.lines[0].command
-            else {
-                unreachable!()
-            };
-            d.create(name, cfg, *custom_alloc)
-                .map_err(|e| panic!("{e:?}"))
-                .unwrap();
-            d.apply(&t.lines[1].command)
-                .map_err(|e| panic!("{e:?}"))
-                .unwrap();
-            d.engine_drops_flushes = true;
-            let err = d
-                .apply(&t.lines[2].command)
-                .expect_err("the missing invalidation must be caught");
-            Ok(match err {
-                Stop::Failure(FailureKind::Oracle(d)) => d.kind(),
-                e => panic!("{e:?}"),
-            })
-        })
-        .unwrap();
-        assert_eq!(kind, want, "page-table oracles {oracles}");
+        let d = unmap_without_invalidation("forgotten", |d| d.engine_drops_flushes = true, oracles);
+        assert_eq!(d.kind(), want, "page-table oracles {oracles}");
     }
 }
 

@@ -27,6 +27,54 @@ pub struct StructureStats {
     pub leaves: u64,
 }
 
+/// Where the root lies and what the allocator says of it, in any format: below `limit`,
+/// aligned to its size, a Live table of its level counting `bytes / unit` frames, and the
+/// frames after its first its tails.
+pub(crate) fn check_root<T: TableView>(
+    t: &T,
+    level: u32,
+    bytes: u64,
+    unit: u64,
+    limit: u64,
+) -> Result<(), Divergence> {
+    let root = t.root();
+    if root + bytes > limit {
+        return Err(S::RootBeyondOas {
+            root,
+            end: root + bytes,
+            limit,
+        }
+        .into());
+    }
+    if !root.is_multiple_of(bytes) {
+        return Err(S::RootMisaligned { root, size: bytes }.into());
+    }
+    let frames = bytes / unit;
+    match t.frame(root) {
+        Some(m)
+            if m.state == FrameState::Live
+                && m.level as u32 == level
+                && m.frames as u64 == frames => {}
+        meta => {
+            return Err(S::RootMetadata {
+                root,
+                level,
+                frames,
+                meta,
+            }
+            .into())
+        }
+    }
+    for k in 1..frames {
+        let pa = root + k * unit;
+        match t.frame(pa) {
+            Some(m) if m.state == FrameState::Tail => {}
+            meta => return Err(S::RootTail { root, k, pa, meta }.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Walks every table reachable from the root (device view), once each, in
 /// O(tables x entries per table), and checks:
 /// - the root is a Live table of the start level spanning its concatenated frames (the others
@@ -49,43 +97,7 @@ pub fn check_structure<T: TableView>(
     let root_tables = (p.root_entries() >> p.stride()).max(1);
 
     let root_bytes = root_tables * granule;
-    if (root + root_bytes - 1) >> p.oas != 0 {
-        return Err(S::RootBeyondOas {
-            root,
-            end: root + root_bytes,
-            limit: 1u64 << p.oas,
-        }
-        .into());
-    }
-    if !root.is_multiple_of(root_bytes) {
-        return Err(S::RootMisaligned {
-            root,
-            size: root_bytes,
-        }
-        .into());
-    }
-    match t.frame(root) {
-        Some(m)
-            if m.state == FrameState::Live
-                && m.level as u32 == p.start_level
-                && m.frames as u64 == root_tables => {}
-        meta => {
-            return Err(S::RootMetadata {
-                root,
-                level: p.start_level,
-                frames: root_tables,
-                meta,
-            }
-            .into())
-        }
-    }
-    for k in 1..root_tables {
-        let pa = root + k * granule;
-        match t.frame(pa) {
-            Some(m) if m.state == FrameState::Tail => {}
-            meta => return Err(S::RootTail { root, k, pa, meta }.into()),
-        }
-    }
+    check_root(t, p.start_level, root_bytes, granule, 1u64 << p.oas)?;
     let frame = words(t, root, granule / 8)?;
     let n = p.root_entries() as usize;
     if let Some((i, _)) = nonzero(&frame[n.min(frame.len())..]).next() {

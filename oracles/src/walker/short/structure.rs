@@ -2,7 +2,6 @@
 //! the first level once, against the allocator's metadata, its counters and the model (the
 //! short-descriptor counterpart of `walker::structure`, which decodes LPAE).
 
-use ptfuzz_engine::alloc::FrameState;
 use ptfuzz_engine::prot::Prot;
 
 use super::attrs::ShortAttrs;
@@ -12,7 +11,7 @@ use crate::finding::{StructureFinding as S, WalkerFinding};
 use crate::model::Model;
 use crate::walker::attrs::LeafAttrs;
 use crate::walker::range::LeafMatch;
-use crate::walker::structure::{check_allocator, give_seen, take_seen, StructureStats};
+use crate::walker::structure::{check_allocator, check_root, give_seen, take_seen, StructureStats};
 use crate::walker::view::TableView;
 
 /// The allocation unit: a level-2 table (256 slots of 4 bytes).
@@ -45,41 +44,7 @@ pub fn check_short_structure<T: TableView>(
     model: &Model,
 ) -> Result<StructureStats, Divergence> {
     let root = t.root();
-    if root + ROOT_BYTES > 1 << 32 {
-        return Err(S::RootBeyondOas {
-            root,
-            end: root + ROOT_BYTES,
-            limit: 1 << 32,
-        }
-        .into());
-    }
-    if !root.is_multiple_of(ROOT_BYTES) {
-        return Err(S::RootMisaligned {
-            root,
-            size: ROOT_BYTES,
-        }
-        .into());
-    }
-    let units = ROOT_BYTES / UNIT;
-    match t.frame(root) {
-        Some(m) if m.state == FrameState::Live && m.level == 1 && u64::from(m.frames) == units => {}
-        meta => {
-            return Err(S::RootMetadata {
-                root,
-                level: 1,
-                frames: units,
-                meta,
-            }
-            .into())
-        }
-    }
-    for k in 1..units {
-        let pa = root + k * UNIT;
-        match t.frame(pa) {
-            Some(m) if m.state == FrameState::Tail => {}
-            meta => return Err(S::RootTail { root, k, pa, meta }.into()),
-        }
-    }
+    check_root(t, 1, ROOT_BYTES, UNIT, 1 << 32)?;
 
     let mut seen = take_seen();
     seen.insert(root);
